@@ -1,0 +1,37 @@
+/**
+ * The same deployment as wrangler.toml, described with alchemy 0.94 for teams that deploy
+ * with `alchemy deploy`. Keep the two in step: one worker, its Durable Object namespaces
+ * (SQLite-backed) and the D1 database whose migrations live in ./migrations.
+ * `alchemy dev` needs Cloudflare credentials, so local development uses wrangler.
+ */
+import alchemy from "alchemy";
+import { D1Database, DurableObjectNamespace, Worker } from "alchemy/cloudflare";
+
+const app = await alchemy("durable-agent-sessions");
+
+const db = await D1Database("db", {
+  name: "durable-agent-sessions",
+  migrationsDir: "./migrations",
+});
+
+const streams = DurableObjectNamespace("streams", {
+  className: "StreamDurableObject",
+  sqlite: true,
+});
+
+export const worker = await Worker("worker", {
+  name: "durable-agent-sessions",
+  entrypoint: "./src/index.ts",
+  compatibilityDate: "2026-11-01",
+  compatibilityFlags: ["nodejs_compat"],
+  bindings: {
+    DB: db,
+    STREAMS: streams,
+    LONG_POLL_TIMEOUT_MS: "20000",
+    SSE_MAX_DURATION_MS: "60000",
+  },
+});
+
+console.log({ url: worker.url });
+
+await app.finalize();

@@ -1,0 +1,6 @@
+/** Worker entry: the Hono app and the Durable Object classes wrangler binds. */
+import { createApp } from "./http/app";
+
+export { StreamDurableObject } from "./streams/stream-do";
+
+export default createApp();

@@ -1,0 +1,395 @@
+/**
+ * The stream's durable state in the Durable Object's SQLite: one metadata row, the message
+ * log, idempotent-producer state, fork references, and an outbox of calls owed to other
+ * streams. Every method is synchronous on purpose: a DO runs synchronous code without
+ * interleaving, so each mutation is one `transactionSync` with no await inside — an
+ * eviction can only happen before or after it, never half-way. Callers await first
+ * (reading bodies, RPC), then mutate.
+ */
+import { z } from "zod";
+import { ApiError } from "../http/errors";
+import type { EncodedMessage } from "./messages";
+
+export type CloseStatus = "ended" | "failed";
+
+const metaRowSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  path: z.string(),
+  content_type: z.string(),
+  created_at: z.number(),
+  tail: z.number().int().nonnegative(),
+  ttl_seconds: z.number().int().nonnegative().nullable(),
+  expires_at: z.number().nullable(),
+  closed_at: z.number().nullable(),
+  close_status: z.enum(["ended", "failed"]).nullable(),
+  close_reason: z.string().nullable(),
+  last_stream_seq: z.string().nullable(),
+  forked_from: z.string().nullable(),
+  fork_offset: z.string().nullable(),
+  fork_sub_offset: z.number().int().nonnegative().nullable(),
+  soft_deleted: z.number().int(),
+  fork_refs: z.number().int().nonnegative(),
+});
+export type StreamMeta = z.infer<typeof metaRowSchema>;
+
+const producerRowSchema = z.object({
+  epoch: z.number().int().nonnegative(),
+  last_seq: z.number().int(),
+});
+
+/**
+ * Message rows are validated on every read. This is the hot path of catch-up reads
+ * (hundreds of thousands of rows a second), so it is a hand-written check, not zod.
+ */
+function toStoredMessage(row: Record<string, SqlStorageValue>): StoredMessage {
+  const { offset, append_start, type, idempotency_key, body, created_at } = row;
+  if (
+    typeof offset !== "number" ||
+    typeof append_start !== "number" ||
+    (type !== null && typeof type !== "string") ||
+    (idempotency_key !== null && typeof idempotency_key !== "string") ||
+    (typeof body !== "string" && !(body instanceof ArrayBuffer)) ||
+    typeof created_at !== "number"
+  ) {
+    throw new ApiError(500, "internal", `stored message ${String(offset)} is corrupt`);
+  }
+  return {
+    offset,
+    appendStart: append_start,
+    type,
+    idempotencyKey: idempotency_key,
+    body,
+    createdAt: created_at,
+  };
+}
+
+/** A stored message as it is read back (validated) and copied into forks. */
+export interface StoredMessage {
+  offset: number;
+  appendStart: number;
+  type: string | null;
+  idempotencyKey: string | null;
+  body: string | ArrayBuffer;
+  createdAt: number;
+}
+
+export interface NewStream {
+  id: string;
+  name: string;
+  path: string;
+  contentType: string;
+  ttlSeconds: number | null;
+  expiresAt: number | null;
+  fork: { source: string; offset: string | null; subOffset: number } | null;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS stream_meta (
+  singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+  id TEXT NOT NULL,
+  name TEXT NOT NULL,
+  path TEXT NOT NULL,
+  content_type TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  tail INTEGER NOT NULL DEFAULT 0,
+  ttl_seconds INTEGER,
+  expires_at INTEGER,
+  closed_at INTEGER,
+  close_status TEXT,
+  close_reason TEXT,
+  last_stream_seq TEXT,
+  forked_from TEXT,
+  fork_offset TEXT,
+  fork_sub_offset INTEGER,
+  soft_deleted INTEGER NOT NULL DEFAULT 0,
+  fork_refs INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS stream_messages (
+  offset INTEGER PRIMARY KEY,
+  append_start INTEGER NOT NULL,
+  type TEXT,
+  idempotency_key TEXT,
+  body BLOB NOT NULL,
+  created_at INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS stream_messages_idempotency
+  ON stream_messages (idempotency_key) WHERE idempotency_key IS NOT NULL;
+CREATE TABLE IF NOT EXISTS stream_producers (
+  producer_id TEXT PRIMARY KEY,
+  epoch INTEGER NOT NULL,
+  last_seq INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS stream_forks (fork_name TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS stream_outbox (
+  source_name TEXT NOT NULL,
+  fork_name TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (source_name, fork_name)
+);
+`;
+
+export class StreamLog {
+  #meta: StreamMeta | null | undefined;
+
+  constructor(private readonly storage: DurableObjectStorage) {
+    storage.sql.exec(SCHEMA);
+  }
+
+  private get sql(): SqlStorage {
+    return this.storage.sql;
+  }
+
+  transaction<T>(fn: () => T): T {
+    return this.storage.transactionSync(fn);
+  }
+
+  /** The metadata row, validated when read back and cached (this object is its only writer). */
+  meta(): StreamMeta | null {
+    if (this.#meta === undefined) {
+      const row = this.sql.exec("SELECT * FROM stream_meta WHERE singleton = 1").toArray()[0];
+      if (row === undefined) this.#meta = null;
+      else {
+        const parsed = metaRowSchema.safeParse(row);
+        if (!parsed.success) {
+          throw new ApiError(
+            500,
+            "internal",
+            `stream metadata is corrupt: ${parsed.error.message}`,
+          );
+        }
+        this.#meta = parsed.data;
+      }
+    }
+    return this.#meta;
+  }
+
+  private update(patch: Partial<StreamMeta>): void {
+    const meta = this.meta();
+    if (!meta) throw new Error("update of a stream that does not exist");
+    const keys = Object.keys(patch) as (keyof StreamMeta)[];
+    this.sql.exec(
+      `UPDATE stream_meta SET ${keys.map((k) => `${k} = ?`).join(", ")} WHERE singleton = 1`,
+      ...keys.map((k) => patch[k] ?? null),
+    );
+    this.#meta = { ...meta, ...patch };
+  }
+
+  /** Inserts the metadata row and any inherited (forked) messages. Call inside a transaction. */
+  create(stream: NewStream, now: number, inherited: StoredMessage[]): void {
+    this.sql.exec(
+      `INSERT INTO stream_meta (singleton, id, name, path, content_type, created_at, tail, ttl_seconds,
+         expires_at, forked_from, fork_offset, fork_sub_offset)
+       VALUES (1, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)`,
+      stream.id,
+      stream.name,
+      stream.path,
+      stream.contentType,
+      now,
+      stream.ttlSeconds,
+      stream.ttlSeconds !== null ? now + stream.ttlSeconds * 1000 : stream.expiresAt,
+      stream.fork?.source ?? null,
+      stream.fork?.offset ?? null,
+      stream.fork?.subOffset ?? null,
+    );
+    this.#meta = undefined;
+    for (const m of inherited) this.insert(m);
+    const last = inherited.at(-1);
+    if (last) this.update({ tail: last.offset });
+  }
+
+  private insert(m: StoredMessage): void {
+    this.sql.exec(
+      "INSERT INTO stream_messages (offset, append_start, type, idempotency_key, body, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+      m.offset,
+      m.appendStart,
+      m.type,
+      m.idempotencyKey,
+      m.body,
+      m.createdAt,
+    );
+  }
+
+  /** Removes the stream and everything in it; the outbox survives (it is owed to others). */
+  purge(): void {
+    this.sql.exec(
+      "DELETE FROM stream_messages; DELETE FROM stream_producers; DELETE FROM stream_forks; DELETE FROM stream_meta;",
+    );
+    this.#meta = null;
+  }
+
+  /** Extends a sliding TTL (reads and writes do; HEAD does not). */
+  touch(now: number): void {
+    const meta = this.meta();
+    if (meta?.ttl_seconds != null) this.update({ expires_at: now + meta.ttl_seconds * 1000 });
+  }
+
+  offsetOfKey(key: string): number | null {
+    const row = this.sql
+      .exec<{ offset: number }>("SELECT offset FROM stream_messages WHERE idempotency_key = ?", key)
+      .toArray()[0];
+    return row?.offset ?? null;
+  }
+
+  /**
+   * Appends messages as one batch (call inside a transaction). A message whose idempotency
+   * key is already stored — earlier, or earlier in this batch — is not stored again; its
+   * entry in `offsets` is the original's offset.
+   */
+  append(messages: EncodedMessage[], now: number): { offsets: number[]; stored: number } {
+    const meta = this.meta();
+    if (!meta) throw new Error("append to a stream that does not exist");
+    let tail = meta.tail;
+    const appendStart = tail + 1;
+    const offsets: number[] = [];
+    const seen = new Map<string, number>();
+    for (const message of messages) {
+      const key = message.idempotencyKey;
+      const earlier = key === null ? null : (seen.get(key) ?? this.offsetOfKey(key));
+      if (earlier !== null) {
+        offsets.push(earlier);
+        continue;
+      }
+      tail += 1;
+      this.insert({
+        offset: tail,
+        appendStart,
+        type: message.type,
+        idempotencyKey: key,
+        body: message.body instanceof Uint8Array ? copyToArrayBuffer(message.body) : message.body,
+        createdAt: now,
+      });
+      if (key !== null) seen.set(key, tail);
+      offsets.push(tail);
+    }
+    const stored = tail - meta.tail;
+    if (stored > 0) this.update({ tail });
+    return { offsets, stored };
+  }
+
+  close(now: number, status: CloseStatus, reason: string | null): void {
+    this.update({ closed_at: now, close_status: status, close_reason: reason });
+  }
+
+  setStreamSeq(seq: string): void {
+    this.update({ last_stream_seq: seq });
+  }
+
+  producer(id: string): { epoch: number; lastSeq: number } | null {
+    const row = this.sql
+      .exec("SELECT epoch, last_seq FROM stream_producers WHERE producer_id = ?", id)
+      .toArray()[0];
+    if (!row) return null;
+    const parsed = producerRowSchema.parse(row);
+    return { epoch: parsed.epoch, lastSeq: parsed.last_seq };
+  }
+
+  setProducer(id: string, epoch: number, lastSeq: number): void {
+    this.sql.exec(
+      `INSERT INTO stream_producers (producer_id, epoch, last_seq) VALUES (?, ?, ?)
+       ON CONFLICT (producer_id) DO UPDATE SET epoch = excluded.epoch, last_seq = excluded.last_seq`,
+      id,
+      epoch,
+      lastSeq,
+    );
+  }
+
+  /**
+   * Messages with offset in (after, upTo], at most `limit` and about `maxBytes` in total
+   * (always at least one, so a single large message still makes progress).
+   */
+  read(
+    after: number,
+    upTo: number,
+    limit: number,
+    maxBytes = Number.POSITIVE_INFINITY,
+  ): StoredMessage[] {
+    const out: StoredMessage[] = [];
+    let bytes = 0;
+    const rows = this.sql.exec(
+      "SELECT offset, append_start, type, idempotency_key, body, created_at FROM stream_messages WHERE offset > ? AND offset <= ? ORDER BY offset LIMIT ?",
+      after,
+      upTo,
+      limit,
+    );
+    for (const row of rows) {
+      const message = toStoredMessage(row);
+      const body = message.body;
+      const size = typeof body === "string" ? body.length : body.byteLength;
+      if (out.length > 0 && bytes + size > maxBytes) break;
+      bytes += size;
+      out.push(message);
+    }
+    return out;
+  }
+
+  /** The messages of the append that starts at `appendStart`, in order. */
+  appendRecord(appendStart: number): StoredMessage[] {
+    const first = this.read(appendStart - 1, appendStart, 1)[0];
+    if (!first || first.appendStart !== appendStart) return [];
+    const ids = this.sql
+      .exec<{ last: number }>(
+        "SELECT MAX(offset) AS last FROM stream_messages WHERE append_start = ?",
+        appendStart,
+      )
+      .one();
+    return this.read(appendStart - 1, ids.last, Number.MAX_SAFE_INTEGER);
+  }
+
+  addForkRef(name: string): void {
+    const added = this.sql
+      .exec(
+        "INSERT INTO stream_forks (fork_name) VALUES (?) ON CONFLICT DO NOTHING RETURNING fork_name",
+        name,
+      )
+      .toArray().length;
+    if (added > 0) this.update({ fork_refs: this.meta()!.fork_refs + 1 });
+  }
+
+  /** Drops a fork's reference; returns how many remain. */
+  removeForkRef(name: string): number {
+    const meta = this.meta();
+    if (!meta) return 0;
+    const removed = this.sql
+      .exec("DELETE FROM stream_forks WHERE fork_name = ? RETURNING fork_name", name)
+      .toArray().length;
+    if (removed > 0) this.update({ fork_refs: Math.max(0, meta.fork_refs - 1) });
+    return this.meta()!.fork_refs;
+  }
+
+  softDelete(): void {
+    this.update({ soft_deleted: 1 });
+  }
+
+  /** Records that `source` must be told that `fork` is gone (delivered by the outbox). */
+  owe(source: string, fork: string): void {
+    this.sql.exec(
+      "INSERT INTO stream_outbox (source_name, fork_name) VALUES (?, ?) ON CONFLICT DO NOTHING",
+      source,
+      fork,
+    );
+  }
+
+  owed(): { source: string; fork: string; attempts: number }[] {
+    return this.sql
+      .exec<{ source_name: string; fork_name: string; attempts: number }>(
+        "SELECT source_name, fork_name, attempts FROM stream_outbox",
+      )
+      .toArray()
+      .map((r) => ({ source: r.source_name, fork: r.fork_name, attempts: r.attempts }));
+  }
+
+  settle(source: string, fork: string, delivered: boolean): void {
+    this.sql.exec(
+      delivered
+        ? "DELETE FROM stream_outbox WHERE source_name = ? AND fork_name = ?"
+        : "UPDATE stream_outbox SET attempts = attempts + 1 WHERE source_name = ? AND fork_name = ?",
+      source,
+      fork,
+    );
+  }
+}
+
+function copyToArrayBuffer(bytes: Uint8Array): ArrayBuffer {
+  return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+}

@@ -1,0 +1,340 @@
+/**
+ * The Durable Streams HTTP face of one stream, run inside its Durable Object (where the live
+ * waiters are). It only translates: headers and bodies in, StreamCore calls, status codes and
+ * protocol headers out. All stream rules live in core.ts, shared with the RPC door.
+ */
+import { ApiError, errorResponse } from "../../http/errors";
+import { isJsonType, isSseBinary } from "../content-type";
+import type { AppendOutcome, StreamCore } from "../core";
+import type { StoredMessage, StreamMeta } from "../log";
+import { MAX_MESSAGE_BYTES } from "../messages";
+import { encodeOffset } from "../offsets";
+import { nextCursor } from "./cursor";
+import {
+  H,
+  liveParam,
+  offsetParam,
+  parseExpiry,
+  parseFork,
+  parseProducer,
+  parseStreamSeq,
+  wantsClose,
+} from "./headers";
+import { base64, controlEvent, dataEvent, keepAlive, utf8 } from "./sse";
+
+/** Internal headers set by the router (never taken from clients: the router strips them). */
+export const INTERNAL = {
+  name: "x-ds-stream-name",
+  path: "x-ds-stream-path",
+  forkSource: "x-ds-fork-source",
+} as const;
+
+export interface ProtocolSettings {
+  longPollTimeoutMs: number;
+  sseMaxDurationMs: number;
+}
+
+/** Largest request body accepted: a JSON batch may hold many messages, each under the row limit. */
+export const MAX_BODY_BYTES = 8 * 1024 * 1024;
+/** Catch-up responses are cut at about this size; the rest follows at Stream-Next-Offset. */
+const READ_CHUNK_BYTES = 1024 * 1024;
+const READ_CHUNK_MESSAGES = 20_000;
+const SSE_KEEPALIVE_MS = 15_000;
+const CACHEABLE = "private, max-age=60, stale-while-revalidate=300";
+
+export async function handleProtocol(
+  core: StreamCore,
+  request: Request,
+  settings: ProtocolSettings,
+): Promise<Response> {
+  try {
+    switch (request.method) {
+      case "PUT":
+        return await create(core, request);
+      case "POST":
+        return await append(core, request);
+      case "GET":
+        return await read(core, request, settings);
+      case "HEAD":
+        return head(core);
+      case "DELETE":
+        core.delete();
+        return new Response(null, { status: 204 });
+      default:
+        throw new ApiError(
+          405,
+          "bad_request",
+          `method ${request.method} is not allowed on a stream`,
+        );
+    }
+  } catch (error) {
+    const known = ApiError.from(error);
+    if (known instanceof ApiError) return errorResponse(known);
+    throw error;
+  }
+}
+
+async function readBody(request: Request): Promise<Uint8Array> {
+  const declared = Number(request.headers.get("content-length") ?? "0");
+  if (declared > MAX_BODY_BYTES) throw tooLarge();
+  const bytes = new Uint8Array(await request.arrayBuffer());
+  if (bytes.byteLength > MAX_BODY_BYTES) throw tooLarge();
+  return bytes;
+}
+
+const tooLarge = () =>
+  new ApiError(
+    413,
+    "payload_too_large",
+    `request body exceeds ${MAX_BODY_BYTES} bytes; single messages are limited to ${MAX_MESSAGE_BYTES} bytes`,
+  );
+
+function streamHeaders(meta: StreamMeta, extra: Record<string, string> = {}): Headers {
+  const headers = new Headers({
+    "content-type": meta.content_type,
+    [H.nextOffset]: encodeOffset(meta.tail),
+    ...extra,
+  });
+  if (meta.closed_at !== null) headers.set(H.closed, "true");
+  return headers;
+}
+
+// ---- PUT ----------------------------------------------------------------------------------
+
+async function create(core: StreamCore, request: Request): Promise<Response> {
+  const expiry = parseExpiry(request.headers);
+  const fork = parseFork(request.headers, request.headers.get(INTERNAL.forkSource));
+  const close = wantsClose(request.headers);
+  const body = await readBody(request);
+  const result = await core.create({
+    name: request.headers.get(INTERNAL.name)!,
+    path: request.headers.get(INTERNAL.path)!,
+    contentType: request.headers.get("content-type"),
+    ttlSeconds: expiry.ttlSeconds,
+    expiresAt: expiry.expiresAt,
+    close,
+    fork,
+    body,
+  });
+  const headers = streamHeaders(result.meta);
+  if (result.created) headers.set("location", request.url.split("?")[0]!);
+  return new Response(null, { status: result.created ? 201 : 200, headers });
+}
+
+// ---- POST ---------------------------------------------------------------------------------
+
+async function append(core: StreamCore, request: Request): Promise<Response> {
+  const producer = parseProducer(request.headers);
+  const streamSeq = parseStreamSeq(request.headers);
+  const close = wantsClose(request.headers);
+  const bytes = await readBody(request);
+  if (bytes.byteLength === 0 && !close) {
+    throw new ApiError(
+      400,
+      "bad_request",
+      "an append needs a non-empty body (or Stream-Closed: true to close)",
+    );
+  }
+  const outcome = core.append({
+    body:
+      bytes.byteLength === 0
+        ? null
+        : { kind: "bytes", bytes, contentType: request.headers.get("content-type") },
+    close: close ? { status: "ended", reason: null } : undefined,
+    producer,
+    streamSeq,
+  });
+  return new Response(null, appendStatus(outcome, producer !== null, bytes.byteLength === 0));
+}
+
+function appendStatus(
+  outcome: AppendOutcome,
+  withProducer: boolean,
+  closeOnly: boolean,
+): ResponseInit {
+  const headers = new Headers({ [H.nextOffset]: encodeOffset(outcome.tail) });
+  if (outcome.kind === "already-closed") {
+    headers.set(H.closed, "true");
+    return { status: 204, headers };
+  }
+  if (outcome.closed) headers.set(H.closed, "true");
+  const producer = outcome.producer;
+  if (producer) {
+    headers.set(H.producerEpoch, String(producer.epoch));
+    headers.set(H.producerSeq, String(producer.seq));
+  }
+  if (outcome.kind === "duplicate") return { status: 204, headers };
+  return { status: withProducer && !closeOnly ? 200 : 204, headers };
+}
+
+// ---- HEAD ---------------------------------------------------------------------------------
+
+function head(core: StreamCore): Response {
+  const meta = core.live(Date.now());
+  const headers = streamHeaders(meta, { "cache-control": "no-store" });
+  if (meta.ttl_seconds !== null) headers.set(H.ttl, String(meta.ttl_seconds));
+  else if (meta.expires_at !== null)
+    headers.set(H.expiresAt, new Date(meta.expires_at).toISOString());
+  return new Response(null, { status: 200, headers });
+}
+
+// ---- GET ----------------------------------------------------------------------------------
+
+interface Chunk {
+  messages: StoredMessage[];
+  next: number;
+  upToDate: boolean;
+  closedAtEnd: boolean;
+}
+
+function readChunk(core: StreamCore, meta: StreamMeta, after: number): Chunk {
+  const messages = core.log.read(after, meta.tail, READ_CHUNK_MESSAGES, READ_CHUNK_BYTES);
+  const next = messages.at(-1)?.offset ?? after;
+  const upToDate = next === meta.tail;
+  return { messages, next, upToDate, closedAtEnd: upToDate && meta.closed_at !== null };
+}
+
+function renderBody(contentType: string, messages: StoredMessage[]): string | Uint8Array {
+  if (isJsonType(contentType)) return `[${messages.map((m) => m.body as string).join(",")}]`;
+  return concatBytes(messages);
+}
+
+function concatBytes(messages: StoredMessage[]): Uint8Array {
+  const parts = messages.map((m) =>
+    typeof m.body === "string" ? utf8(m.body) : new Uint8Array(m.body),
+  );
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.byteLength;
+  }
+  return out;
+}
+
+async function read(
+  core: StreamCore,
+  request: Request,
+  settings: ProtocolSettings,
+): Promise<Response> {
+  const url = new URL(request.url);
+  const rawOffset = offsetParam(url);
+  const live = liveParam(url);
+  const now = Date.now();
+  const meta = core.live(now);
+  if (live !== null && rawOffset === null)
+    throw new ApiError(400, "invalid_offset", `live=${live} needs an offset`);
+  const start = core.position(rawOffset, meta);
+  core.log.transaction(() => core.log.touch(now));
+  if (live === "sse") return sse(core, request, start, settings);
+  const cursor = live === "long-poll" ? nextCursor(now, url.searchParams.get("cursor")) : null;
+
+  if (rawOffset === "now" && live === null) {
+    const headers = streamHeaders(meta, { [H.upToDate]: "true", "cache-control": "no-store" });
+    return new Response(isJsonType(meta.content_type) ? "[]" : null, { status: 200, headers });
+  }
+
+  let chunk = readChunk(core, meta, start);
+  if (live === "long-poll" && chunk.messages.length === 0 && !chunk.closedAtEnd) {
+    const wake = await core.waiters.wait(start, settings.longPollTimeoutMs, request.signal);
+    const after = core.live(Date.now());
+    chunk = readChunk(core, after, start);
+    if (wake === "aborted" || chunk.messages.length === 0) {
+      const headers = streamHeaders(after, { [H.upToDate]: "true", "cache-control": "no-store" });
+      if (cursor !== null && after.closed_at === null) headers.set(H.cursor, cursor);
+      return new Response(null, { status: 204, headers });
+    }
+  }
+  if (live === "long-poll" && chunk.messages.length === 0) {
+    // Closed stream at its tail: nothing will ever come, answer at once.
+    return new Response(null, {
+      status: 204,
+      headers: streamHeaders(core.live(Date.now()), { [H.upToDate]: "true" }),
+    });
+  }
+
+  const current = core.log.meta()!;
+  const etag = `"${current.id}:${start}:${chunk.next}${chunk.closedAtEnd ? ":c" : ""}"`;
+  const headers = new Headers({
+    "content-type": current.content_type,
+    [H.nextOffset]: encodeOffset(chunk.next),
+    etag,
+    "cache-control": chunk.upToDate && !chunk.closedAtEnd ? "no-store" : CACHEABLE,
+  });
+  if (chunk.upToDate) headers.set(H.upToDate, "true");
+  if (chunk.closedAtEnd) headers.set(H.closed, "true");
+  if (cursor !== null) headers.set(H.cursor, cursor);
+  if (request.headers.get("if-none-match") === etag)
+    return new Response(null, { status: 304, headers });
+  return new Response(renderBody(current.content_type, chunk.messages), { status: 200, headers });
+}
+
+// ---- SSE ----------------------------------------------------------------------------------
+
+function sse(
+  core: StreamCore,
+  request: Request,
+  start: number,
+  settings: ProtocolSettings,
+): Response {
+  const meta = core.log.meta()!;
+  const binary = isSseBinary(meta.content_type);
+  const json = isJsonType(meta.content_type);
+  const url = new URL(request.url);
+  const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
+  const writer = writable.getWriter();
+  const stop = new AbortController();
+  request.signal?.addEventListener("abort", () => stop.abort());
+  const deadline = Date.now() + settings.sseMaxDurationMs;
+
+  const encodeData = (messages: StoredMessage[]): string => {
+    if (json) return `[${messages.map((m) => m.body as string).join(",")}]`;
+    const bytes = concatBytes(messages);
+    return binary ? base64(bytes) : new TextDecoder().decode(bytes);
+  };
+
+  const pump = async () => {
+    let position = start;
+    let cursor = url.searchParams.get("cursor");
+    let sentControl = false;
+    while (!stop.signal.aborted && Date.now() < deadline) {
+      const state = core.state(Date.now());
+      if (state.kind !== "live") break;
+      const chunk = readChunk(core, state.meta, position);
+      if (chunk.messages.length > 0 || !sentControl || chunk.closedAtEnd) {
+        cursor = nextCursor(Date.now(), cursor);
+        const control = {
+          streamNextOffset: encodeOffset(chunk.next),
+          ...(chunk.closedAtEnd ? {} : { streamCursor: cursor }),
+          ...(chunk.upToDate ? { upToDate: true as const } : {}),
+          ...(chunk.closedAtEnd ? { streamClosed: true as const } : {}),
+        };
+        const frame =
+          (chunk.messages.length > 0 ? dataEvent(encodeData(chunk.messages)) : "") +
+          controlEvent(control);
+        await writer.write(utf8(frame));
+        sentControl = true;
+        position = chunk.next;
+        if (chunk.closedAtEnd) break;
+        if (!chunk.upToDate) continue;
+      }
+      // At the tail: the check above and this registration run without an await between them,
+      // so a commit cannot slip past unnoticed.
+      const wait = Math.min(SSE_KEEPALIVE_MS, deadline - Date.now());
+      const reason = await core.waiters.wait(position, Math.max(1, wait), stop.signal);
+      if (reason === "timeout" && Date.now() < deadline) await writer.write(utf8(keepAlive));
+    }
+  };
+
+  pump()
+    .catch(() => stop.abort())
+    .finally(() => writer.close().catch(() => {}));
+
+  const headers = new Headers({
+    "content-type": "text/event-stream",
+    "cache-control": "no-cache",
+    [H.nextOffset]: encodeOffset(start),
+  });
+  if (binary) headers.set(H.sseEncoding, "base64");
+  return new Response(readable, { status: 200, headers });
+}

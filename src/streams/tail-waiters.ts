@@ -1,0 +1,51 @@
+/**
+ * Live readers (long-poll and SSE) wait here for the next commit. The commit itself wakes
+ * them (`notify` is called right after a transaction), so no reader polls SQLite. Waiters
+ * are in memory only: if the DO is evicted, their connections drop with it and clients
+ * reconnect from the last offset they saw, which the protocol makes lossless.
+ */
+export type WakeReason = "data" | "closed" | "deleted" | "timeout" | "aborted";
+
+interface Waiter {
+  after: number;
+  wake: (reason: WakeReason) => void;
+}
+
+export class TailWaiters {
+  #waiters = new Set<Waiter>();
+
+  get size(): number {
+    return this.#waiters.size;
+  }
+
+  /**
+   * Resolves when a message past `after` is committed, the stream closes or is deleted,
+   * `timeoutMs` passes, or `signal` aborts.
+   */
+  wait(after: number, timeoutMs: number, signal?: AbortSignal): Promise<WakeReason> {
+    return new Promise<WakeReason>((resolve) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const onAbort = () => done("aborted");
+      const waiter: Waiter = { after, wake: (reason) => done(reason) };
+      const done = (reason: WakeReason) => {
+        if (!this.#waiters.delete(waiter)) return;
+        if (timer !== undefined) clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+        resolve(reason);
+      };
+      this.#waiters.add(waiter);
+      if (signal?.aborted) return done("aborted");
+      signal?.addEventListener("abort", onAbort);
+      timer = setTimeout(() => done("timeout"), timeoutMs);
+    });
+  }
+
+  /** Wakes every waiter positioned before `tail`. */
+  notifyData(tail: number): void {
+    for (const waiter of [...this.#waiters]) if (waiter.after < tail) waiter.wake("data");
+  }
+
+  notifyAll(reason: "closed" | "deleted"): void {
+    for (const waiter of [...this.#waiters]) waiter.wake(reason);
+  }
+}
