@@ -10,6 +10,7 @@ import { validateStreamPath } from "../streams/path";
 import { INTERNAL } from "../streams/protocol/handler";
 import { ApiError, badRequest, errorResponse } from "./errors";
 import { preflight, withStandardHeaders } from "./security";
+import { subscriptionRoutes } from "./subscriptions";
 
 export type AppEnv = { Bindings: Env };
 
@@ -27,6 +28,11 @@ export function createApp() {
   app.options("*", () => preflight());
 
   app.get("/healthz", (c) => c.json({ ok: true }));
+
+  app.route(
+    "/v1/subscriptions",
+    subscriptionRoutes(() => DEFAULT_TENANT),
+  );
 
   app.all(`${STREAM_ROUTE}/*`, async (c) => {
     const url = new URL(c.req.url);

@@ -18,6 +18,7 @@ export type ErrorCode =
   | "offset_conflict"
   | "stream_closed"
   | "payload_too_large"
+  | "reserved_event_type"
   | "forbidden"
   | "unauthorized"
   | "internal";

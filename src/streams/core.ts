@@ -20,6 +20,7 @@ import {
   type StreamEvent,
 } from "./messages";
 import { encodeOffset, parseOffset } from "./offsets";
+import { isReservedType, type SystemEventType, systemEventSchemas } from "./system-events";
 import type { TailWaiters } from "./tail-waiters";
 
 export type StreamState =
@@ -46,6 +47,8 @@ export interface AppendRequest {
   streamSeq?: string | null;
   /** Optimistic concurrency: the offset the first new event must receive. */
   expectedOffset?: number;
+  /** Set only by the Stream DO itself: allows events of the reserved `stream/` domain. */
+  system?: boolean;
 }
 
 export type AppendOutcome =
@@ -87,6 +90,18 @@ export interface StreamPeers {
   releaseFork(source: string, fork: string): Promise<void>;
 }
 
+/** How the hosting Durable Object plugs into the stream's life. */
+export interface CoreHooks {
+  /** Keeps background work (outbox, deliveries) alive past the current request. */
+  background(work: Promise<unknown>): void;
+  /** Reduces a committed `stream/` event; runs inside the committing transaction. */
+  systemEvent(offset: number, type: SystemEventType, payload: unknown): void;
+  /** After a commit that stored messages (deliveries start here). */
+  committed(tail: number): void;
+  /** Inside the transaction that removes the stream: drop state kept outside the log. */
+  purged(): void;
+}
+
 export interface ForkSnapshotRequest {
   offset: string | null;
   subOffset: number;
@@ -104,7 +119,7 @@ export class StreamCore {
     readonly log: StreamLog,
     readonly waiters: TailWaiters,
     private readonly peers: StreamPeers,
-    private readonly afterCommit: (work: Promise<unknown>) => void,
+    private readonly hooks: CoreHooks,
   ) {}
 
   /** Resolves the stream's lifecycle state, expiring it first if its time has come. */
@@ -169,6 +184,7 @@ export class StreamCore {
     });
     const meta = this.log.meta()!;
     this.waiters.notifyData(meta.tail);
+    if (meta.tail > 0) this.hooks.committed(meta.tail);
     return { created: true, meta };
   }
 
@@ -308,6 +324,7 @@ export class StreamCore {
       );
     }
     const messages = this.messagesOf(request.body, meta);
+    const system = this.checkReserved(messages, request.system === true);
     if (request.expectedOffset !== undefined) {
       const next = meta.tail + 1;
       const fresh = messages.some(
@@ -329,6 +346,10 @@ export class StreamCore {
     }
     const result = this.log.transaction(() => {
       const appended = this.log.append(messages, now);
+      for (const { index, type, payload } of system) {
+        const offset = appended.offsets[index]!;
+        if (offset > meta.tail) this.hooks.systemEvent(offset, type, payload);
+      }
       if (seq !== null) this.log.setStreamSeq(seq);
       if (request.producer && producerState) {
         this.log.setProducer(request.producer.id, producerState.epoch, producerState.seq);
@@ -340,6 +361,7 @@ export class StreamCore {
     const after = this.log.meta()!;
     if (result.stored > 0) this.waiters.notifyData(after.tail);
     if (request.close) this.waiters.notifyAll("closed");
+    if (result.stored > 0) this.hooks.committed(after.tail);
     return {
       kind: "appended",
       offsets: result.offsets,
@@ -388,6 +410,33 @@ export class StreamCore {
     }
     if (claim.seq > state.lastSeq + 1) throw producerGap(state.lastSeq + 1, claim.seq);
     return { kind: "accept", next: { epoch: claim.epoch, seq: claim.seq } };
+  }
+
+  /**
+   * Reserved `stream/` events may only come from the Stream DO itself, and their payloads
+   * must match their schemas. Returns them (with their batch index) for reduction.
+   */
+  private checkReserved(
+    messages: EncodedMessage[],
+    system: boolean,
+  ): { index: number; type: SystemEventType; payload: unknown }[] {
+    const out: { index: number; type: SystemEventType; payload: unknown }[] = [];
+    messages.forEach((message, index) => {
+      if (!isReservedType(message.type)) return;
+      if (!system) {
+        throw badRequest(
+          `event type ${message.type} is reserved for the stream itself; use the subscription API`,
+          { index },
+          "reserved_event_type",
+        );
+      }
+      const type = message.type as SystemEventType;
+      const schema = systemEventSchemas[type];
+      if (!schema) throw new Error(`unknown system event type ${type}`);
+      const payload = (JSON.parse(message.body as string) as { payload: unknown }).payload;
+      out.push({ index, type, payload: schema.parse(payload) });
+    });
+    return out;
   }
 
   private messagesOf(body: AppendBody, meta: StreamMeta): EncodedMessage[] {
@@ -483,9 +532,10 @@ export class StreamCore {
     this.log.transaction(() => {
       if (meta.forked_from !== null) this.log.owe(meta.forked_from, meta.name);
       this.log.purge();
+      this.hooks.purged();
     });
     this.waiters.notifyAll("deleted");
-    this.afterCommit(this.flushOutbox());
+    this.hooks.background(this.flushOutbox());
     return { kind: "missing" };
   }
 

@@ -28,12 +28,24 @@ export const eventInputSchema = z.strictObject({
 });
 export type EventInput = z.infer<typeof eventInputSchema>;
 
-/** An event as readers see it. `type` is null for an untyped message (its value is `payload`). */
+/** Any JSON value (spelled out so that Workers RPC stubs keep the type). */
+export type JsonValue =
+  | string
+  | number
+  | boolean
+  | null
+  | JsonValue[]
+  | { [key: string]: JsonValue };
+
+/**
+ * An event as readers see it. `type` is null for an untyped message, whose value is then
+ * `payload` (bytes for a byte stream).
+ */
 export interface StreamEvent {
   offset: number;
   type: string | null;
-  payload: unknown;
-  metadata?: Record<string, unknown>;
+  payload: JsonValue | Uint8Array;
+  metadata?: Record<string, JsonValue>;
   idempotencyKey?: string;
   createdAt: string;
 }
@@ -128,10 +140,10 @@ export function decodeEvent(
   const at = new Date(createdAt).toISOString();
   if (typeof body !== "string")
     return { offset, type: null, payload: new Uint8Array(body), createdAt: at };
-  const value: unknown = JSON.parse(body);
+  const value = JSON.parse(body) as JsonValue;
   const fields = eventFields(value);
   if (!fields) return { offset, type: null, payload: value, createdAt: at };
-  const record = value as Record<string, unknown>;
+  const record = value as Record<string, JsonValue>;
   const event: StreamEvent = {
     offset,
     type: fields.type,
@@ -143,7 +155,7 @@ export function decodeEvent(
     typeof record.metadata === "object" &&
     !Array.isArray(record.metadata)
   ) {
-    event.metadata = record.metadata as Record<string, unknown>;
+    event.metadata = record.metadata as Record<string, JsonValue>;
   }
   if (fields.idempotencyKey !== null) event.idempotencyKey = fields.idempotencyKey;
   return event;

@@ -8,13 +8,26 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
+import { type Callable, callableSchema } from "../callables/descriptor";
+import { CallableError } from "../callables/errors";
+import { checkCallable, readPolicy } from "../callables/policy";
+import { newWebhookSecret } from "../callables/webhook";
 import { type Env, readSettings } from "../env";
-import { ApiError, badRequest } from "../http/errors";
+import { ApiError, badRequest, conflict, notFound } from "../http/errors";
 import { type AppendOutcome, type ForkSnapshotRequest, StreamCore, type StreamPeers } from "./core";
+import { DEFAULT_DELIVERY, Deliveries } from "./delivery";
 import { type StoredMessage, StreamLog, type StreamMeta } from "./log";
 import { type EventInput, encodeEvent, eventInputSchema, type StreamEvent } from "./messages";
 import { encodeOffset } from "./offsets";
 import { handleProtocol } from "./protocol/handler";
+import { type Subscription, SubscriptionTable } from "./subscriptions";
+import {
+  eventTypesSchema,
+  type StartAt,
+  type SubscriptionConfigured,
+  startAtSchema,
+  subscriptionKeySchema,
+} from "./system-events";
 import { TailWaiters } from "./tail-waiters";
 
 export interface StreamHead {
@@ -73,6 +86,47 @@ function parse<T extends z.ZodType>(schema: T, value: unknown, what: string): z.
   return result.data;
 }
 
+export const subscriptionInputSchema = z.strictObject({
+  key: subscriptionKeySchema,
+  callable: callableSchema,
+  eventTypes: eventTypesSchema,
+  startAt: startAtSchema.default("beginning"),
+});
+export type SubscriptionInput = z.input<typeof subscriptionInputSchema>;
+
+/** A subscription as the API shows it: configuration and delivery status, never the secret. */
+export interface SubscriptionStatus {
+  key: string;
+  callable: Callable;
+  eventTypes: string[];
+  startAt: StartAt;
+  anchorOffset: number;
+  cursor: number;
+  lag: number;
+  status: "active" | "failing";
+  attempts: number;
+  lastError: string | null;
+  lastErrorRetryable: boolean | null;
+  nextRetryAt: string | null;
+}
+
+function toStatus(sub: Subscription, tail: number): SubscriptionStatus {
+  return {
+    key: sub.key,
+    callable: sub.callable,
+    eventTypes: sub.eventTypes,
+    startAt: sub.startAt,
+    anchorOffset: sub.anchorOffset,
+    cursor: sub.cursor,
+    lag: Math.max(0, tail - sub.cursor),
+    status: sub.health,
+    attempts: sub.attempts,
+    lastError: sub.lastError,
+    lastErrorRetryable: sub.lastErrorRetryable,
+    nextRetryAt: sub.nextRetryAt === null ? null : new Date(sub.nextRetryAt).toISOString(),
+  };
+}
+
 function toHead(meta: StreamMeta): StreamHead {
   return {
     path: meta.path,
@@ -91,6 +145,8 @@ function toHead(meta: StreamMeta): StreamHead {
 
 export class StreamDurableObject extends DurableObject<Env> {
   readonly #core: StreamCore;
+  readonly #subscriptions: SubscriptionTable;
+  readonly #deliveries: Deliveries;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -99,9 +155,40 @@ export class StreamDurableObject extends DurableObject<Env> {
       exportMessages: (source, after, upTo) => this.#peer(source).exportMessages(after, upTo),
       releaseFork: (source, fork) => this.#peer(source).releaseFork(fork),
     };
-    this.#core = new StreamCore(new StreamLog(ctx.storage), new TailWaiters(), peers, (work) =>
-      ctx.waitUntil(work.then((pending) => (pending ? this.#armAlarm() : undefined))),
-    );
+    const log = new StreamLog(ctx.storage);
+    const subscriptions = new SubscriptionTable(ctx.storage.sql);
+    const background = (work: Promise<unknown>) =>
+      ctx.waitUntil(
+        work.catch((error) =>
+          console.error(JSON.stringify({ msg: "background work failed", error: String(error) })),
+        ),
+      );
+    this.#subscriptions = subscriptions;
+    this.#core = new StreamCore(log, new TailWaiters(), peers, {
+      background: (work) => background(work.then(() => this.#armAlarm())),
+      systemEvent: (offset, type, payload) => {
+        if (type === "stream/subscription-configured")
+          subscriptions.configured(offset, payload as SubscriptionConfigured);
+        if (type === "stream/subscription-removed")
+          subscriptions.removed((payload as { key: string }).key);
+      },
+      committed: () => queueMicrotask(() => this.#deliveries.kick()),
+      purged: () => subscriptions.clear(),
+    });
+    this.#deliveries = new Deliveries(log, subscriptions, this.#core, {
+      env,
+      policy: () => readPolicy(env),
+      settings: () => {
+        const settings = readSettings(env);
+        return {
+          ...DEFAULT_DELIVERY,
+          retryBaseMs: settings.DELIVERY_RETRY_BASE_MS,
+          retryMaxMs: settings.DELIVERY_RETRY_MAX_MS,
+        };
+      },
+      background,
+      armAlarm: () => this.#armAlarm(),
+    });
   }
 
   #peer(name: string) {
@@ -220,6 +307,80 @@ export class StreamDurableObject extends DurableObject<Env> {
     });
   }
 
+  // ---- subscriptions ------------------------------------------------------------------
+
+  /**
+   * Configures a subscription by appending `stream/subscription-configured`. An identical
+   * repeat answers `created: false`; a different configuration under the same key is a 409.
+   * Webhook subscriptions get a signing secret, returned here once and never again.
+   */
+  configureSubscription(
+    input: SubscriptionInput,
+  ): Promise<{ created: boolean; subscription: SubscriptionStatus; secret?: string }> {
+    return this.#rpc(() => {
+      const wanted = parse(subscriptionInputSchema, input, "subscription");
+      try {
+        checkCallable(wanted.callable, readPolicy(this.env));
+      } catch (error) {
+        if (error instanceof CallableError)
+          throw badRequest(error.message, { kind: error.kind }, "validation_failed");
+        throw error;
+      }
+      const meta = this.#core.live(Date.now());
+      if (typeof wanted.startAt === "number" && wanted.startAt > meta.tail) {
+        throw badRequest(
+          `startAt ${wanted.startAt} is beyond the stream's last offset ${meta.tail}`,
+        );
+      }
+      const existing = this.#subscriptions.get(wanted.key);
+      if (existing) {
+        if (!SubscriptionTable.same(existing, wanted)) {
+          throw conflict(`subscription ${wanted.key} exists with a different configuration`);
+        }
+        return { created: false, subscription: toStatus(existing, meta.tail) };
+      }
+      const secret = wanted.callable.kind === "webhook" ? newWebhookSecret() : undefined;
+      this.#core.log.transaction(() => {
+        this.#core.append({
+          body: {
+            kind: "messages",
+            messages: [encodeEvent({ type: "stream/subscription-configured", payload: wanted })],
+          },
+          system: true,
+        });
+        if (secret) this.#subscriptions.setSecret(wanted.key, secret);
+      });
+      const created = this.#subscriptions.get(wanted.key)!;
+      return {
+        created: true,
+        subscription: toStatus(created, this.#core.log.meta()!.tail),
+        ...(secret ? { secret } : {}),
+      };
+    });
+  }
+
+  removeSubscription(key: string): Promise<void> {
+    return this.#rpc(() => {
+      const k = parse(subscriptionKeySchema, key, "subscription key");
+      this.#core.live(Date.now());
+      if (!this.#subscriptions.get(k)) throw notFound(`subscription ${k} not found`);
+      this.#core.append({
+        body: {
+          kind: "messages",
+          messages: [encodeEvent({ type: "stream/subscription-removed", payload: { key: k } })],
+        },
+        system: true,
+      });
+    });
+  }
+
+  listSubscriptions(): Promise<SubscriptionStatus[]> {
+    return this.#rpc(() => {
+      const meta = this.#core.live(Date.now());
+      return this.#subscriptions.all().map((sub) => toStatus(sub, meta.tail));
+    });
+  }
+
   // ---- stream-to-stream RPC (forks) ---------------------------------------------------
 
   forkSnapshot(fork: string, request: ForkSnapshotRequest) {
@@ -234,20 +395,24 @@ export class StreamDurableObject extends DurableObject<Env> {
     return this.#rpc(() => this.#core.releaseFork(fork));
   }
 
-  // ---- alarm: TTL expiry and outbox retries -------------------------------------------
+  // ---- alarm: TTL expiry, outbox and delivery retries ---------------------------------
 
   override async alarm(): Promise<void> {
     this.#core.state(Date.now());
+    this.#deliveries.kick();
     const pending = await this.#core.flushOutbox();
     await this.#armAlarm(pending);
   }
 
-  /** One alarm serves every timer: the stream's expiry and the outbox's retry. */
+  /** One alarm serves every timer: expiry, outbox retries, delivery retries and watchdog. */
   async #armAlarm(outboxPending = this.#core.log.owed().length > 0): Promise<void> {
     const meta = this.#core.log.meta();
+    const now = Date.now();
     const times: number[] = [];
     if (meta && !meta.soft_deleted && meta.expires_at !== null) times.push(meta.expires_at);
-    if (outboxPending) times.push(Date.now() + 5_000);
+    if (outboxPending) times.push(now + 5_000);
+    const delivery = this.#deliveries.nextWake(now);
+    if (delivery !== null) times.push(delivery);
     if (times.length === 0) return;
     const next = Math.min(...times);
     const current = await this.ctx.storage.getAlarm();

@@ -1,0 +1,112 @@
+/**
+ * Calls a callable with a JSON-serialisable payload and returns what the target answered.
+ * Every failure comes back as a typed CallableError (see errors.ts); nothing else escapes.
+ */
+import type { Callable } from "./descriptor";
+import { CallableError } from "./errors";
+import { type CallablePolicy, checkCallable } from "./policy";
+import { signWebhook } from "./webhook";
+
+export interface InvokeOptions {
+  env: object;
+  policy: CallablePolicy;
+  /** Webhook signing secret of the subscription. */
+  secret?: string | null;
+  /** Stable id of this message across retries (webhook-id). */
+  messageId: string;
+  timeoutMs?: number;
+}
+
+type RpcTarget = Record<string, unknown>;
+
+function binding(env: object, name: string): RpcTarget {
+  const value = (env as Record<string, unknown>)[name];
+  if (value === undefined || value === null || typeof value !== "object") {
+    throw new CallableError("resolution", `binding ${name} does not exist in this worker`, false);
+  }
+  return value as RpcTarget;
+}
+
+async function callMethod(target: RpcTarget, method: string, payload: unknown): Promise<unknown> {
+  // RPC stubs answer every property with a callable stub, so call it as a method directly
+  // (`fn.call(...)` would itself be sent as an RPC named "call").
+  if (typeof target[method] !== "function") {
+    throw new CallableError("resolution", `target has no method ${method}`, false);
+  }
+  try {
+    return await (target as Record<string, (p: unknown) => Promise<unknown>>)[method]!(payload);
+  } catch (error) {
+    const e = error as Error & { retryable?: boolean; remote?: boolean };
+    // workerd marks transient infrastructure failures (lost connections, overload) retryable.
+    if (e.retryable === true && e.remote !== true)
+      throw new CallableError("transport", e.message, true);
+    throw new CallableError("remote", e.message ?? String(error), true);
+  }
+}
+
+export async function invokeCallable(
+  callable: Callable,
+  payload: unknown,
+  options: InvokeOptions,
+): Promise<unknown> {
+  checkCallable(callable, options.policy);
+  switch (callable.kind) {
+    case "durable-object": {
+      const ns = binding(options.env, callable.binding) as unknown as DurableObjectNamespace;
+      if (typeof ns.idFromName !== "function") {
+        throw new CallableError(
+          "resolution",
+          `binding ${callable.binding} is not a Durable Object namespace`,
+          false,
+        );
+      }
+      const stub = ns.get(ns.idFromName(callable.name)) as unknown as RpcTarget;
+      return callMethod(stub, callable.method, payload);
+    }
+    case "service":
+      return callMethod(binding(options.env, callable.binding), callable.method, payload);
+    case "webhook":
+      return postWebhook(callable.url, payload, options);
+  }
+}
+
+async function postWebhook(
+  url: string,
+  payload: unknown,
+  options: InvokeOptions,
+): Promise<unknown> {
+  const body = JSON.stringify(payload);
+  const headers: Record<string, string> = { "content-type": "application/json" };
+  if (options.secret) Object.assign(headers, signWebhook(options.secret, options.messageId, body));
+  let response: Response;
+  try {
+    response = await fetch(url, {
+      method: "POST",
+      headers,
+      body,
+      redirect: "manual",
+      signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
+    });
+  } catch (error) {
+    throw new CallableError(
+      "transport",
+      `POST ${new URL(url).host} failed: ${(error as Error).message}`,
+      true,
+    );
+  }
+  const text = await response.text().catch(() => "");
+  if (!response.ok) {
+    const retryable = response.status === 408 || response.status === 429 || response.status >= 500;
+    throw new CallableError(
+      "remote",
+      `webhook answered ${response.status}: ${text.slice(0, 200)}`,
+      retryable,
+    );
+  }
+  if (text === "") return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,49 @@
+/**
+ * Request parsing at the edge: bodies and queries go through zod, and a failure becomes a
+ * 400 `{ error: { code, message, details } }` whose message names the offending path.
+ */
+import type { Context } from "hono";
+import type { z } from "zod";
+import { badRequest } from "./errors";
+
+const MAX_JSON_BODY = 1024 * 1024;
+
+export function parseWith<T extends z.ZodType>(
+  schema: T,
+  value: unknown,
+  what: string,
+): z.output<T> {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const where = issue && issue.path.length > 0 ? issue.path.join(".") : "(root)";
+  throw badRequest(
+    `invalid ${what} at ${where}: ${issue?.message}`,
+    { issues: result.error.issues },
+    "validation_failed",
+  );
+}
+
+export async function jsonBody<T extends z.ZodType>(c: Context, schema: T): Promise<z.output<T>> {
+  const type = c.req.header("content-type") ?? "";
+  if (!type.toLowerCase().startsWith("application/json")) {
+    throw badRequest("Content-Type must be application/json", undefined, "unsupported_media_type");
+  }
+  const text = await c.req.text();
+  if (text.length > MAX_JSON_BODY) throw badRequest(`body exceeds ${MAX_JSON_BODY} bytes`);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw badRequest(
+      `body is not valid JSON: ${(error as Error).message}`,
+      undefined,
+      "invalid_json",
+    );
+  }
+  return parseWith(schema, value, "body");
+}
+
+export function query<T extends z.ZodType>(c: Context, schema: T): z.output<T> {
+  return parseWith(schema, c.req.query(), "query");
+}

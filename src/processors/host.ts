@@ -1,0 +1,263 @@
+/**
+ * Lets any Durable Object own named processors as plain fields:
+ *
+ *   class MyObject extends DurableObject<Env> {
+ *     host = new ProcessorHost(this.ctx, this.env, { binding: "MY_OBJECTS" });
+ *     counter = this.host.register("counter", new CounterProcessor());
+ *     deliver(batch: DeliveryBatch) { return this.host.deliver(batch); }  // the callable's method
+ *   }
+ *
+ * Each processor's state and checkpoint live in the host's SQLite and are written in one
+ * transaction with the batch that produced them, so a batch is reduced exactly once however
+ * often it is delivered: offsets at or below the checkpoint write nothing and run no hooks.
+ * Batches for one processor are serialised; a failed batch writes nothing and is redelivered.
+ *
+ * Never await processor catch-up inside `blockConcurrencyWhile`: deliveries are inbound calls,
+ * and a closed input gate would deadlock them.
+ */
+import type { z } from "zod";
+import type { Env } from "../env";
+import { ApiError } from "../http/errors";
+import type { DeliveryBatch } from "../streams/delivery";
+import type { StreamEvent } from "../streams/messages";
+import type { StartAt } from "../streams/system-events";
+import { type AnyContract, consumedTypes, type StateOf, type TypedEvent } from "./contract";
+import {
+  type AppendRequest,
+  currentRun,
+  type ProcessorRun,
+  type StreamProcessor,
+} from "./processor";
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS processor_state (
+  processor TEXT PRIMARY KEY,
+  state TEXT NOT NULL,
+  checkpoint INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);`;
+
+/** Routes a subscription key to its processor: `<processor>@<binding>/<host name>`. */
+export const subscriptionKeyFor = (processor: string, binding: string, hostName: string) =>
+  `${processor}@${binding}/${hostName}`;
+export const processorOfKey = (key: string) => key.slice(0, Math.max(0, key.indexOf("@")));
+
+export interface HostIdentity {
+  /** The binding under which the Stream DO reaches this host (must be on CALLABLE_BINDINGS). */
+  binding: string;
+  /** The RPC method that forwards to `host.deliver` (default `deliver`). */
+  method?: string;
+}
+
+export class ProcessorHost {
+  readonly #processors = new Map<string, StreamProcessor<AnyContract>>();
+  readonly #queues = new Map<string, Promise<unknown>>();
+
+  constructor(
+    private readonly ctx: DurableObjectState,
+    private readonly env: Env,
+    private readonly identity: HostIdentity,
+  ) {
+    ctx.storage.sql.exec(SCHEMA);
+  }
+
+  register<P extends StreamProcessor<AnyContract>>(name: string, processor: P): P {
+    if (!/^[a-z][a-z0-9-]{0,62}$/.test(name))
+      throw new Error(`processor name ${JSON.stringify(name)} must be kebab-case`);
+    if (this.#processors.has(name)) throw new Error(`processor ${name} is registered twice`);
+    this.#processors.set(name, processor);
+    return processor;
+  }
+
+  #processor(name: string): StreamProcessor<AnyContract> {
+    const processor = this.#processors.get(name);
+    if (!processor)
+      throw new ApiError(
+        404,
+        "not_found",
+        `no processor named ${JSON.stringify(name)} on this host`,
+      );
+    return processor;
+  }
+
+  /** The processor's stored state (validated with its schema, defaults applied) and checkpoint. */
+  snapshot<K extends AnyContract>(name: string): { state: StateOf<K>; checkpoint: number } {
+    const processor = this.#processor(name);
+    const row = this.ctx.storage.sql
+      .exec<{ state: string; checkpoint: number }>(
+        "SELECT state, checkpoint FROM processor_state WHERE processor = ?",
+        name,
+      )
+      .toArray()[0];
+    if (!row)
+      return {
+        state: structuredClone(processor.contract.initialState) as StateOf<K>,
+        checkpoint: 0,
+      };
+    const parsed = processor.contract.state.safeParse(JSON.parse(row.state));
+    if (!parsed.success) {
+      throw new Error(
+        `stored state of processor ${name} does not match its schema: ${parsed.error.message}`,
+      );
+    }
+    return { state: parsed.data as StateOf<K>, checkpoint: row.checkpoint };
+  }
+
+  state<K extends AnyContract>(name: string): StateOf<K> {
+    return this.snapshot<K>(name).state;
+  }
+
+  /** Subscribes a registered processor to a stream (idempotent for the same settings). */
+  async subscribe(
+    name: string,
+    options: { streamName: string; hostName: string; startAt?: StartAt },
+  ) {
+    const processor = this.#processor(name);
+    const stub = this.env.STREAMS.get(this.env.STREAMS.idFromName(options.streamName));
+    return stub.configureSubscription({
+      key: subscriptionKeyFor(name, this.identity.binding, options.hostName),
+      callable: {
+        kind: "durable-object",
+        binding: this.identity.binding,
+        name: options.hostName,
+        method: this.identity.method ?? "deliver",
+      },
+      eventTypes: consumedTypes(processor.contract),
+      startAt: options.startAt ?? "beginning",
+    });
+  }
+
+  /** Entry point for deliveries: routes the batch to the processor named by its subscription key. */
+  deliver(batch: DeliveryBatch): Promise<{ ackOffset: number }> {
+    return this.deliverTo(processorOfKey(batch.subscriptionKey), batch);
+  }
+
+  /** Processes a batch for one processor, after any batch already running for it. */
+  deliverTo(name: string, batch: DeliveryBatch): Promise<{ ackOffset: number }> {
+    this.#processor(name);
+    const previous = this.#queues.get(name) ?? Promise.resolve();
+    const next = previous.catch(() => undefined).then(() => this.#process(name, batch));
+    this.#queues.set(name, next);
+    return next;
+  }
+
+  async #process(name: string, batch: DeliveryBatch): Promise<{ ackOffset: number }> {
+    const processor = this.#processor(name);
+    const contract = processor.contract;
+    const { state: stored, checkpoint } = this.snapshot(name);
+    const through = Math.max(batch.nextOffset - 1, ...batch.events.map((e) => e.offset));
+    if (through <= checkpoint) return { ackOffset: checkpoint };
+
+    const wanted = new Set(consumedTypes(contract));
+    let state = stored;
+    const sideEffects: {
+      event: TypedEvent<AnyContract>;
+      previousState: unknown;
+      state: unknown;
+    }[] = [];
+    for (const raw of batch.events) {
+      if (raw.offset <= checkpoint || raw.type === null || !wanted.has(raw.type)) continue;
+      const event = this.#parse(name, contract, raw);
+      const previousState = state;
+      state = processor.reduce({ state, event });
+      if (event.offset > batch.anchorOffset) sideEffects.push({ event, previousState, state });
+    }
+
+    const blocking: Promise<unknown>[] = [];
+    const runFor = (sourceOffset: number): ProcessorRun => ({
+      processor: name,
+      stream: batch.stream,
+      streamName: batch.streamName,
+      sourceOffset,
+      blocking,
+      background: (work) => this.#background(name, batch, sourceOffset, work),
+      appendTo: (streamName, events) => this.#append(streamName, events),
+    });
+    for (const effect of sideEffects) {
+      if (!processor.processEvent) break;
+      await currentRun.run(runFor(effect.event.offset), () =>
+        processor.processEvent!({ ...effect, stream: batch.stream } as never),
+      );
+    }
+    if (processor.processBatch) {
+      await currentRun.run(runFor(through), () =>
+        processor.processBatch!({
+          events: sideEffects.map((s) => s.event),
+          previousState: stored,
+          state,
+          anchorOffset: batch.anchorOffset,
+          checkpoint: through,
+          stream: batch.stream,
+        } as never),
+      );
+    }
+    // Blocking work may add more blocking work; wait until none is left.
+    for (let settled = 0; settled < blocking.length; settled = blocking.length) {
+      await Promise.all(blocking.slice(settled));
+    }
+    this.#commit(name, contract, state, through);
+    return { ackOffset: through };
+  }
+
+  #parse(
+    name: string,
+    contract: AnyContract,
+    raw: DeliveryBatch["events"][number],
+  ): TypedEvent<AnyContract> {
+    const schema = contract.events[raw.type!] as z.ZodType;
+    const parsed = schema.safeParse(raw.payload);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw new Error(
+        `processor ${name}: event ${raw.offset} (${raw.type}) payload invalid at ${issue?.path.join(".") || "(root)"}: ${issue?.message}`,
+      );
+    }
+    return { ...raw, type: raw.type!, payload: parsed.data } as TypedEvent<AnyContract>;
+  }
+
+  /** State and checkpoint in one transaction; a state that fails its schema fails the batch. */
+  #commit(name: string, contract: AnyContract, state: unknown, checkpoint: number): void {
+    const valid = contract.state.safeParse(state);
+    if (!valid.success)
+      throw new Error(
+        `processor ${name}: reduced state does not match its schema: ${valid.error.message}`,
+      );
+    this.ctx.storage.transactionSync(() => {
+      this.ctx.storage.sql.exec(
+        `INSERT INTO processor_state (processor, state, checkpoint, updated_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (processor) DO UPDATE SET state = excluded.state, checkpoint = excluded.checkpoint,
+           updated_at = excluded.updated_at WHERE excluded.checkpoint > processor_state.checkpoint`,
+        name,
+        JSON.stringify(valid.data),
+        checkpoint,
+        Date.now(),
+      );
+    });
+  }
+
+  #background(name: string, batch: DeliveryBatch, offset: number, work: Promise<unknown>): void {
+    this.ctx.waitUntil(
+      work.catch((error) => {
+        console.error(
+          JSON.stringify({
+            msg: "processor background work failed",
+            processor: name,
+            stream: batch.stream,
+            offset,
+            error: String((error as Error)?.message ?? error),
+          }),
+        );
+      }),
+    );
+  }
+
+  async #append(streamName: string, events: AppendRequest[]): Promise<StreamEvent[]> {
+    const stub: { appendBatch(events: AppendRequest[]): Promise<StreamEvent[]> } =
+      this.env.STREAMS.get(this.env.STREAMS.idFromName(streamName)) as never;
+    try {
+      return await stub.appendBatch(events);
+    } catch (error) {
+      throw ApiError.from(error);
+    }
+  }
+}

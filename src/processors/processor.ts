@@ -1,0 +1,119 @@
+/**
+ * The processor class users extend. `reduce` is pure and is the only way state changes; the
+ * hooks are where side effects happen. A ProcessorHost drives it: events at or below the
+ * subscription's anchor are reduced without hooks (state is rebuilt, nothing fires again),
+ * later events also get `processEvent`, and every batch ends with `processBatch`, the place to
+ * reconcile obligations that sit in state (e.g. a trigger that arrived before the anchor).
+ *
+ * Side-effect helpers know which event they serve through AsyncLocalStorage, so they also
+ * work inside promises started by a hook:
+ * - `blockProcessorWhile(p)`: the batch's checkpoint waits for `p`; if it fails the batch
+ *   fails and is redelivered.
+ * - `runInBackground(p)`: fire and forget; failures are logged with the event's context.
+ * - `append(...)`: emits an event to the source stream with the idempotency key
+ *   `<processor>/<key>@<offset>`, so replays and retries collapse at the stream.
+ */
+import { AsyncLocalStorage } from "node:async_hooks";
+import type { z } from "zod";
+import type { StreamEvent } from "../streams/messages";
+import type { AnyContract, EmittedType, StateOf, TypedEvent } from "./contract";
+
+export interface ProcessorRun {
+  processor: string;
+  stream: string;
+  streamName: string;
+  /** The offset of the event whose side effects are running (idempotency anchor). */
+  sourceOffset: number;
+  blocking: Promise<unknown>[];
+  background(work: Promise<unknown>): void;
+  appendTo(streamName: string, events: AppendRequest[]): Promise<StreamEvent[]>;
+}
+
+export interface AppendRequest {
+  type: string;
+  payload: unknown;
+  metadata?: Record<string, unknown>;
+  idempotencyKey: string;
+}
+
+export const currentRun = new AsyncLocalStorage<ProcessorRun>();
+
+export interface EmitInput<K extends AnyContract, T extends EmittedType<K> = EmittedType<K>> {
+  type: T;
+  payload: z.input<K["events"][T]>;
+  metadata?: Record<string, unknown>;
+  /** Distinguishes several appends made for the same source event. */
+  key: string;
+}
+
+export interface EventHookArgs<K extends AnyContract> {
+  event: TypedEvent<K>;
+  previousState: StateOf<K>;
+  state: StateOf<K>;
+  stream: string;
+}
+
+export interface BatchHookArgs<K extends AnyContract> {
+  /** The consumed events of this batch that are past the anchor (side effects allowed). */
+  events: TypedEvent<K>[];
+  previousState: StateOf<K>;
+  state: StateOf<K>;
+  anchorOffset: number;
+  /** Offset this batch brings the checkpoint to. */
+  checkpoint: number;
+  stream: string;
+}
+
+export abstract class StreamProcessor<K extends AnyContract> {
+  abstract readonly contract: K;
+
+  /** Pure: the next state after one event. Never performs side effects. */
+  abstract reduce(args: { state: StateOf<K>; event: TypedEvent<K> }): StateOf<K>;
+
+  /** Side effects of one event past the anchor. */
+  processEvent?(args: EventHookArgs<K>): void | Promise<void>;
+
+  /** Batch-level reconciliation; runs for every delivered batch, even one wholly before the anchor. */
+  processBatch?(args: BatchHookArgs<K>): void | Promise<void>;
+
+  protected blockProcessorWhile<T>(work: Promise<T>): Promise<T> {
+    run("blockProcessorWhile").blocking.push(work);
+    return work;
+  }
+
+  protected runInBackground(work: Promise<unknown>): void {
+    run("runInBackground").background(work);
+  }
+
+  /** Appends events this processor emits to the stream it consumes. */
+  protected async append(...events: EmitInput<K>[]): Promise<StreamEvent[]> {
+    const current = run("append");
+    const requests = events.map((event) => {
+      const type = event.type as string;
+      if (!(this.contract.emits as readonly string[]).includes(type)) {
+        throw new Error(`processor ${current.processor} does not emit ${type} (see its contract)`);
+      }
+      const schema = this.contract.events[type] as z.ZodType;
+      const parsed = schema.safeParse(event.payload);
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0];
+        throw new Error(
+          `${type} payload invalid at ${issue?.path.join(".") || "(root)"}: ${issue?.message}`,
+        );
+      }
+      return {
+        type,
+        payload: parsed.data,
+        ...(event.metadata ? { metadata: event.metadata } : {}),
+        idempotencyKey: `${current.processor}/${event.key}@${current.sourceOffset}`,
+      };
+    });
+    return current.appendTo(current.streamName, requests);
+  }
+}
+
+function run(what: string): ProcessorRun {
+  const current = currentRun.getStore();
+  if (!current) throw new Error(`${what} can only be used while the processor handles a batch`);
+  return current;
+}

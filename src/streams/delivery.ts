@@ -1,0 +1,268 @@
+/**
+ * Push delivery to subscriptions. After each commit (and on every alarm) each subscription
+ * with matching events past its durable cursor gets one batch at a time: filtered by event
+ * type, ordered, bounded by count and bytes. The subscriber answers with the offset it has
+ * durably processed and the cursor moves there (never backwards, never past the batch).
+ *
+ * Nothing lives only in memory: the cursor, health and retry time are in SQLite, and while
+ * any subscription is behind the alarm stays armed (a watchdog), so an eviction at any point
+ * — even mid-call — only means the batch is delivered again. Failures back off exponentially
+ * (capped, jittered) on the alarm; a failing subscriber never blocks appends or the others.
+ * Health transitions are written to the stream as `stream/subscriber-failed|recovered`.
+ */
+import { CallableError } from "../callables/errors";
+import { invokeCallable } from "../callables/invoke";
+import type { CallablePolicy } from "../callables/policy";
+import type { StreamCore } from "./core";
+import type { StreamLog, StreamMeta } from "./log";
+import { decodeEvent, encodeEvent, type StreamEvent } from "./messages";
+import type { Subscription, SubscriptionTable } from "./subscriptions";
+import { isReservedType } from "./system-events";
+
+export interface DeliverySettings {
+  retryBaseMs: number;
+  retryMaxMs: number;
+  maxBatchEvents: number;
+  maxBatchBytes: number;
+  /** While a subscription is behind, the alarm fires at least this often. */
+  watchdogMs: number;
+}
+
+export const DEFAULT_DELIVERY: DeliverySettings = {
+  retryBaseMs: 1_000,
+  retryMaxMs: 300_000,
+  maxBatchEvents: 100,
+  maxBatchBytes: 256 * 1024,
+  watchdogMs: 30_000,
+};
+
+/** What a subscriber receives. A webhook gets exactly this as its JSON body. */
+export interface DeliveryBatch {
+  stream: string;
+  /** The stream's Durable Object name, for subscribers that append back to it. */
+  streamName: string;
+  subscriptionKey: string;
+  anchorOffset: number;
+  events: Omit<StreamEvent, "idempotencyKey">[];
+  /** The first offset after this batch: the cursor once the batch is acknowledged. */
+  nextOffset: number;
+}
+
+/** A subscriber's answer: `{ ackOffset }` = everything at or below it is durably processed. */
+export function ackOffsetOf(result: unknown): number | null {
+  if (result === null || typeof result !== "object") return null;
+  const ack = (result as { ackOffset?: unknown }).ackOffset;
+  return typeof ack === "number" && Number.isSafeInteger(ack) && ack >= 0 ? ack : null;
+}
+
+export function matches(eventTypes: string[], type: string | null): boolean {
+  if (eventTypes[0] === "*") return !isReservedType(type);
+  return type !== null && eventTypes.includes(type);
+}
+
+/** Exponential backoff with ±20% jitter, capped; non-retryable failures wait the cap. */
+export function retryDelay(
+  attempts: number,
+  retryable: boolean,
+  settings: DeliverySettings,
+  random = Math.random,
+): number {
+  const base = retryable
+    ? Math.min(settings.retryMaxMs, settings.retryBaseMs * 2 ** Math.max(0, attempts - 1))
+    : settings.retryMaxMs;
+  return Math.round(base * (0.8 + 0.4 * random()));
+}
+
+export interface DeliveryDeps {
+  env: object;
+  policy: () => CallablePolicy;
+  settings: () => DeliverySettings;
+  background: (work: Promise<unknown>) => void;
+  armAlarm: () => Promise<void>;
+}
+
+export class Deliveries {
+  readonly #inFlight = new Set<string>();
+
+  constructor(
+    private readonly log: StreamLog,
+    private readonly table: SubscriptionTable,
+    private readonly core: StreamCore,
+    private readonly deps: DeliveryDeps,
+  ) {}
+
+  /** Starts a delivery for every subscription that is behind and due. */
+  kick(now = Date.now()): void {
+    const meta = this.log.meta();
+    if (!meta || meta.soft_deleted) return;
+    for (const sub of this.table.all()) {
+      if (this.#due(sub, meta, now) && !this.#inFlight.has(sub.key))
+        this.deps.background(this.run(sub.key));
+    }
+  }
+
+  #due(sub: Subscription, meta: StreamMeta, now: number): boolean {
+    return sub.cursor < meta.tail && (sub.nextRetryAt === null || sub.nextRetryAt <= now);
+  }
+
+  /** When the alarm must next fire for deliveries (retry time, or the watchdog), if ever. */
+  nextWake(now: number): number | null {
+    const meta = this.log.meta();
+    if (!meta || meta.soft_deleted) return null;
+    let next: number | null = null;
+    for (const sub of this.table.all()) {
+      if (sub.cursor >= meta.tail) continue;
+      const at = sub.nextRetryAt ?? now + this.deps.settings().watchdogMs;
+      next = next === null ? at : Math.min(next, at);
+    }
+    return next;
+  }
+
+  /** Delivers batches to one subscription until it is caught up or a delivery fails. */
+  async run(key: string): Promise<void> {
+    if (this.#inFlight.has(key)) return;
+    this.#inFlight.add(key);
+    try {
+      for (;;) {
+        const meta = this.log.meta();
+        const sub = this.table.get(key);
+        if (!meta || meta.soft_deleted || !sub || !this.#due(sub, meta, Date.now())) return;
+        const batch = this.#batch(sub, meta);
+        if (batch.events.length === 0) {
+          this.log.transaction(() => this.table.delivered(key, batch.nextOffset - 1));
+          continue;
+        }
+        if (!(await this.#deliver(sub, batch))) return;
+      }
+    } finally {
+      this.#inFlight.delete(key);
+    }
+  }
+
+  #batch(sub: Subscription, meta: StreamMeta): DeliveryBatch {
+    const settings = this.deps.settings();
+    const scanned = this.log.read(sub.cursor, meta.tail, settings.maxBatchEvents * 10);
+    const events: DeliveryBatch["events"] = [];
+    let bytes = 0;
+    let through = scanned.at(-1)?.offset ?? sub.cursor;
+    for (const message of scanned) {
+      if (!matches(sub.eventTypes, message.type)) continue;
+      const size = typeof message.body === "string" ? message.body.length : message.body.byteLength;
+      if (
+        events.length > 0 &&
+        (events.length >= settings.maxBatchEvents || bytes + size > settings.maxBatchBytes)
+      ) {
+        through = message.offset - 1;
+        break;
+      }
+      const { idempotencyKey: _key, ...event } = decodeEvent(
+        message.offset,
+        message.body,
+        message.createdAt,
+      );
+      events.push(event);
+      bytes += size;
+    }
+    return {
+      stream: meta.path,
+      streamName: meta.name,
+      subscriptionKey: sub.key,
+      anchorOffset: sub.anchorOffset,
+      events,
+      nextOffset: through + 1,
+    };
+  }
+
+  /** One call; returns whether the subscriber made progress. */
+  async #deliver(sub: Subscription, batch: DeliveryBatch): Promise<boolean> {
+    const through = batch.nextOffset - 1;
+    let failure: CallableError;
+    try {
+      const result = await invokeCallable(sub.callable, batch, {
+        env: this.deps.env,
+        policy: this.deps.policy(),
+        secret: sub.secret,
+        messageId: `${sub.key}@${batch.events[0]!.offset}-${through}`,
+      });
+      const ack = Math.min(ackOffsetOf(result) ?? through, through);
+      if (ack > sub.cursor) {
+        this.#settle(
+          sub,
+          () => this.table.delivered(sub.key, ack),
+          sub.health === "failing" ? recovered(sub) : null,
+        );
+        return true;
+      }
+      failure = new CallableError(
+        "remote",
+        `subscriber acknowledged offset ${ack}, which makes no progress past ${sub.cursor}`,
+        true,
+      );
+    } catch (error) {
+      failure =
+        error instanceof CallableError
+          ? error
+          : new CallableError("transport", String(error), true);
+    }
+    const attempts = sub.attempts + 1;
+    const nextRetryAt = Date.now() + retryDelay(attempts, failure.retryable, this.deps.settings());
+    this.#settle(
+      sub,
+      () => this.table.failed(sub.key, failure.message, failure.retryable, nextRetryAt),
+      sub.health === "active" ? failed(sub, attempts, failure, nextRetryAt) : null,
+    );
+    console.error(
+      JSON.stringify({
+        msg: "delivery failed",
+        stream: batch.stream,
+        subscription: sub.key,
+        attempts,
+        retryable: failure.retryable,
+        error: failure.message,
+        nextRetryAt: new Date(nextRetryAt).toISOString(),
+      }),
+    );
+    await this.deps.armAlarm();
+    return false;
+  }
+
+  /**
+   * Writes the outcome of a delivery, with its health event, in one transaction — unless the
+   * subscription was removed or reconfigured while the call was out (then it is discarded).
+   */
+  #settle(
+    sub: Subscription,
+    write: () => void,
+    event: Parameters<typeof encodeEvent>[0] | null,
+  ): void {
+    const current = this.table.get(sub.key);
+    if (!current || current.anchorOffset !== sub.anchorOffset) return;
+    const meta = this.log.meta();
+    this.log.transaction(() => {
+      write();
+      if (event && meta && meta.closed_at === null) {
+        this.core.append({
+          body: { kind: "messages", messages: [encodeEvent(event)] },
+          system: true,
+        });
+      }
+    });
+  }
+}
+
+function failed(sub: Subscription, attempts: number, error: CallableError, nextRetryAt: number) {
+  return {
+    type: "stream/subscriber-failed",
+    payload: {
+      key: sub.key,
+      attempts,
+      error: error.message,
+      retryable: error.retryable,
+      nextRetryAt: new Date(nextRetryAt).toISOString(),
+    },
+  };
+}
+
+function recovered(sub: Subscription) {
+  return { type: "stream/subscriber-recovered", payload: { key: sub.key, attempts: sub.attempts } };
+}

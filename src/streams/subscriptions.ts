@@ -1,0 +1,171 @@
+/**
+ * The subscription table: a projection of the stream's `stream/subscription-*` events, plus
+ * each subscription's delivery state (durable cursor, health, retry schedule). The reducer
+ * runs inside the append transaction that commits the event, so the table and the log never
+ * disagree. Webhook secrets live here too (never in the log, which readers can see).
+ */
+import { z } from "zod";
+import { type Callable, callableKey, callableSchema } from "../callables/descriptor";
+import { ApiError } from "../http/errors";
+import { type StartAt, type SubscriptionConfigured, startAtSchema } from "./system-events";
+
+export type SubscriptionHealth = "active" | "failing";
+
+export interface Subscription {
+  key: string;
+  callable: Callable;
+  eventTypes: string[];
+  startAt: StartAt;
+  /** Offset of the configuring event: events at or below it fire no side effects. */
+  anchorOffset: number;
+  /** Every event at or below the cursor has been delivered and acknowledged (or skipped). */
+  cursor: number;
+  health: SubscriptionHealth;
+  attempts: number;
+  lastError: string | null;
+  lastErrorRetryable: boolean | null;
+  nextRetryAt: number | null;
+  secret: string | null;
+}
+
+const rowSchema = z.object({
+  key: z.string(),
+  callable: z.string().transform((s) => callableSchema.parse(JSON.parse(s))),
+  event_types: z.string().transform((s) => z.array(z.string()).parse(JSON.parse(s))),
+  start_at: z.string().transform((s) => startAtSchema.parse(JSON.parse(s))),
+  anchor_offset: z.number().int(),
+  cursor: z.number().int(),
+  health: z.enum(["active", "failing"]),
+  attempts: z.number().int(),
+  last_error: z.string().nullable(),
+  last_error_retryable: z.number().nullable(),
+  next_retry_at: z.number().nullable(),
+  secret: z.string().nullable(),
+});
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS stream_subscriptions (
+  key TEXT PRIMARY KEY,
+  callable TEXT NOT NULL,
+  event_types TEXT NOT NULL,
+  start_at TEXT NOT NULL,
+  anchor_offset INTEGER NOT NULL,
+  cursor INTEGER NOT NULL,
+  health TEXT NOT NULL DEFAULT 'active',
+  attempts INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT,
+  last_error_retryable INTEGER,
+  next_retry_at INTEGER,
+  secret TEXT
+);
+`;
+
+export class SubscriptionTable {
+  constructor(private readonly sql: SqlStorage) {
+    sql.exec(SCHEMA);
+  }
+
+  all(): Subscription[] {
+    return this.sql
+      .exec("SELECT * FROM stream_subscriptions ORDER BY key")
+      .toArray()
+      .map(toSubscription);
+  }
+
+  get(key: string): Subscription | null {
+    const row = this.sql.exec("SELECT * FROM stream_subscriptions WHERE key = ?", key).toArray()[0];
+    return row ? toSubscription(row) : null;
+  }
+
+  /** Reducer for `stream/subscription-configured` (called inside the append transaction). */
+  configured(offset: number, event: SubscriptionConfigured): void {
+    const cursor =
+      event.startAt === "beginning" ? 0 : event.startAt === "now" ? offset : event.startAt;
+    this.sql.exec(
+      `INSERT INTO stream_subscriptions (key, callable, event_types, start_at, anchor_offset, cursor)
+       VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (key) DO UPDATE SET callable = excluded.callable, event_types = excluded.event_types,
+         start_at = excluded.start_at, anchor_offset = excluded.anchor_offset, cursor = excluded.cursor,
+         health = 'active', attempts = 0, last_error = NULL, last_error_retryable = NULL, next_retry_at = NULL`,
+      event.key,
+      JSON.stringify(event.callable),
+      JSON.stringify(event.eventTypes),
+      JSON.stringify(event.startAt),
+      offset,
+      Math.min(cursor, offset),
+    );
+  }
+
+  /** Reducer for `stream/subscription-removed`. */
+  removed(key: string): void {
+    this.sql.exec("DELETE FROM stream_subscriptions WHERE key = ?", key);
+  }
+
+  setSecret(key: string, secret: string): void {
+    this.sql.exec("UPDATE stream_subscriptions SET secret = ? WHERE key = ?", secret, key);
+  }
+
+  /** Records an acknowledged delivery: the cursor only moves forward; health resets. */
+  delivered(key: string, cursor: number): void {
+    this.sql.exec(
+      `UPDATE stream_subscriptions SET cursor = MAX(cursor, ?), health = 'active', attempts = 0,
+         last_error = NULL, last_error_retryable = NULL, next_retry_at = NULL WHERE key = ?`,
+      cursor,
+      key,
+    );
+  }
+
+  failed(key: string, error: string, retryable: boolean, nextRetryAt: number): void {
+    this.sql.exec(
+      `UPDATE stream_subscriptions SET health = 'failing', attempts = attempts + 1, last_error = ?,
+         last_error_retryable = ?, next_retry_at = ? WHERE key = ?`,
+      error.slice(0, 2_000),
+      retryable ? 1 : 0,
+      nextRetryAt,
+      key,
+    );
+  }
+
+  clear(): void {
+    this.sql.exec("DELETE FROM stream_subscriptions");
+  }
+
+  /** True when the existing subscription has the same callable, event types and start. */
+  static same(
+    existing: Subscription,
+    wanted: Pick<Subscription, "callable" | "eventTypes" | "startAt">,
+  ): boolean {
+    const types = (t: string[]) => [...t].sort().join("\n");
+    return (
+      callableKey(existing.callable) === callableKey(wanted.callable) &&
+      types(existing.eventTypes) === types(wanted.eventTypes) &&
+      JSON.stringify(existing.startAt) === JSON.stringify(wanted.startAt)
+    );
+  }
+}
+
+function toSubscription(raw: Record<string, SqlStorageValue>): Subscription {
+  const parsed = rowSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new ApiError(
+      500,
+      "internal",
+      `stored subscription ${String(raw.key)} is corrupt: ${parsed.error.message}`,
+    );
+  }
+  const row = parsed.data;
+  return {
+    key: row.key,
+    callable: row.callable,
+    eventTypes: row.event_types,
+    startAt: row.start_at,
+    anchorOffset: row.anchor_offset,
+    cursor: row.cursor,
+    health: row.health,
+    attempts: row.attempts,
+    lastError: row.last_error,
+    lastErrorRetryable: row.last_error_retryable === null ? null : row.last_error_retryable === 1,
+    nextRetryAt: row.next_retry_at,
+    secret: row.secret,
+  };
+}
