@@ -29,9 +29,10 @@ export interface Contract<
 export type AnyContract = Contract<EventCatalog, z.ZodType, any, any>;
 
 export type StateOf<K extends AnyContract> = z.output<K["state"]>;
-export type ConsumedType<K extends AnyContract> = K["consumes"] extends readonly (infer T)[]
-  ? T & string
-  : keyof K["events"] & string;
+/** The consumed event types (the whole catalog for `"*"`, where C falls back to its constraint). */
+export type ConsumedType<K extends AnyContract> =
+  // biome-ignore lint/suspicious/noExplicitAny: matching any catalog and state
+  K extends Contract<any, any, infer C, any> ? C & string : never;
 export type EmittedType<K extends AnyContract> = K["emits"][number] & string;
 
 /** A delivered event whose payload has been parsed with the contract's schema. */

@@ -61,7 +61,8 @@ export class ProcessorHost {
     ctx.storage.sql.exec(SCHEMA);
   }
 
-  register<P extends StreamProcessor<AnyContract>>(name: string, processor: P): P {
+  // biome-ignore lint/suspicious/noExplicitAny: a host holds processors of any contract
+  register<P extends StreamProcessor<any>>(name: string, processor: P): P {
     if (!/^[a-z][a-z0-9-]{0,62}$/.test(name))
       throw new Error(`processor name ${JSON.stringify(name)} must be kebab-case`);
     if (this.#processors.has(name)) throw new Error(`processor ${name} is registered twice`);

@@ -56,5 +56,4 @@ export type SubscriptionConfigured = z.infer<
   (typeof systemEventSchemas)["stream/subscription-configured"]
 >;
 
-export const isReservedType = (type: string | null) =>
-  type?.startsWith(RESERVED_PREFIX) === true;
+export const isReservedType = (type: string | null) => type?.startsWith(RESERVED_PREFIX) === true;
