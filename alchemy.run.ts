@@ -19,6 +19,11 @@ const streams = DurableObjectNamespace("streams", {
   sqlite: true,
 });
 
+const sessions = DurableObjectNamespace("sessions", {
+  className: "SessionAgent",
+  sqlite: true,
+});
+
 export const worker = await Worker("worker", {
   name: "durable-agent-sessions",
   entrypoint: "./src/index.ts",
@@ -27,8 +32,12 @@ export const worker = await Worker("worker", {
   bindings: {
     DB: db,
     STREAMS: streams,
+    SESSIONS: sessions,
     LONG_POLL_TIMEOUT_MS: "20000",
     SSE_MAX_DURATION_MS: "60000",
+    CALLABLE_BINDINGS: "SESSIONS",
+    DEFAULT_MODEL: "scripted",
+    SCRIPTED_MODEL_DELAY_MS: "0",
   },
 });
 

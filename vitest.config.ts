@@ -1,7 +1,10 @@
-import { cloudflareTest } from "@cloudflare/vitest-plugin";
+import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
-export default defineConfig({
+// The D1 migrations, applied inside workerd by test/workers/setup.ts.
+const migrations = await readD1Migrations("./migrations");
+
+const workers = (name: string, include: string[], bindings: Record<string, unknown> = {}) => ({
   plugins: [
     cloudflareTest({
       // The production worker plus test-only Durable Objects (test/fixtures/worker.ts).
@@ -11,10 +14,19 @@ export default defineConfig({
         bindings: {
           LONG_POLL_TIMEOUT_MS: "1000",
           SSE_MAX_DURATION_MS: "5000",
-          CALLABLE_BINDINGS: "TEST_HOSTS,TEST_SUBSCRIBERS",
+          CALLABLE_BINDINGS: "SESSIONS,TEST_HOSTS,TEST_SUBSCRIBERS",
           ALLOW_LOOPBACK_WEBHOOKS: "false",
           DELIVERY_RETRY_BASE_MS: "50",
           DELIVERY_RETRY_MAX_MS: "400",
+          // Auth: the dev key and admin token of .dev.vars, and (test only) requests without
+          // an Authorization header act as tenant "default", so tests that do not care about
+          // auth need no key. Auth tests send explicit (bad) keys.
+          DEV_TENANT_ID: "dev",
+          DEV_API_KEY: "das_dev_local_development_key_0000",
+          ADMIN_TOKEN: "dev-admin-token",
+          INSECURE_DEFAULT_TENANT: "default",
+          TEST_MIGRATIONS: migrations,
+          ...bindings,
         },
         durableObjects: {
           TEST_HOSTS: { className: "TestHost", useSQLite: true },
@@ -23,7 +35,19 @@ export default defineConfig({
       },
     }),
   ],
+  test: { name, include, setupFiles: ["./test/workers/setup.ts"], testTimeout: 30_000 },
+});
+
+export default defineConfig({
   test: {
-    include: ["test/workers/**/*.test.ts", "test/unit/**/*.test.ts"],
+    projects: [
+      workers("workers", ["test/workers/**/*.test.ts", "test/unit/**/*.test.ts"]),
+      // Sessions whose scripted model is slow enough to be caught mid-turn, and whose model
+      // retries back off quickly: crash, cancel and failure tests.
+      workers("sessions-slow", ["test/sessions/**/*.test.ts"], {
+        SCRIPTED_MODEL_DELAY_MS: "25",
+        MODEL_RETRY_BASE_MS: "10",
+      }),
+    ],
   },
 });

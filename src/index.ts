@@ -1,6 +1,7 @@
 /** Worker entry: the Hono app and the Durable Object classes wrangler binds. */
 import { createApp } from "./http/app";
 
+export { SessionAgent } from "./sessions/session-agent";
 export { StreamDurableObject } from "./streams/stream-do";
 
 export default createApp();

@@ -4,18 +4,22 @@
  * Streams protocol itself because its live readers wait on in-memory commit signals there.
  */
 import { Hono } from "hono";
+import { authenticate } from "../auth/authenticate";
 import type { Env } from "../env";
-import { STREAM_ROUTE, streamName } from "../streams/naming";
+import { STREAM_ROUTE } from "../streams/naming";
 import { validateStreamPath } from "../streams/path";
-import { INTERNAL } from "../streams/protocol/handler";
-import { ApiError, badRequest, errorResponse } from "./errors";
+import { adminRoutes } from "./admin";
+import { ApiError, errorResponse } from "./errors";
 import { preflight, withStandardHeaders } from "./security";
+import { sessionRoutes } from "./sessions";
+import { forwardToStream } from "./stream-proxy";
 import { subscriptionRoutes } from "./subscriptions";
 
-export type AppEnv = { Bindings: Env };
-
-/** Until tenants arrive every stream belongs to this one. */
-const DEFAULT_TENANT = "default";
+export type AppEnv = {
+  Bindings: Env;
+  /** `tenant`: the authenticated tenant of a /v1 request (set by the auth middleware). */
+  Variables: { tenant: string };
+};
 
 export function createApp() {
   const app = new Hono<AppEnv>();
@@ -29,36 +33,22 @@ export function createApp() {
 
   app.get("/healthz", (c) => c.json({ ok: true }));
 
-  app.route(
-    "/v1/subscriptions",
-    subscriptionRoutes(() => DEFAULT_TENANT),
-  );
+  app.route("/admin", adminRoutes());
 
-  app.all(`${STREAM_ROUTE}/*`, async (c) => {
-    const url = new URL(c.req.url);
-    const path = validateStreamPath(url.pathname.slice(STREAM_ROUTE.length));
-    const headers = new Headers(c.req.raw.headers);
-    for (const name of Object.values(INTERNAL)) headers.delete(name);
-    headers.set(INTERNAL.name, streamName(DEFAULT_TENANT, path));
-    headers.set(INTERNAL.path, path);
-    const forkedFrom = c.req.header("stream-forked-from");
-    if (forkedFrom !== undefined) {
-      if (c.req.method !== "PUT")
-        throw badRequest("Stream-Forked-From is only valid on PUT", undefined, "invalid_header");
-      const source = forkedFrom.startsWith(`${STREAM_ROUTE}/`)
-        ? forkedFrom.slice(STREAM_ROUTE.length)
-        : forkedFrom;
-      headers.set(INTERNAL.forkSource, streamName(DEFAULT_TENANT, validateStreamPath(source)));
-    }
-    const stub = c.env.STREAMS.get(c.env.STREAMS.idFromName(streamName(DEFAULT_TENANT, path)));
-    const hasBody = c.req.method !== "GET" && c.req.method !== "HEAD";
-    return stub.fetch(
-      new Request(c.req.url, {
-        method: c.req.method,
-        headers,
-        body: hasBody ? c.req.raw.body : null,
-      }),
-    );
+  // Every /v1 route acts for the tenant its bearer key belongs to (preflights stay open).
+  app.use("/v1/*", async (c, next) => {
+    if (c.req.method === "OPTIONS") return next();
+    c.set("tenant", await authenticate(c.req.header("authorization"), c.env));
+    await next();
+  });
+
+  app.route("/v1/subscriptions", subscriptionRoutes());
+
+  app.route("/v1/sessions", sessionRoutes());
+
+  app.all(`${STREAM_ROUTE}/*`, (c) => {
+    const path = validateStreamPath(new URL(c.req.url).pathname.slice(STREAM_ROUTE.length));
+    return forwardToStream(c, path);
   });
 
   app.notFound((c) =>

@@ -13,6 +13,7 @@ export type ErrorCode =
   | "validation_failed"
   | "unsupported_media_type"
   | "not_found"
+  | "method_not_allowed"
   | "gone"
   | "conflict"
   | "offset_conflict"

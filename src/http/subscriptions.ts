@@ -6,7 +6,7 @@
  *   DELETE /v1/subscriptions?stream=<path>&key=<key>
  * `stream` is the path as it appears after /v1/stream (`/orders/eu`).
  */
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { z } from "zod";
 import { callableSchema } from "../callables/descriptor";
 import { streamName } from "../streams/naming";
@@ -37,10 +37,11 @@ const putSchema = z.strictObject({
   startAt: startAtSchema.optional(),
 });
 
-export function subscriptionRoutes(tenantOf: (c: { env: AppEnv["Bindings"] }) => string) {
+/** The routes act for the tenant the /v1 auth middleware put on the context. */
+export function subscriptionRoutes() {
   const routes = new Hono<AppEnv>();
-  const stub = (c: { env: AppEnv["Bindings"] }, path: string) =>
-    c.env.STREAMS.get(c.env.STREAMS.idFromName(streamName(tenantOf(c), path)));
+  const stub = (c: Context<AppEnv>, path: string) =>
+    c.env.STREAMS.get(c.env.STREAMS.idFromName(streamName(c.get("tenant"), path)));
   const rpc = async <T>(call: () => Promise<T>): Promise<T> => {
     try {
       return await call();

@@ -24,12 +24,18 @@ export function parseWith<T extends z.ZodType>(
   );
 }
 
-export async function jsonBody<T extends z.ZodType>(c: Context, schema: T): Promise<z.output<T>> {
+/** Parses a JSON body; with `optional`, an empty body stands for `{}`. */
+export async function jsonBody<T extends z.ZodType>(
+  c: Context,
+  schema: T,
+  options: { optional?: boolean } = {},
+): Promise<z.output<T>> {
+  const text = await c.req.text();
+  if (options.optional && text.trim() === "") return parseWith(schema, {}, "body");
   const type = c.req.header("content-type") ?? "";
   if (!type.toLowerCase().startsWith("application/json")) {
     throw badRequest("Content-Type must be application/json", undefined, "unsupported_media_type");
   }
-  const text = await c.req.text();
   if (text.length > MAX_JSON_BODY) throw badRequest(`body exceeds ${MAX_JSON_BODY} bytes`);
   let value: unknown;
   try {

@@ -128,6 +128,25 @@ export class ProcessorHost {
     });
   }
 
+  /**
+   * Runs a processor's `processBatch` on its stored state with no new events — for work that
+   * must resume without a delivery (after a restart, on an alarm). Queued like a batch.
+   */
+  reconcile(name: string, stream: { stream: string; streamName: string }): Promise<void> {
+    const { checkpoint } = this.snapshot(name);
+    const batch: DeliveryBatch = {
+      ...stream,
+      subscriptionKey: `${name}@reconcile`,
+      anchorOffset: checkpoint,
+      events: [],
+      nextOffset: checkpoint + 1,
+    };
+    const previous = this.#queues.get(name) ?? Promise.resolve();
+    const next = previous.catch(() => undefined).then(() => this.#process(name, batch, true));
+    this.#queues.set(name, next);
+    return next.then(() => undefined);
+  }
+
   /** Entry point for deliveries: routes the batch to the processor named by its subscription key. */
   deliver(batch: DeliveryBatch): Promise<{ ackOffset: number }> {
     return this.deliverTo(processorOfKey(batch.subscriptionKey), batch);
@@ -142,12 +161,16 @@ export class ProcessorHost {
     return next;
   }
 
-  async #process(name: string, batch: DeliveryBatch): Promise<{ ackOffset: number }> {
+  async #process(
+    name: string,
+    batch: DeliveryBatch,
+    reconcile = false,
+  ): Promise<{ ackOffset: number }> {
     const processor = this.#processor(name);
     const contract = processor.contract;
     const { state: stored, checkpoint } = this.snapshot(name);
     const through = Math.max(batch.nextOffset - 1, ...batch.events.map((e) => e.offset));
-    if (through <= checkpoint) return { ackOffset: checkpoint };
+    if (through <= checkpoint && !reconcile) return { ackOffset: checkpoint };
 
     const wanted = new Set(consumedTypes(contract));
     let state = stored;
@@ -196,8 +219,8 @@ export class ProcessorHost {
     for (let settled = 0; settled < blocking.length; settled = blocking.length) {
       await Promise.all(blocking.slice(settled));
     }
-    this.#commit(name, contract, state, through);
-    return { ackOffset: through };
+    if (through > checkpoint) this.#commit(name, contract, state, through);
+    return { ackOffset: Math.max(through, checkpoint) };
   }
 
   #parse(

@@ -44,6 +44,11 @@ export interface EmitInput<K extends AnyContract, T extends EmittedType<K> = Emi
   metadata?: Record<string, unknown>;
   /** Distinguishes several appends made for the same source event. */
   key: string;
+  /**
+   * The offset of the event that caused this append, when it is not the event being
+   * processed (reconciliation in processBatch acts on causes recorded in state).
+   */
+  causeOffset?: number;
 }
 
 export interface EventHookArgs<K extends AnyContract> {
@@ -105,7 +110,7 @@ export abstract class StreamProcessor<K extends AnyContract> {
         type,
         payload: parsed.data,
         ...(event.metadata ? { metadata: event.metadata } : {}),
-        idempotencyKey: `${current.processor}/${event.key}@${current.sourceOffset}`,
+        idempotencyKey: `${current.processor}/${event.key}@${event.causeOffset ?? current.sourceOffset}`,
       };
     });
     return current.appendTo(current.streamName, requests);

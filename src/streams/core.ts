@@ -10,7 +10,13 @@
  */
 import { ulid } from "ulidx";
 import { ApiError, badRequest, conflict, notFound } from "../http/errors";
-import { DEFAULT_CONTENT_TYPE, isJsonType, mediaType, sameContentType } from "./content-type";
+import {
+  DEFAULT_CONTENT_TYPE,
+  isJsonType,
+  isValidContentType,
+  mediaType,
+  sameContentType,
+} from "./content-type";
 import type { CloseStatus, StoredMessage, StreamLog, StreamMeta } from "./log";
 import {
   decodeEvent,
@@ -144,6 +150,13 @@ export class StreamCore {
 
   /** Creates the stream, or confirms an identical one (`created: false`); a different one is a 409. */
   async create(request: CreateRequest): Promise<{ created: boolean; meta: StreamMeta }> {
+    if (request.contentType !== null && !isValidContentType(request.contentType)) {
+      throw badRequest(
+        `Content-Type ${JSON.stringify(request.contentType.slice(0, 100))} is not a valid media type`,
+        undefined,
+        "invalid_header",
+      );
+    }
     const existing = this.existing(request);
     if (existing) return existing;
     let snapshot: ForkSnapshot | null = null;
@@ -492,8 +505,12 @@ export class StreamCore {
     return offset.position;
   }
 
+  /** Typed reads (RPC). Like HTTP reads, they extend a sliding TTL. */
   readEvents(after: number, limit: number): { events: StreamEvent[]; meta: StreamMeta } {
-    const meta = this.live(Date.now());
+    const now = Date.now();
+    this.live(now);
+    this.log.transaction(() => this.log.touch(now));
+    const meta = this.live(now);
     if (after < 0 || after > meta.tail) {
       throw badRequest(`after must be between 0 and ${meta.tail}`, undefined, "invalid_offset");
     }

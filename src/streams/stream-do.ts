@@ -189,6 +189,8 @@ export class StreamDurableObject extends DurableObject<Env> {
       background,
       armAlarm: () => this.#armAlarm(),
     });
+    // A fresh instance (after an eviction or crash) picks up deliveries that were cut off.
+    ctx.waitUntil(Promise.resolve().then(() => this.#deliveries.kick()));
   }
 
   #peer(name: string) {
@@ -372,6 +374,11 @@ export class StreamDurableObject extends DurableObject<Env> {
         system: true,
       });
     });
+  }
+
+  /** Starts any delivery that is due now (subscribers call this when they restart). */
+  resumeDeliveries(): Promise<void> {
+    return this.#rpc(() => this.#deliveries.kick());
   }
 
   listSubscriptions(): Promise<SubscriptionStatus[]> {

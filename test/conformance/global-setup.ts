@@ -7,7 +7,12 @@ let server: DevServer | undefined;
 
 export async function setup(project: TestProject) {
   server = await startDevServer({
-    vars: { LONG_POLL_TIMEOUT_MS: String(LONG_POLL_TIMEOUT_MS) },
+    // The suite sends no credentials: INSECURE_DEFAULT_TENANT (a test-only setting) lets
+    // requests without an Authorization header act as tenant "conformance".
+    vars: {
+      LONG_POLL_TIMEOUT_MS: String(LONG_POLL_TIMEOUT_MS),
+      INSECURE_DEFAULT_TENANT: "conformance",
+    },
     migrate: true,
   });
   project.provide("baseUrl", server.url);

@@ -23,6 +23,8 @@ export interface DevServerOptions {
   port?: number;
   /** Apply local D1 migrations first (as `npm run dev` does). */
   migrate?: boolean;
+  /** Path of the wrangler config to use (default: `wrangler.toml` in the working directory). */
+  config?: string;
 }
 
 export async function freePort(): Promise<number> {
@@ -55,8 +57,18 @@ function run(args: string[]): Promise<void> {
 
 export async function startDevServer(options: DevServerOptions = {}): Promise<DevServer> {
   const persistDir = options.persistDir ?? mkdtempSync(join(tmpdir(), "das-dev-"));
+  const configArgs = options.config ? ["--config", options.config] : [];
   if (options.migrate) {
-    await run(["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistDir]);
+    await run([
+      "d1",
+      "migrations",
+      "apply",
+      "DB",
+      "--local",
+      "--persist-to",
+      persistDir,
+      ...configArgs,
+    ]);
   }
   const port = options.port ?? (await freePort());
   const args = [
@@ -68,6 +80,7 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
     "--persist-to",
     persistDir,
     "--show-interactive-dev-session=false",
+    ...configArgs,
   ];
   for (const [key, value] of Object.entries(options.vars ?? {}))
     args.push("--var", `${key}:${value}`);

@@ -7,7 +7,7 @@ import { ApiError, errorResponse } from "../../http/errors";
 import { isJsonType, isSseBinary } from "../content-type";
 import type { AppendOutcome, StreamCore } from "../core";
 import type { StoredMessage, StreamMeta } from "../log";
-import { MAX_MESSAGE_BYTES } from "../messages";
+import { decodeEvent, MAX_MESSAGE_BYTES } from "../messages";
 import { encodeOffset } from "../offsets";
 import { nextCursor } from "./cursor";
 import {
@@ -27,6 +27,8 @@ export const INTERNAL = {
   name: "x-ds-stream-name",
   path: "x-ds-stream-path",
   forkSource: "x-ds-fork-source",
+  /** Set by the sessions API: answer a GET as an EventSource stream (see eventSource). */
+  eventSource: "x-ds-event-source",
 } as const;
 
 export interface ProtocolSettings {
@@ -42,6 +44,28 @@ const READ_CHUNK_MESSAGES = 20_000;
 const SSE_KEEPALIVE_MS = 15_000;
 const CACHEABLE = "private, max-age=60, stale-while-revalidate=300";
 
+/**
+ * EventSource reads of a typed stream (`GET …/events` with `Accept: text/event-stream`):
+ * resumes after the integer offset in `Last-Event-ID`, from the start otherwise.
+ */
+function eventSource(core: StreamCore, request: Request, settings: ProtocolSettings): Response {
+  const meta = core.live(Date.now());
+  const raw = request.headers.get("last-event-id");
+  let after = 0;
+  if (raw !== null && raw !== "") {
+    if (!/^[0-9]{1,15}$/.test(raw) || Number(raw) > meta.tail) {
+      throw new ApiError(
+        400,
+        "invalid_offset",
+        `Last-Event-ID must be an event offset between 0 and ${meta.tail}, got ${JSON.stringify(raw.slice(0, 40))}`,
+      );
+    }
+    after = Number(raw);
+  }
+  core.log.transaction(() => core.log.touch(Date.now()));
+  return sse(core, request, after, settings, eventFramer);
+}
+
 export async function handleProtocol(
   core: StreamCore,
   request: Request,
@@ -54,6 +78,7 @@ export async function handleProtocol(
       case "POST":
         return await append(core, request);
       case "GET":
+        if (request.headers.has(INTERNAL.eventSource)) return eventSource(core, request, settings);
         return await read(core, request, settings);
       case "HEAD":
         return head(core);
@@ -63,8 +88,12 @@ export async function handleProtocol(
       default:
         throw new ApiError(
           405,
-          "bad_request",
+          "method_not_allowed",
           `method ${request.method} is not allowed on a stream`,
+          undefined,
+          {
+            allow: "GET, HEAD, POST, PUT, DELETE, OPTIONS",
+          },
         );
     }
   } catch (error) {
@@ -226,7 +255,11 @@ async function read(
     throw new ApiError(400, "invalid_offset", `live=${live} needs an offset`);
   const start = core.position(rawOffset, meta);
   core.log.transaction(() => core.log.touch(now));
-  if (live === "sse") return sse(core, request, start, settings);
+  if (live === "sse") {
+    const binary = isSseBinary(meta.content_type);
+    const framer = protocolFramer(meta.content_type, url.searchParams.get("cursor"));
+    return sse(core, request, start, settings, framer, binary ? { [H.sseEncoding]: "base64" } : {});
+  }
   const cursor = live === "long-poll" ? nextCursor(now, url.searchParams.get("cursor")) : null;
 
   if (rawOffset === "now" && live === null) {
@@ -271,55 +304,79 @@ async function read(
 
 // ---- SSE ----------------------------------------------------------------------------------
 
+/** Renders what an SSE reader is sent for each chunk read ("" sends nothing). */
+type SseFramer = (chunk: Chunk) => string;
+
+/** Durable Streams SSE: `data` events paired with `control` events (offset, cursor, state). */
+function protocolFramer(contentType: string, clientCursor: string | null): SseFramer {
+  const binary = isSseBinary(contentType);
+  const json = isJsonType(contentType);
+  let cursor = clientCursor;
+  let sentControl = false;
+  const encodeData = (messages: StoredMessage[]): string => {
+    if (json) return `[${messages.map((m) => m.body as string).join(",")}]`;
+    const bytes = concatBytes(messages);
+    return binary ? base64(bytes) : new TextDecoder().decode(bytes);
+  };
+  return (chunk) => {
+    if (chunk.messages.length === 0 && sentControl && !chunk.closedAtEnd) return "";
+    sentControl = true;
+    cursor = nextCursor(Date.now(), cursor);
+    const control = {
+      streamNextOffset: encodeOffset(chunk.next),
+      ...(chunk.closedAtEnd ? {} : { streamCursor: cursor }),
+      ...(chunk.upToDate ? { upToDate: true as const } : {}),
+      ...(chunk.closedAtEnd ? { streamClosed: true as const } : {}),
+    };
+    const data = chunk.messages.length > 0 ? dataEvent(encodeData(chunk.messages)) : "";
+    return data + controlEvent(control);
+  };
+}
+
+/**
+ * EventSource-style SSE for typed event logs: one SSE event per stream event, `id:` carrying
+ * its integer offset so that a browser's automatic `Last-Event-ID` resumes exactly after it.
+ * The data is the event as JSON; a final `closed` event marks a closed stream.
+ */
+const eventFramer: SseFramer = (chunk) => {
+  let out = chunk.messages
+    .map(
+      (m) =>
+        `id: ${m.offset}\ndata: ${JSON.stringify(decodeEvent(m.offset, m.body, m.createdAt))}\n\n`,
+    )
+    .join("");
+  if (chunk.closedAtEnd) out += `event: closed\ndata: {}\n\n`;
+  return out;
+};
+
 function sse(
   core: StreamCore,
   request: Request,
   start: number,
   settings: ProtocolSettings,
+  framer: SseFramer,
+  extraHeaders: Record<string, string> = {},
 ): Response {
-  const meta = core.log.meta()!;
-  const binary = isSseBinary(meta.content_type);
-  const json = isJsonType(meta.content_type);
-  const url = new URL(request.url);
   const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
   const writer = writable.getWriter();
   const stop = new AbortController();
   request.signal?.addEventListener("abort", () => stop.abort());
   const deadline = Date.now() + settings.sseMaxDurationMs;
 
-  const encodeData = (messages: StoredMessage[]): string => {
-    if (json) return `[${messages.map((m) => m.body as string).join(",")}]`;
-    const bytes = concatBytes(messages);
-    return binary ? base64(bytes) : new TextDecoder().decode(bytes);
-  };
-
   const pump = async () => {
     let position = start;
-    let cursor = url.searchParams.get("cursor");
-    let sentControl = false;
     while (!stop.signal.aborted && Date.now() < deadline) {
       const state = core.state(Date.now());
       if (state.kind !== "live") break;
       const chunk = readChunk(core, state.meta, position);
-      if (chunk.messages.length > 0 || !sentControl || chunk.closedAtEnd) {
-        cursor = nextCursor(Date.now(), cursor);
-        const control = {
-          streamNextOffset: encodeOffset(chunk.next),
-          ...(chunk.closedAtEnd ? {} : { streamCursor: cursor }),
-          ...(chunk.upToDate ? { upToDate: true as const } : {}),
-          ...(chunk.closedAtEnd ? { streamClosed: true as const } : {}),
-        };
-        const frame =
-          (chunk.messages.length > 0 ? dataEvent(encodeData(chunk.messages)) : "") +
-          controlEvent(control);
-        await writer.write(utf8(frame));
-        sentControl = true;
-        position = chunk.next;
-        if (chunk.closedAtEnd) break;
-        if (!chunk.upToDate) continue;
-      }
-      // At the tail: the check above and this registration run without an await between them,
-      // so a commit cannot slip past unnoticed.
+      const frame = framer(chunk);
+      if (frame !== "") await writer.write(utf8(frame));
+      position = chunk.next;
+      if (chunk.closedAtEnd) break;
+      if (!chunk.upToDate) continue;
+      // The write above awaited, so commits may have landed since the read: look again
+      // before waiting. The check and the registration below have no await between them.
+      if (core.log.meta() && core.log.meta()!.tail > position) continue;
       const wait = Math.min(SSE_KEEPALIVE_MS, deadline - Date.now());
       const reason = await core.waiters.wait(position, Math.max(1, wait), stop.signal);
       if (reason === "timeout" && Date.now() < deadline) await writer.write(utf8(keepAlive));
@@ -334,7 +391,7 @@ function sse(
     "content-type": "text/event-stream",
     "cache-control": "no-cache",
     [H.nextOffset]: encodeOffset(start),
+    ...extraHeaders,
   });
-  if (binary) headers.set(H.sseEncoding, "base64");
   return new Response(readable, { status: 200, headers });
 }

@@ -1,0 +1,42 @@
+/**
+ * Forwards a request to a stream's Durable Object, which serves the Durable Streams protocol
+ * itself. Internal headers (`x-ds-*`) are stripped from what the client sent and set here
+ * from the authenticated tenant, so a client can never name another tenant's stream.
+ */
+import type { Context } from "hono";
+import { STREAM_ROUTE, streamName } from "../streams/naming";
+import { validateStreamPath } from "../streams/path";
+import { INTERNAL } from "../streams/protocol/handler";
+import type { AppEnv } from "./app";
+import { badRequest } from "./errors";
+
+export function forwardToStream(
+  c: Context<AppEnv>,
+  path: string,
+  internal: Record<string, string> = {},
+): Promise<Response> {
+  const tenant = c.get("tenant");
+  const headers = new Headers(c.req.raw.headers);
+  for (const name of Object.values(INTERNAL)) headers.delete(name);
+  headers.set(INTERNAL.name, streamName(tenant, path));
+  headers.set(INTERNAL.path, path);
+  for (const [name, value] of Object.entries(internal)) headers.set(name, value);
+  const forkedFrom = c.req.header("stream-forked-from");
+  if (forkedFrom !== undefined) {
+    if (c.req.method !== "PUT")
+      throw badRequest("Stream-Forked-From is only valid on PUT", undefined, "invalid_header");
+    const source = forkedFrom.startsWith(`${STREAM_ROUTE}/`)
+      ? forkedFrom.slice(STREAM_ROUTE.length)
+      : forkedFrom;
+    headers.set(INTERNAL.forkSource, streamName(tenant, validateStreamPath(source)));
+  }
+  const stub = c.env.STREAMS.get(c.env.STREAMS.idFromName(streamName(tenant, path)));
+  const hasBody = c.req.method !== "GET" && c.req.method !== "HEAD";
+  return stub.fetch(
+    new Request(c.req.url, {
+      method: c.req.method,
+      headers,
+      body: hasBody ? c.req.raw.body : null,
+    }),
+  );
+}

@@ -1,0 +1,116 @@
+/**
+ * The session event catalog: every step of an agent session is one of these events on the
+ * session's stream, with a zod payload schema. The processors' contracts pick their
+ * `consumes`/`emits` from this one catalog, so producer and consumer can never disagree on
+ * a payload's shape.
+ */
+import { z } from "zod";
+
+const id = z.string().min(1).max(200);
+const json = z.json();
+
+export const toolCallSchema = z.object({
+  toolCallId: id,
+  toolName: z.string().min(1).max(100),
+  input: z.string(),
+});
+export type ToolCall = z.infer<typeof toolCallSchema>;
+
+/** The conversation as the model sees it (provider-neutral). */
+export const chatMessageSchema = z.discriminatedUnion("role", [
+  z.object({ role: z.literal("user"), content: z.string() }),
+  z.object({
+    role: z.literal("assistant"),
+    content: z.string(),
+    toolCalls: z.array(toolCallSchema).default([]),
+  }),
+  z.object({
+    role: z.literal("tool"),
+    toolCallId: id,
+    toolName: z.string(),
+    result: json,
+    isError: z.boolean(),
+  }),
+]);
+export type ChatMessage = z.infer<typeof chatMessageSchema>;
+
+export const toolSpecSchema = z.object({
+  name: z.string(),
+  description: z.string(),
+  inputSchema: json,
+});
+
+export const sessionEvents = {
+  "session/created": z.object({
+    title: z.string().max(200),
+    model: z.string(),
+    system: z.string().max(20_000),
+    tools: z.array(z.string()),
+  }),
+  "session/input-added": z.object({ messageId: id, content: z.string().min(1).max(100_000) }),
+  "session/cancel-requested": z.object({ reason: z.string().max(2_000).nullable() }),
+  "session/failed": z.object({ error: z.string(), turnId: id.nullable() }),
+  "session/deleted": z.object({}),
+  "turn/started": z.object({ turnId: id, messageId: id, content: z.string() }),
+  "turn/completed": z.object({ turnId: id, text: z.string() }),
+  "turn/cancelled": z.object({ turnId: id, reason: z.string().nullable() }),
+  "model/request-requested": z.object({
+    requestId: id,
+    turnId: id,
+    model: z.string(),
+    system: z.string(),
+    messages: z.array(chatMessageSchema),
+    tools: z.array(toolSpecSchema),
+  }),
+  "model/request-started": z.object({ requestId: id, attempt: z.number().int().positive() }),
+  "model/delta-produced": z.object({
+    requestId: id,
+    attempt: z.number().int().positive(),
+    index: z.number().int().nonnegative(),
+    text: z.string(),
+  }),
+  "model/request-completed": z.object({
+    requestId: id,
+    text: z.string(),
+    toolCalls: z.array(toolCallSchema),
+    finishReason: z.string(),
+  }),
+  "model/request-failed": z.object({
+    requestId: id,
+    error: z.string(),
+    status: z.number().int().nullable(),
+    attempts: z.number().int().nonnegative(),
+  }),
+  "tool/call-requested": z.object({
+    toolCallId: id,
+    turnId: id,
+    toolName: z.string(),
+    input: z.string(),
+    needsApproval: z.boolean(),
+  }),
+  "tool/approval-requested": z.object({ toolCallId: id, toolName: z.string(), args: json }),
+  "tool/approval-decided": z.object({
+    toolCallId: id,
+    approved: z.boolean(),
+    reason: z.string().max(2_000).nullable(),
+  }),
+  "tool/call-completed": z.object({
+    toolCallId: id,
+    toolName: z.string(),
+    result: json,
+    isError: z.boolean(),
+  }),
+} as const;
+
+export type SessionEventType = keyof typeof sessionEvents;
+export type SessionEventPayload<T extends SessionEventType> = z.output<(typeof sessionEvents)[T]>;
+
+export const SESSION_STATUSES = [
+  "idle",
+  "running",
+  "awaiting_approval",
+  "failed",
+  "cancelled",
+  "deleted",
+] as const;
+export type SessionStatus = (typeof SESSION_STATUSES)[number];

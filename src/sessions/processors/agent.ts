@@ -1,0 +1,45 @@
+/**
+ * The agent processor: conversation state and orchestration. All of its decisions are
+ * obligations derived from reduced state (conversation.ts) and fulfilled after every batch
+ * with idempotent appends, so it never acts twice and never forgets a cause.
+ */
+
+import type { StateOf, TypedEvent } from "../../processors/contract";
+import type { BatchHookArgs } from "../../processors/processor";
+import { StreamProcessor } from "../../processors/processor";
+import { agentContract } from "../contracts";
+import { obligations, reduceAgent, type ToolCatalog } from "../conversation";
+import type { SessionEvent } from "../summary";
+
+export class AgentProcessor extends StreamProcessor<typeof agentContract> {
+  readonly contract = agentContract;
+
+  constructor(private readonly tools: ToolCatalog) {
+    super();
+  }
+
+  reduce({
+    state,
+    event,
+  }: {
+    state: StateOf<typeof agentContract>;
+    event: TypedEvent<typeof agentContract>;
+  }) {
+    return reduceAgent(state, event as SessionEvent);
+  }
+
+  override async processBatch({ state }: BatchHookArgs<typeof agentContract>) {
+    const owed = obligations(state, this.tools);
+    if (owed.length === 0) return;
+    await this.blockProcessorWhile(
+      this.append(
+        ...owed.map((o) => ({
+          type: o.type as never,
+          payload: o.payload as never,
+          key: o.key,
+          causeOffset: o.causeOffset,
+        })),
+      ),
+    );
+  }
+}

@@ -1,0 +1,216 @@
+/**
+ * The tool processor: approval gating and execution. Each requested call is tracked in state
+ * (needs-approval → awaiting → approved | denied → done, or cancelled with its turn). After
+ * every batch it asks for approvals that are owed and runs approved calls. Execution goes
+ * through a per-call row in the session's SQLite (tool_executions), so a tool runs at most
+ * once per tool call id whatever is redelivered or restarted; a synchronous tool's effect
+ * and its recorded result commit in one transaction, so it runs exactly once.
+ */
+import type { StateOf, TypedEvent } from "../../processors/contract";
+import { type BatchHookArgs, StreamProcessor } from "../../processors/processor";
+import type { JsonValue } from "../../streams/messages";
+import { toolsContract } from "../contracts";
+import type { ToolRegistry } from "../tools/define";
+
+type Call = StateOf<typeof toolsContract>["calls"][string];
+type Outcome = { result: JsonValue; isError: boolean };
+
+const SCHEMA = `CREATE TABLE IF NOT EXISTS tool_executions (
+  tool_call_id TEXT PRIMARY KEY,
+  status TEXT NOT NULL,
+  result TEXT,
+  is_error INTEGER
+)`;
+
+export interface ToolRuntime {
+  storage: DurableObjectStorage;
+  sessionId(): string;
+}
+
+export class ToolProcessor extends StreamProcessor<typeof toolsContract> {
+  readonly contract = toolsContract;
+
+  constructor(
+    private readonly registry: ToolRegistry,
+    private readonly runtime: ToolRuntime,
+  ) {
+    super();
+    runtime.storage.sql.exec(SCHEMA);
+  }
+
+  reduce({
+    state,
+    event,
+  }: {
+    state: StateOf<typeof toolsContract>;
+    event: TypedEvent<typeof toolsContract>;
+  }) {
+    if (event.type === "session/created") return { ...state, enabled: event.payload.tools };
+    const calls = { ...state.calls };
+    const update = (id: string, change: (call: Call) => Call | null) => {
+      const call = calls[id];
+      if (!call) return;
+      const next = change(call);
+      if (next) calls[id] = next;
+    };
+    switch (event.type) {
+      case "tool/call-requested":
+        calls[event.payload.toolCallId] ??= {
+          toolName: event.payload.toolName,
+          input: event.payload.input,
+          turnId: event.payload.turnId,
+          status: event.payload.needsApproval ? "needs-approval" : "approved",
+          causeAt: event.offset,
+          decision: null,
+        };
+        break;
+      case "tool/approval-requested":
+        update(event.payload.toolCallId, (c) =>
+          c.status === "needs-approval" ? { ...c, status: "awaiting" } : c,
+        );
+        break;
+      case "tool/approval-decided":
+        update(event.payload.toolCallId, (c) =>
+          c.status === "needs-approval" || c.status === "awaiting"
+            ? {
+                ...c,
+                status: event.payload.approved ? "approved" : "denied",
+                decision: {
+                  approved: event.payload.approved,
+                  reason: event.payload.reason,
+                  at: event.offset,
+                },
+              }
+            : c,
+        );
+        break;
+      case "tool/call-completed":
+        update(event.payload.toolCallId, (c) => ({ ...c, status: "done" }));
+        break;
+      case "turn/cancelled":
+        for (const [id, call] of Object.entries(calls)) {
+          if (call.turnId === event.payload.turnId && call.status !== "done")
+            calls[id] = { ...call, status: "cancelled" };
+        }
+        break;
+      case "session/deleted":
+        for (const [id, call] of Object.entries(calls))
+          if (call.status !== "done") calls[id] = { ...call, status: "cancelled" };
+        break;
+    }
+    return { ...state, calls };
+  }
+
+  override async processBatch({ state }: BatchHookArgs<typeof toolsContract>) {
+    for (const [toolCallId, call] of Object.entries(state.calls)) {
+      if (call.status === "needs-approval") {
+        await this.blockProcessorWhile(
+          this.append({
+            type: "tool/approval-requested",
+            payload: { toolCallId, toolName: call.toolName, args: argsForDisplay(call.input) },
+            key: `approval-${toolCallId}`,
+            causeOffset: call.causeAt,
+          }),
+        );
+      } else if (call.status === "approved" || call.status === "denied") {
+        const outcome =
+          call.status === "denied"
+            ? denied(call)
+            : state.enabled.includes(call.toolName)
+              ? await this.#executeOnce(toolCallId, call)
+              : {
+                  result: { error: `tool ${call.toolName} is not enabled for this session` },
+                  isError: true,
+                };
+        await this.blockProcessorWhile(
+          this.append({
+            type: "tool/call-completed",
+            payload: { toolCallId, toolName: call.toolName, ...outcome },
+            key: `completed-${toolCallId}`,
+            causeOffset: call.decision?.at ?? call.causeAt,
+          }),
+        );
+      }
+    }
+  }
+
+  async #executeOnce(toolCallId: string, call: Call): Promise<Outcome> {
+    const sql = this.runtime.storage.sql;
+    const row = sql
+      .exec<{ status: string; result: string | null; is_error: number | null }>(
+        "SELECT status, result, is_error FROM tool_executions WHERE tool_call_id = ?",
+        toolCallId,
+      )
+      .toArray()[0];
+    if (row?.status === "done")
+      return { result: JSON.parse(row.result ?? "null") as JsonValue, isError: row.is_error === 1 };
+    if (row?.status === "running") {
+      return this.#record(toolCallId, {
+        result: {
+          error: `${call.toolName} was interrupted while running; its outcome is unknown and it was not run again`,
+        },
+        isError: true,
+      });
+    }
+    const parsed = this.registry.parseInput(call.toolName, call.input);
+    if (!parsed.ok)
+      return this.#record(toolCallId, { result: { error: parsed.error }, isError: true });
+    const tool = this.registry.get(call.toolName)!;
+    const context = { sql, sessionId: this.runtime.sessionId(), toolCallId };
+    let pending: Promise<JsonValue> | null = null;
+    let outcome: Outcome | null = null;
+    try {
+      this.runtime.storage.transactionSync(() => {
+        sql.exec(
+          "INSERT INTO tool_executions (tool_call_id, status) VALUES (?, 'running')",
+          toolCallId,
+        );
+        const value = tool.execute(parsed.input as never, context);
+        if (value instanceof Promise) pending = value;
+        else outcome = this.#record(toolCallId, { result: value, isError: false });
+      });
+    } catch (error) {
+      // A synchronous failure rolled the transaction back, the tool's own writes included.
+      return this.#record(toolCallId, {
+        result: { error: String((error as Error)?.message ?? error) },
+        isError: true,
+      });
+    }
+    if (outcome) return outcome;
+    try {
+      return this.#record(toolCallId, { result: await pending!, isError: false });
+    } catch (error) {
+      return this.#record(toolCallId, {
+        result: { error: String((error as Error)?.message ?? error) },
+        isError: true,
+      });
+    }
+  }
+
+  #record(toolCallId: string, outcome: Outcome): Outcome {
+    this.runtime.storage.sql.exec(
+      `INSERT INTO tool_executions (tool_call_id, status, result, is_error) VALUES (?, 'done', ?, ?)
+       ON CONFLICT (tool_call_id) DO UPDATE SET status = 'done', result = excluded.result, is_error = excluded.is_error`,
+      toolCallId,
+      JSON.stringify(outcome.result),
+      outcome.isError ? 1 : 0,
+    );
+    return outcome;
+  }
+}
+
+function argsForDisplay(input: string): JsonValue {
+  try {
+    return JSON.parse(input) as JsonValue;
+  } catch {
+    return input;
+  }
+}
+
+function denied(call: Call): Outcome {
+  const reason = call.decision?.reason;
+  return {
+    result: { error: `the user denied this call${reason ? `: ${reason}` : ""}` },
+    isError: true,
+  };
+}

@@ -1,0 +1,404 @@
+/**
+ * One SessionAgent Durable Object per session. It hosts the session's four processors as
+ * plain fields (agent, model, tools, index), subscribed to the session stream, and exposes
+ * the RPC the HTTP API needs. Every user action is an event appended to the stream; the
+ * processors do the rest. Nothing needed to continue lives only in memory: after a crash the
+ * constructor (and the alarm, kept armed while model requests run) reconciles the model and
+ * tool processors from their reduced state, which re-executes work that died mid-way.
+ */
+import { DurableObject } from "cloudflare:workers";
+import { ulid } from "ulidx";
+import { z } from "zod";
+import { createDb } from "../db/client";
+import { deleteSessionRow, upsertSessionRow } from "../db/sessions-index";
+import { type Env, readSettings } from "../env";
+import { ApiError, conflict, notFound } from "../http/errors";
+import { ProcessorHost } from "../processors/host";
+import type { DeliveryBatch } from "../streams/delivery";
+import type { StreamEvent } from "../streams/messages";
+import { streamName } from "../streams/naming";
+import type { AgentState } from "./conversation";
+import { type SessionEventPayload, sessionEvents } from "./events";
+import { resolveModel } from "./models/registry";
+import { AgentProcessor } from "./processors/agent";
+import { IndexProcessor, type IndexRow } from "./processors/index-mirror";
+import { ModelProcessor } from "./processors/model";
+import { ToolProcessor } from "./processors/tools";
+import type { SessionSummary } from "./summary";
+import { builtinTools } from "./tools/builtin";
+
+export const SESSION_BINDING = "SESSIONS";
+
+/** The SessionAgent's RPC surface (spelled out: the generated stub type is too deep for tsc). */
+export type SessionAgentRpc = Pick<
+  SessionAgent,
+  "create" | "live" | "sendMessage" | "decide" | "cancel" | "remove"
+>;
+const PROCESSORS = ["agent", "model", "tools", "index"] as const;
+const MODEL_MAX_ATTEMPTS = 4;
+const WATCHDOG_MS = 10_000;
+const CATCH_UP_TIMEOUT_MS = 5_000;
+
+export const sessionPath = (sessionId: string) => `/sessions/${sessionId}`;
+export const sessionObjectName = (tenant: string, sessionId: string) => `${tenant}:${sessionId}`;
+
+const identitySchema = z.object({
+  tenant: z.string(),
+  session_id: z.string(),
+  created_at: z.number(),
+});
+
+export interface CreateSessionInput {
+  tenant: string;
+  sessionId: string;
+  title: string;
+  model: string;
+  system: string;
+  tools: string[];
+}
+
+export interface SessionLive {
+  id: string;
+  status: SessionSummary["status"];
+  title: string;
+  model: string;
+  pendingApprovals: SessionSummary["pendingApprovals"];
+  queuedMessages: number;
+  lastError: string | null;
+  messages: AgentState["messages"];
+  lastOffset: number;
+}
+
+type StreamStub = {
+  create(name: string, path: string, options?: { contentType?: string }): Promise<unknown>;
+  appendBatch(events: unknown[]): Promise<StreamEvent[]>;
+  read(options: { after?: number; limit?: number }): Promise<{ events: StreamEvent[] }>;
+  head(): Promise<{ lastOffset: number; closed: boolean }>;
+  close(options: { status?: "ended" | "failed"; reason?: string | null }): Promise<unknown>;
+  listSubscriptions(): Promise<{ key: string; cursor: number }[]>;
+  resumeDeliveries(): Promise<void>;
+};
+
+export class SessionAgent extends DurableObject<Env> {
+  readonly host: ProcessorHost;
+  readonly agent: AgentProcessor;
+  readonly model: ModelProcessor;
+  readonly tools: ToolProcessor;
+  readonly index: IndexProcessor;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    ctx.storage.sql.exec(
+      "CREATE TABLE IF NOT EXISTS session_identity (singleton INTEGER PRIMARY KEY CHECK (singleton = 1), tenant TEXT NOT NULL, session_id TEXT NOT NULL, created_at INTEGER NOT NULL)",
+    );
+    this.host = new ProcessorHost(ctx, env, { binding: SESSION_BINDING });
+    this.agent = this.host.register("agent", new AgentProcessor(builtinTools));
+    this.model = this.host.register(
+      "model",
+      new ModelProcessor({
+        resolve: (spec) => resolveModel(spec, env),
+        readRequest: (offset) => this.#readRequest(offset),
+        inFlight: () => this.ctx.waitUntil(this.#armWatchdog()),
+        maxAttempts: MODEL_MAX_ATTEMPTS,
+        retryBaseMs: readSettings(env).MODEL_RETRY_BASE_MS,
+      }),
+    );
+    this.tools = this.host.register(
+      "tools",
+      new ToolProcessor(builtinTools, {
+        storage: ctx.storage,
+        sessionId: () => this.#identity().sessionId,
+      }),
+    );
+    this.index = this.host.register("index", new IndexProcessor((row) => this.#writeIndex(row)));
+    // Resume work that was in flight when the object died. Not inside blockConcurrencyWhile:
+    // deliveries are inbound calls, and a closed input gate would deadlock them.
+    ctx.waitUntil(this.#resume());
+  }
+
+  // ---- identity -----------------------------------------------------------------------
+
+  #identityOrNull(): { tenant: string; sessionId: string; createdAt: number } | null {
+    const row = this.ctx.storage.sql
+      .exec("SELECT tenant, session_id, created_at FROM session_identity")
+      .toArray()[0];
+    if (!row) return null;
+    const parsed = identitySchema.parse(row);
+    return { tenant: parsed.tenant, sessionId: parsed.session_id, createdAt: parsed.created_at };
+  }
+
+  #identity() {
+    const identity = this.#identityOrNull();
+    if (!identity) throw notFound("session not found");
+    return identity;
+  }
+
+  #streamName() {
+    const { tenant, sessionId } = this.#identity();
+    return streamName(tenant, sessionPath(sessionId));
+  }
+
+  #stream(): StreamStub {
+    return this.env.STREAMS.get(
+      this.env.STREAMS.idFromName(this.#streamName()),
+    ) as unknown as StreamStub;
+  }
+
+  async #call<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (error) {
+      const known = ApiError.from(error);
+      if (known instanceof ApiError) throw known.toRpcError();
+      throw error;
+    }
+  }
+
+  // ---- RPC for the HTTP API -----------------------------------------------------------
+
+  /** Creates the session: its stream, the processors' subscriptions, and `session/created`. */
+  create(input: CreateSessionInput): Promise<SessionLive> {
+    return this.#call(async () => {
+      const existing = this.#identityOrNull();
+      if (
+        existing &&
+        (existing.tenant !== input.tenant || existing.sessionId !== input.sessionId)
+      ) {
+        throw conflict("this session object already belongs to another session");
+      }
+      const now = Date.now();
+      if (!existing) {
+        this.ctx.storage.sql.exec(
+          "INSERT INTO session_identity (singleton, tenant, session_id, created_at) VALUES (1, ?, ?, ?)",
+          input.tenant,
+          input.sessionId,
+          now,
+        );
+      }
+      const name = this.#streamName();
+      const stream = this.#stream();
+      await stream.create(name, sessionPath(input.sessionId), { contentType: "application/json" });
+      const hostName = sessionObjectName(input.tenant, input.sessionId);
+      for (const processor of PROCESSORS) {
+        await this.host.subscribe(processor, { streamName: name, hostName, startAt: "beginning" });
+      }
+      const payload: SessionEventPayload<"session/created"> = {
+        title: input.title,
+        model: input.model,
+        system: input.system,
+        tools: input.tools,
+      };
+      const [created] = await stream.appendBatch([
+        { type: "session/created", payload, idempotencyKey: "session/created" },
+      ]);
+      await this.#writeIndex({
+        title: input.title,
+        status: "idle",
+        model: input.model,
+        createdAt: created!.createdAt,
+        updatedAt: created!.createdAt,
+        lastOffset: 0,
+        pendingApprovals: 0,
+        lastError: null,
+      });
+      return this.#live();
+    });
+  }
+
+  /** Adds a user message. While a turn runs, it is queued and answered after that turn. */
+  sendMessage(
+    content: string,
+    idempotencyKey?: string,
+  ): Promise<{ offset: number; messageId: string; queued: boolean }> {
+    return this.#call(async () => {
+      const summary = this.host.state<typeof this.agent.contract>("agent").summary;
+      if (summary.status === "deleted") throw notFound("session not found");
+      const messageId = idempotencyKey ? `msg-${idempotencyKey}` : `msg-${ulid()}`;
+      const [event] = await this.#stream().appendBatch([
+        {
+          type: "session/input-added",
+          payload: { messageId, content },
+          ...(idempotencyKey ? { idempotencyKey: `input:${idempotencyKey}` } : {}),
+        },
+      ]);
+      const payload = sessionEvents["session/input-added"].parse((event as StreamEvent).payload);
+      // Queued = something before it is still unanswered (judged once the agent has seen it all).
+      await this.#catchUp("agent", event!.offset - 1);
+      const state = this.host.state<typeof this.agent.contract>("agent");
+      const queued = state.turn !== null || state.queue.some((q) => q.offset < event!.offset);
+      return { offset: event!.offset, messageId: payload.messageId, queued };
+    });
+  }
+
+  /**
+   * Decides a tool call awaiting approval. Unknown call → 404; a call that is not pending →
+   * 409, except that repeating the decision already taken is an idempotent success.
+   * Concurrent conflicting decisions share one idempotency key: exactly one is stored.
+   */
+  decide(
+    toolCallId: string,
+    approved: boolean,
+    reason: string | null,
+  ): Promise<{ toolCallId: string; approved: boolean; reason: string | null }> {
+    return this.#call(async () => {
+      await this.#catchUp("tools");
+      const call = this.host.state<typeof this.tools.contract>("tools").calls[toolCallId];
+      if (!call) throw notFound(`tool call ${toolCallId} not found`);
+      const decided = call.decision;
+      if (decided) {
+        if (decided.approved === approved) return { toolCallId, approved, reason: decided.reason };
+        throw conflict(
+          `tool call ${toolCallId} was already ${decided.approved ? "approved" : "denied"}`,
+        );
+      }
+      if (call.status !== "needs-approval" && call.status !== "awaiting") {
+        throw conflict(`tool call ${toolCallId} is not awaiting approval (it is ${call.status})`);
+      }
+      const [event] = await this.#stream().appendBatch([
+        {
+          type: "tool/approval-decided",
+          payload: { toolCallId, approved, reason },
+          idempotencyKey: `decision:${toolCallId}`,
+        },
+      ]);
+      const stored = sessionEvents["tool/approval-decided"].parse(event!.payload);
+      if (stored.approved !== approved) {
+        throw conflict(
+          `tool call ${toolCallId} was already ${stored.approved ? "approved" : "denied"}`,
+        );
+      }
+      return { toolCallId, approved, reason: stored.reason };
+    });
+  }
+
+  /** Requests cancellation of the running turn (its model request is aborted, approvals cancelled). */
+  cancel(reason: string | null): Promise<{ offset: number }> {
+    return this.#call(async () => {
+      const [event] = await this.#stream().appendBatch([
+        { type: "session/cancel-requested", payload: { reason } },
+      ]);
+      return { offset: event!.offset };
+    });
+  }
+
+  /** Deletes the session: `session/deleted`, then the stream is closed and the index row removed. */
+  remove(): Promise<void> {
+    return this.#call(async () => {
+      const { tenant, sessionId } = this.#identity();
+      const stream = this.#stream();
+      const head = await stream.head();
+      if (!head.closed) {
+        await stream.appendBatch([
+          { type: "session/deleted", payload: {}, idempotencyKey: "session/deleted" },
+        ]);
+        await stream.close({ status: "ended", reason: "session deleted" });
+      }
+      await deleteSessionRow(createDb(this.env.DB), tenant, sessionId);
+    });
+  }
+
+  live(): Promise<SessionLive> {
+    return this.#call(async () => this.#live());
+  }
+
+  async #live(): Promise<SessionLive> {
+    const { sessionId } = this.#identity();
+    const { state, checkpoint } = this.host.snapshot<typeof this.agent.contract>("agent");
+    return {
+      id: sessionId,
+      status: state.summary.status,
+      title: state.summary.title,
+      model: state.summary.model,
+      pendingApprovals: state.summary.pendingApprovals,
+      queuedMessages: state.queue.length,
+      lastError: state.summary.lastError,
+      messages: state.messages,
+      lastOffset: checkpoint,
+    };
+  }
+
+  /** The callable's method: deliveries from the session stream. */
+  deliver(batch: DeliveryBatch) {
+    return this.host.deliver(batch);
+  }
+
+  // ---- crash recovery -----------------------------------------------------------------
+
+  override async alarm(): Promise<void> {
+    await this.#resume();
+  }
+
+  async #resume(): Promise<void> {
+    const identity = this.#identityOrNull();
+    if (!identity) return;
+    const stream = { stream: sessionPath(identity.sessionId), streamName: this.#streamName() };
+    try {
+      await this.#stream().resumeDeliveries();
+      await this.host.reconcile("tools", stream);
+      await this.host.reconcile("model", stream);
+    } catch (error) {
+      console.error(
+        JSON.stringify({
+          msg: "session resume failed",
+          session: identity.sessionId,
+          error: String(error),
+        }),
+      );
+    }
+    await this.#armWatchdog();
+  }
+
+  /** Keeps an alarm armed while model requests are outstanding, so a crash cannot strand them. */
+  async #armWatchdog(): Promise<void> {
+    const outstanding = Object.keys(
+      this.host.state<typeof this.model.contract>("model").requests,
+    ).length;
+    if (outstanding === 0 && this.model.running === 0) return;
+    const next = Date.now() + WATCHDOG_MS;
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > next) await this.ctx.storage.setAlarm(next);
+  }
+
+  /** Waits until the processor's subscription has consumed the stream as it is now. */
+  async #catchUp(processor: (typeof PROCESSORS)[number], upTo?: number): Promise<void> {
+    const stream = this.#stream();
+    const target = upTo ?? (await stream.head()).lastOffset;
+    const { tenant, sessionId } = this.#identity();
+    const key = `${processor}@${SESSION_BINDING}/${sessionObjectName(tenant, sessionId)}`;
+    const deadline = Date.now() + CATCH_UP_TIMEOUT_MS;
+    for (;;) {
+      const sub = (await stream.listSubscriptions()).find((s) => s.key === key);
+      if (!sub || sub.cursor >= target || Date.now() > deadline) return;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  async #readRequest(offset: number): Promise<SessionEventPayload<"model/request-requested">> {
+    const { events } = await this.#stream().read({ after: offset - 1, limit: 1 });
+    const event = events[0];
+    if (!event || event.type !== "model/request-requested")
+      throw new Error(`no model request at offset ${offset}`);
+    return sessionEvents["model/request-requested"].parse(event.payload);
+  }
+
+  async #writeIndex(row: IndexRow): Promise<void> {
+    const { tenant, sessionId } = this.#identity();
+    const db = createDb(this.env.DB);
+    if (row.status === "deleted") {
+      await deleteSessionRow(db, tenant, sessionId);
+      return;
+    }
+    await upsertSessionRow(db, {
+      id: sessionId,
+      tenantId: tenant,
+      title: row.title,
+      status: row.status as never,
+      model: row.model,
+      createdAt: Date.parse(row.createdAt),
+      updatedAt: Date.parse(row.updatedAt),
+      lastOffset: row.lastOffset,
+      pendingApprovals: row.pendingApprovals,
+      lastError: row.lastError,
+    });
+  }
+}

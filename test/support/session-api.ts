@@ -1,0 +1,103 @@
+/** A tiny client of the session API for workerd tests (requests go to the worker in-process). */
+import { env, exports } from "cloudflare:workers";
+import type { SessionAgentRpc } from "../../src/sessions/session-agent";
+import type { StreamEvent } from "../../src/streams/messages";
+import type { StreamDurableObject } from "../../src/streams/stream-do";
+import { waitFor } from "./wait";
+
+export interface SessionView {
+  id: string;
+  status: string;
+  pendingApprovals: number;
+  lastError: string | null;
+  live: {
+    status: string;
+    pendingApprovals: { toolCallId: string; toolName: string; args: unknown }[];
+    messages: { role: string; content?: string; result?: unknown; isError?: boolean }[];
+    queuedMessages: number;
+    lastError: string | null;
+  };
+}
+
+export const api = (path: string, init?: RequestInit) =>
+  exports.default.fetch(`http://local${path}`, init);
+
+export const post = (path: string, body?: unknown, headers: Record<string, string> = {}) =>
+  api(path, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+
+export async function createSession(body: Record<string, unknown> = {}): Promise<string> {
+  const res = await post("/v1/sessions", body);
+  if (res.status !== 201) throw new Error(`create failed: ${res.status} ${await res.text()}`);
+  return ((await res.json()) as { session: { id: string } }).session.id;
+}
+
+export async function sendMessage(
+  id: string,
+  content: string,
+  idempotencyKey?: string,
+): Promise<{ offset: number }> {
+  const res = await post(`/v1/sessions/${id}/messages`, {
+    content,
+    ...(idempotencyKey ? { idempotencyKey } : {}),
+  });
+  if (res.status !== 202) throw new Error(`message failed: ${res.status} ${await res.text()}`);
+  return (await res.json()) as { offset: number };
+}
+
+export async function getSession(id: string): Promise<SessionView> {
+  const res = await api(`/v1/sessions/${id}`);
+  if (res.status !== 200) throw new Error(`get failed: ${res.status} ${await res.text()}`);
+  return ((await res.json()) as { session: SessionView }).session;
+}
+
+export async function waitForSession(
+  id: string,
+  check: (s: SessionView) => boolean,
+  timeoutMs = 15_000,
+): Promise<SessionView> {
+  let last: SessionView | undefined;
+  await waitFor(async () => {
+    last = await getSession(id);
+    return check(last);
+  }, timeoutMs);
+  return last!;
+}
+
+/** Reads the whole session stream over RPC. */
+export async function sessionEvents(id: string, tenant = "default"): Promise<StreamEvent[]> {
+  const name = `${tenant}:/sessions/${id}`;
+  const stub = env.STREAMS.get(env.STREAMS.idFromName(name)) as unknown as Pick<
+    StreamDurableObject,
+    "read"
+  >;
+  const out: StreamEvent[] = [];
+  for (;;) {
+    const page = await stub.read({ after: out.at(-1)?.offset ?? 0, limit: 1000 });
+    out.push(...(page.events as StreamEvent[]));
+    if (page.upToDate) return out;
+  }
+}
+
+/** The session's Durable Object stub, for the cloudflare:test helpers (evict, alarm, …). */
+export const sessionAgent = (id: string, tenant = "default"): DurableObjectStub =>
+  env.SESSIONS.get(env.SESSIONS.idFromName(`${tenant}:${id}`)) as unknown as DurableObjectStub;
+
+/** The same object through its RPC methods. */
+export const sessionRpc = (id: string, tenant = "default") =>
+  sessionAgent(id, tenant) as unknown as SessionAgentRpc;
+
+/** Every idempotency key appears once (no event was appended twice). */
+export function duplicateKeys(events: StreamEvent[]): string[] {
+  const seen = new Set<string>();
+  const dupes: string[] = [];
+  for (const e of events) {
+    if (!e.idempotencyKey) continue;
+    if (seen.has(e.idempotencyKey)) dupes.push(e.idempotencyKey);
+    seen.add(e.idempotencyKey);
+  }
+  return dupes;
+}

@@ -1,0 +1,137 @@
+/**
+ * Shared helpers for the workerd integration tests: unique stream paths, RPC stubs for the
+ * stream behind an HTTP path, HTTP requests through the worker, and error unwrapping.
+ */
+import { env, exports } from "cloudflare:workers";
+import { expect } from "vitest";
+import { ApiError } from "../../src/http/errors";
+import { streamName } from "../../src/streams/naming";
+import type { StreamDurableObject } from "../../src/streams/stream-do";
+
+export const ORIGIN = "http://streams.test";
+export const BASE = `${ORIGIN}/v1/stream`;
+
+/** Storage is shared by every test of a file, so each test uses its own stream path. */
+export function uniquePath(label: string): string {
+  return `/${label}-${crypto.randomUUID()}`;
+}
+
+/**
+ * The stream's RPC methods as the class declares them. (The generated `Rpc.Stub` type of
+ * methods returning `unknown` payloads trips TypeScript's instantiation depth limit.)
+ */
+export type StreamApi = Pick<
+  StreamDurableObject,
+  "create" | "appendBatch" | "append" | "read" | "head" | "close" | "getByIdempotencyKey"
+>;
+
+/**
+ * The tenant that requests without an Authorization header act as in the tests
+ * (INSECURE_DEFAULT_TENANT in vitest.config.ts); before auth existed it was "default".
+ */
+const TENANT = (env as { INSECURE_DEFAULT_TENANT?: string }).INSECURE_DEFAULT_TENANT || "default";
+
+/** The stream's Durable Object name for an HTTP path, as the worker derives it. */
+export const nameOf = (path: string) => streamName(TENANT, path);
+
+/** The Durable Object the worker routes `/v1/stream<path>` to (usable with cloudflare:test). */
+export function stubFor(path: string): DurableObjectStub & StreamApi {
+  const stub = env.STREAMS.get(env.STREAMS.idFromName(nameOf(path)));
+  return stub as unknown as DurableObjectStub & StreamApi;
+}
+
+/** A request through the worker (the exported default handler). */
+export function http(path: string, init?: RequestInit, query = ""): Promise<Response> {
+  return exports.default.fetch(`${BASE}${path}${query}`, init);
+}
+
+/** Awaits a promise that must reject over RPC and returns the rebuilt ApiError. */
+export async function rpcError(promise: Promise<unknown>): Promise<ApiError> {
+  let caught: unknown;
+  try {
+    await promise;
+  } catch (error) {
+    caught = error;
+  }
+  expect(caught, "expected the RPC call to reject").toBeDefined();
+  const rebuilt = ApiError.from(caught);
+  expect(rebuilt, `expected an ApiError, got ${String(caught)}`).toBeInstanceOf(ApiError);
+  return rebuilt as ApiError;
+}
+
+/** Status and Stream-Next-Offset from a HEAD (the body, if any, is consumed). */
+export async function headState(path: string): Promise<{ status: number; next: string | null }> {
+  const res = await http(path, { method: "HEAD" });
+  await res.body?.cancel();
+  return { status: res.status, next: res.headers.get("stream-next-offset") };
+}
+
+/** Creates a JSON stream over HTTP (201). */
+export async function createJsonStream(path: string, headers: Record<string, string> = {}) {
+  const res = await http(path, {
+    method: "PUT",
+    headers: { "content-type": "application/json", ...headers },
+  });
+  await res.body?.cancel();
+  expect(res.status).toBe(201);
+  return res;
+}
+
+/** Reads the whole JSON stream over HTTP from the start, following Stream-Next-Offset. */
+export async function readAllJson(path: string): Promise<unknown[]> {
+  const out: unknown[] = [];
+  let offset = "-1";
+  for (let i = 0; i < 1_000; i++) {
+    const res = await http(path, undefined, `?offset=${offset}`);
+    expect(res.status).toBe(200);
+    out.push(...((await res.json()) as unknown[]));
+    offset = res.headers.get("stream-next-offset")!;
+    if (res.headers.get("stream-up-to-date") === "true") return out;
+  }
+  throw new Error("stream never reported up to date");
+}
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** One parsed Server-Sent Event. */
+export interface SseEvent {
+  event: string;
+  data: string;
+}
+
+/**
+ * Incremental SSE parser over a response body. `next()` resolves with the next event, or
+ * null when the stream ends. Comments (keep-alives) are skipped.
+ */
+export function sseReader(res: Response) {
+  const reader = res.body!.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  let done = false;
+  return {
+    reader,
+    async next(): Promise<SseEvent | null> {
+      for (;;) {
+        const boundary = buffer.indexOf("\n\n");
+        if (boundary >= 0) {
+          const block = buffer.slice(0, boundary);
+          buffer = buffer.slice(boundary + 2);
+          let event = "message";
+          const data: string[] = [];
+          for (const line of block.split("\n")) {
+            if (line.startsWith(":")) continue;
+            if (line.startsWith("event:")) event = line.slice(6).trim();
+            else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+          }
+          if (data.length === 0 && event === "message") continue;
+          return { event, data: data.join("\n") };
+        }
+        if (done) return null;
+        const chunk = await reader.read();
+        if (chunk.done) done = true;
+        else buffer += decoder.decode(chunk.value, { stream: true });
+      }
+    },
+    cancel: () => reader.cancel().catch(() => {}),
+  };
+}
