@@ -376,7 +376,7 @@ export class SessionAgent extends DurableObject<Env> {
   async #readRequest(offset: number): Promise<SessionEventPayload<"model/request-requested">> {
     const { events } = await this.#stream().read({ after: offset - 1, limit: 1 });
     const event = events[0];
-    if (!event || event.type !== "model/request-requested")
+    if (event?.type !== "model/request-requested")
       throw new Error(`no model request at offset ${offset}`);
     return sessionEvents["model/request-requested"].parse(event.payload);
   }

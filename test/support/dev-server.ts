@@ -27,6 +27,16 @@ export interface DevServerOptions {
   config?: string;
 }
 
+/** Signals wrangler and everything it started (workerd); a SIGKILL is a real crash. */
+function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid === undefined || child.exitCode !== null) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    child.kill(signal);
+  }
+}
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
@@ -87,7 +97,8 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
   const child = spawn(wrangler, args, {
     env: quietEnv,
     stdio: ["ignore", "pipe", "pipe"],
-    detached: false,
+    // Its own process group, so that stopping it also stops the workerd it spawned.
+    detached: true,
   });
   let log = "";
   child.stdout?.on("data", (d) => (log += d));
@@ -105,7 +116,7 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
       // not listening yet
     }
     if (Date.now() > deadline) {
-      child.kill("SIGKILL");
+      killGroup(child, "SIGKILL");
       throw new Error(`wrangler dev did not start within 60s:\n${log}`);
     }
     await new Promise((r) => setTimeout(r, 200));
@@ -119,8 +130,8 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
       new Promise<void>((resolve) => {
         if (child.exitCode !== null) return resolve();
         child.once("exit", () => resolve());
-        child.kill(signal);
-        setTimeout(() => child.kill("SIGKILL"), 5_000).unref();
+        killGroup(child, signal);
+        setTimeout(() => killGroup(child, "SIGKILL"), 5_000).unref();
       }),
   };
 }
