@@ -5,6 +5,7 @@
  *   POST   /admin/tenants                       { id?, name }  → 201 { tenant }   (409 if id exists)
  *   POST   /admin/tenants/:id/keys              { name }       → 201 { key, prefix, … } (key shown once)
  *   DELETE /admin/tenants/:id/keys/:prefix                     → 204 (404 unknown tenant or key)
+ *   POST   /admin/tenants/:id/sessions/:session/reindex       → 202 (rebuilds the session's D1 row)
  */
 import { Hono } from "hono";
 import { z } from "zod";
@@ -12,6 +13,7 @@ import { bearerToken } from "../auth/authenticate";
 import { secretsEqual } from "../auth/secrets";
 import { dbOf } from "../db/client";
 import { createApiKey, createTenant, revokeApiKey, tenantIdSchema } from "../db/tenants";
+import { type SessionAgentRpc, sessionObjectName } from "../sessions/session-agent";
 import type { AppEnv } from "./app";
 import { ApiError, notFound } from "./errors";
 import { jsonBody, parseWith } from "./validation";
@@ -21,6 +23,10 @@ const createTenantSchema = z.strictObject({ id: tenantIdSchema.optional(), name:
 const createKeySchema = z.strictObject({ name: nameSchema });
 const tenantParams = z.object({ id: tenantIdSchema });
 const keyParams = z.object({ id: tenantIdSchema, prefix: z.string().regex(/^[0-9a-f]{8}$/) });
+const reindexParams = z.object({
+  id: tenantIdSchema,
+  session: z.string().regex(/^[0-9A-HJKMNP-TV-Z]{26}$/),
+});
 
 export function adminRoutes() {
   const routes = new Hono<AppEnv>();
@@ -67,6 +73,19 @@ export function adminRoutes() {
       throw notFound(`tenant ${id} has no key ${prefix}`);
     }
     return c.body(null, 204);
+  });
+
+  routes.post("/tenants/:id/sessions/:session/reindex", async (c) => {
+    const { id, session } = parseWith(reindexParams, c.req.param(), "path");
+    const stub = c.env.SESSIONS.get(
+      c.env.SESSIONS.idFromName(sessionObjectName(id, session)),
+    ) as unknown as SessionAgentRpc;
+    try {
+      await stub.reindex();
+    } catch (error) {
+      throw ApiError.from(error);
+    }
+    return c.json({ reindexing: { tenant: id, session } }, 202);
   });
 
   return routes;

@@ -104,6 +104,12 @@ export class ProcessorHost {
     return { state: parsed.data as StateOf<K>, checkpoint: row.checkpoint };
   }
 
+  /** Forgets a processor's state and checkpoint (to rebuild it from its stream). */
+  reset(name: string): void {
+    this.#processor(name);
+    this.ctx.storage.sql.exec("DELETE FROM processor_state WHERE processor = ?", name);
+  }
+
   state<K extends AnyContract>(name: string): StateOf<K> {
     return this.snapshot<K>(name).state;
   }

@@ -13,7 +13,7 @@ import { createDb } from "../db/client";
 import { deleteSessionRow, upsertSessionRow } from "../db/sessions-index";
 import { type Env, readSettings } from "../env";
 import { ApiError, conflict, notFound } from "../http/errors";
-import { ProcessorHost } from "../processors/host";
+import { ProcessorHost, subscriptionKeyFor } from "../processors/host";
 import type { DeliveryBatch } from "../streams/delivery";
 import type { StreamEvent } from "../streams/messages";
 import { streamName } from "../streams/naming";
@@ -32,7 +32,7 @@ export const SESSION_BINDING = "SESSIONS";
 /** The SessionAgent's RPC surface (spelled out: the generated stub type is too deep for tsc). */
 export type SessionAgentRpc = Pick<
   SessionAgent,
-  "create" | "live" | "sendMessage" | "decide" | "cancel" | "remove"
+  "create" | "live" | "sendMessage" | "decide" | "cancel" | "remove" | "reindex"
 >;
 const PROCESSORS = ["agent", "model", "tools", "index"] as const;
 const MODEL_MAX_ATTEMPTS = 4;
@@ -77,6 +77,7 @@ type StreamStub = {
   close(options: { status?: "ended" | "failed"; reason?: string | null }): Promise<unknown>;
   listSubscriptions(): Promise<{ key: string; cursor: number }[]>;
   resumeDeliveries(): Promise<void>;
+  removeSubscription(key: string): Promise<void>;
 };
 
 export class SessionAgent extends DurableObject<Env> {
@@ -297,6 +298,33 @@ export class SessionAgent extends DurableObject<Env> {
     });
   }
 
+  /**
+   * Rebuilds this session's D1 row from its stream: the index processor's state is dropped
+   * and its subscription configured anew from the beginning, so every event is reduced again
+   * (as history: no side effects but the row write of each batch).
+   */
+  reindex(): Promise<void> {
+    return this.#call(async () => {
+      const { tenant, sessionId } = this.#identity();
+      const stream = this.#stream();
+      const key = subscriptionKeyFor(
+        "index",
+        SESSION_BINDING,
+        sessionObjectName(tenant, sessionId),
+      );
+      await stream.removeSubscription(key).catch((error: unknown) => {
+        const known = ApiError.from(error);
+        if (!(known instanceof ApiError && known.status === 404)) throw error;
+      });
+      this.host.reset("index");
+      await this.host.subscribe("index", {
+        streamName: this.#streamName(),
+        hostName: sessionObjectName(tenant, sessionId),
+        startAt: "beginning",
+      });
+    });
+  }
+
   live(): Promise<SessionLive> {
     return this.#call(async () => this.#live());
   }
@@ -364,7 +392,11 @@ export class SessionAgent extends DurableObject<Env> {
     const stream = this.#stream();
     const target = upTo ?? (await stream.head()).lastOffset;
     const { tenant, sessionId } = this.#identity();
-    const key = `${processor}@${SESSION_BINDING}/${sessionObjectName(tenant, sessionId)}`;
+    const key = subscriptionKeyFor(
+      processor,
+      SESSION_BINDING,
+      sessionObjectName(tenant, sessionId),
+    );
     const deadline = Date.now() + CATCH_UP_TIMEOUT_MS;
     for (;;) {
       const sub = (await stream.listSubscriptions()).find((s) => s.key === key);

@@ -333,3 +333,23 @@ describe("the events endpoint", () => {
     await bad.body?.cancel();
   });
 });
+
+describe("rebuilding the index", () => {
+  it("rewrites a session's D1 row from its stream", async () => {
+    const { env } = await import("cloudflare:workers");
+    const id = await createSession({ title: "reindex me" });
+    await sendMessage(id, "hello");
+    await waitForSession(id, (s) => s.status === "idle" && s.live.messages.length === 2);
+    await env.DB.prepare("DELETE FROM sessions WHERE id = ?").bind(id).run();
+    const gone = await api(`/v1/sessions/${id}`);
+    expect(gone.status).toBe(404);
+    await gone.body?.cancel();
+    const res = await post(`/admin/tenants/default/sessions/${id}/reindex`, undefined, {
+      authorization: "Bearer dev-admin-token",
+    });
+    expect(res.status).toBe(202);
+    await res.body?.cancel();
+    const rebuilt = await waitForSession(id, (s) => s.status === "idle");
+    expect(rebuilt).toMatchObject({ title: "reindex me", pendingApprovals: 0 });
+  });
+});
