@@ -38,6 +38,12 @@ export const worker = await Worker("worker", {
     CALLABLE_BINDINGS: "SESSIONS",
     DEFAULT_MODEL: "scripted",
     SCRIPTED_MODEL_DELAY_MS: "0",
+    // Secrets: set ADMIN_TOKEN (and OPENAI_API_KEY for openai:<model> sessions) in the
+    // environment that runs `alchemy deploy`.
+    ADMIN_TOKEN: alchemy.secret(process.env.ADMIN_TOKEN),
+    ...(process.env.OPENAI_API_KEY
+      ? { OPENAI_API_KEY: alchemy.secret(process.env.OPENAI_API_KEY) }
+      : {}),
   },
 });
 

@@ -48,10 +48,11 @@ async function request(
   path: string,
   body?: string,
   headers: Record<string, string> = JSON_HEADERS,
+  anonymous = false,
 ): Promise<Response> {
   const res = await fetch(`${base}${path}`, {
     method,
-    headers: { ...headers, authorization },
+    headers: anonymous ? headers : { ...headers, authorization },
     body,
   });
   if (res.status >= 300) {
@@ -62,9 +63,13 @@ async function request(
   return res;
 }
 
-/** A request whose body is drained (keep-alive connections need it). */
-async function call(method: string, path: string, body?: string): Promise<void> {
-  const res = await request(method, path, body);
+/**
+ * A request whose body is drained (keep-alive connections need it). `anonymous` leaves the
+ * API key out: the bench server sets the test-only INSECURE_DEFAULT_TENANT to the bench
+ * tenant, so such a request reaches the same streams without the key lookup.
+ */
+async function call(method: string, path: string, body?: string, anonymous = false) {
+  const res = await request(method, path, body, JSON_HEADERS, anonymous);
   await res.arrayBuffer();
 }
 
@@ -108,8 +113,24 @@ async function runFor(
 
 // ---- 1. HTTP appends vs no-op -----------------------------------------------------------
 
-type Variant = "noop" | "doNoop" | "routerNoop" | "routerInsert" | "append";
-const VARIANTS: Variant[] = ["noop", "doNoop", "routerNoop", "routerInsert", "append"];
+type Variant =
+  | "noop"
+  | "doNoop"
+  | "routerNoopAnon"
+  | "routerNoop"
+  | "routerInsert"
+  | "appendAnon"
+  | "append";
+const VARIANTS: Variant[] = [
+  "noop",
+  "doNoop",
+  "routerNoopAnon",
+  "routerNoop",
+  "routerInsert",
+  "appendAnon",
+  "append",
+];
+const ANONYMOUS = new Set<Variant>(["routerNoopAnon", "appendAnon"]);
 
 interface VariantResult {
   perSec: number;
@@ -122,13 +143,17 @@ interface VariantResult {
 }
 
 /**
- * Every variant POSTs the same single-event JSON body with the same headers:
+ * Every variant POSTs the same single-event JSON body with the same headers (the API key
+ * included, except where said):
  * - noop: `POST /bench/noop`, answered by the worker (the baseline);
  * - doNoop: forwarded to a Durable Object that reads the body and answers 204 (+ DO hop);
- * - routerNoop: `POST /v1/stream/__bench/noop…` through the production router to a Durable
- *   Object that reads the body and answers 204 (+ Hono router, path checks, headers);
+ * - routerNoopAnon: `POST /v1/stream/__bench/noop…` without the API key, through the
+ *   production router to a Durable Object that reads the body and answers 204 (+ Hono
+ *   router, path checks, header copies);
+ * - routerNoop: the same with the API key (+ the key lookup in D1);
  * - routerInsert: as routerNoop plus one raw SQLite INSERT (+ one write commit);
- * - append: the production `POST /v1/stream/<path>` (+ the app's own work in the DO).
+ * - appendAnon: the production append without the API key (no key lookup);
+ * - append: the production `POST /v1/stream/<path>` with the API key: the headline.
  * Rounds are short and interleaved, rotating the order, because the machine is shared and
  * its load drifts; each variant's total is summed over all rounds.
  */
@@ -139,18 +164,21 @@ async function httpAppends(concurrency: number, rounds: number, roundMs: number)
   const target: Record<Variant, string> = {
     noop: "/bench/noop",
     doNoop: `/bench/do-noop?path=/bench/do-noop-c${concurrency}`,
+    routerNoopAnon: `/v1/stream/__bench/noop-c${concurrency}`,
     routerNoop: `/v1/stream/__bench/noop-c${concurrency}`,
     routerInsert: `/v1/stream/__bench/insert-c${concurrency}`,
+    appendAnon: `/v1/stream${path}`,
     append: `/v1/stream${path}`,
   };
+  const send = (v: Variant, i: number) => call("POST", target[v], body(i), ANONYMOUS.has(v));
   const totals = new Map(VARIANTS.map((v) => [v, { ops: 0, ms: 0, latencies: [] as number[] }]));
   const measure = (v: Variant) => async (i: number) => {
     const t0 = performance.now();
-    await call("POST", target[v], body(i));
+    await send(v, i);
     totals.get(v)!.latencies.push(performance.now() - t0);
   };
   // Warm every path (JIT, connections, the Durable Objects) before measuring.
-  for (const v of VARIANTS) await runFor(300, concurrency, (i) => call("POST", target[v], body(i)));
+  for (const v of VARIANTS) await runFor(250, concurrency, (i) => send(v, i));
   for (let r = 0; r < rounds; r++) {
     const order = VARIANTS.map((_, k) => VARIANTS[(k + r) % VARIANTS.length]!);
     for (const v of order) {
@@ -177,8 +205,10 @@ async function httpAppends(concurrency: number, rounds: number, roundMs: number)
   const names: Record<Variant, string> = {
     noop: "no-op (worker only)",
     doNoop: "  + DO hop",
-    routerNoop: "  + production router",
+    routerNoopAnon: "  + production router",
+    routerNoop: "  + API key lookup",
     routerInsert: "  + one raw INSERT",
+    appendAnon: "append, no key lookup",
     append: "append (production)",
   };
   for (const v of VARIANTS) {
@@ -257,6 +287,7 @@ const DO_PATHS: Record<BenchOp, string> = {
   logRead: "/bench/catch-up",
   rawRead: "/bench/catch-up",
   rawReadRows: "/bench/catch-up",
+  sqlPageRead: "/bench/catch-up",
   sseFanout: "/bench/do-sse",
   httpAppend: "/bench/do-append",
   rawInsert1: "/bench/do-append",
@@ -416,12 +447,13 @@ async function catchUp(total: number, perPost: number, reps: number) {
   log(
     `  read ${fmt(total)} events in ${pages} pages (${fmt(bytes / 1e6, 1)} MB): median ${fmt(ms)} ms of ${reps} -> ${fmt(eventsPerSec)} events/s (${fmt(withParse)} events/s with client JSON.parse)`,
   );
-  const inDo = await measureOps(["logRead", "rawReadRows", "rawRead"], 1, 0, reps);
+  const inDo = await measureOps(["logRead", "rawReadRows", "rawRead", "sqlPageRead"], 1, 0, reps);
   log("  the same read inside the Durable Object (no HTTP), whole stream:");
   printOps(inDo, {
     logRead: "production StreamLog.read pages + JSON join",
     rawReadRows: "StreamLog.read's SELECT, row objects, no checks/paging",
     rawRead: "SELECT body only, .raw() arrays, + JSON join",
+    sqlPageRead: "same pages as logRead, JSON array built by SQLite",
   });
   return {
     events: total,
@@ -711,7 +743,7 @@ async function main() {
       config,
       persistDir,
       migrate: true,
-      vars: { ADMIN_TOKEN: adminToken },
+      vars: { ADMIN_TOKEN: adminToken, INSECURE_DEFAULT_TENANT: TENANT },
     });
     base = server.url;
     log(
@@ -722,13 +754,13 @@ async function main() {
     await runFor(1_500, 2, (i) => call("POST", "/bench/noop", eventJson(i)));
 
     log("\n1. HTTP single-event appends vs no-op POST (same harness, interleaved rounds)");
-    const httpSeq = await httpAppends(1, 6, 750);
-    const httpConc = await httpAppends(8, 6, 750);
+    const httpSeq = await httpAppends(1, 5, 600);
+    const httpConc = await httpAppends(8, 5, 600);
     const doSide = await doSideAppendCost(2_000, 3);
     const auth = await authCost(200, 3);
 
     log("\n2. Appends inside the Durable Object: appendBatch(100 events) vs raw INSERT loop");
-    const inDo = await doAppends(200, 5);
+    const inDo = await doAppends(200, 3);
 
     log("\n3. Catch-up read of 100,000 events from offset -1 over HTTP");
     const read = await catchUp(100_000, 1_000, 3);
@@ -763,6 +795,13 @@ async function main() {
         `ratio ${conc.append.ratio.toFixed(2)}`,
         ">= 0.80",
         conc.append.ratio >= 0.8,
+      ],
+      [
+        "  (same, without the key lookup)",
+        `${fmt(seq.appendAnon.perSec)} / ${fmt(conc.appendAnon.perSec)} req/s`,
+        `${seq.appendAnon.ratio.toFixed(2)} / ${conc.appendAnon.ratio.toFixed(2)}`,
+        "-",
+        null,
       ],
       [
         "DO appendBatch(100), wall",

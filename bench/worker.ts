@@ -58,8 +58,10 @@ export interface BenchRequest {
  *   20,000 messages / 1 MiB, each joined into a JSON array); `rawRead`: the same bodies from
  *   one raw `SELECT body … ORDER BY offset` cursor (`.raw()` arrays), joined the same way;
  *   `rawReadRows`: StreamLog.read's own six-column SELECT as one cursor of row objects,
- *   without validation or paging. The whole stream is read `batches` times; `rows` counts
- *   the messages read.
+ *   without validation or paging; `sqlPageRead`: the same pages as logRead (at most 20,000
+ *   messages / 1 MiB) with each page's JSON array built by SQLite (`group_concat` over a
+ *   running byte sum), one result row per page. The whole stream is read `batches` times;
+ *   `rows` counts the messages read.
  * - `sseFanout`: opens `batchSize` SSE reads (`offset=now&live=sse`) on the DO's own fetch,
  *   in-process, then makes `batches` single-event appends through the DO's fetch, each
  *   followed by waiting until every reader has its data frame: the DO-side cost of an
@@ -86,6 +88,7 @@ export type BenchOp =
   | "logRead"
   | "rawRead"
   | "rawReadRows"
+  | "sqlPageRead"
   | "sseFanout"
   | "httpAppend"
   | "rawInsert1"
@@ -245,6 +248,34 @@ export class StreamDurableObject extends ProdStreamDurableObject {
           }
           if (`[${bodies.join(",")}]`.length < 2) throw new Error("empty read");
           rows += bodies.length;
+        }
+        break;
+      }
+      case "sqlPageRead": {
+        const sql = this.ctx.storage.sql;
+        const tail = new StreamLog(this.ctx.storage).meta()?.tail ?? 0;
+        rows = 0;
+        for (let b = 0; b < batches; b++) {
+          let after = 0;
+          while (after < tail) {
+            const page = sql
+              .exec<{ text: string; last: number; n: number }>(
+                `WITH page AS (
+                   SELECT offset, body,
+                     SUM(length(body)) OVER (ORDER BY offset ROWS UNBOUNDED PRECEDING) AS bytes
+                   FROM stream_messages WHERE offset > ?1 AND offset <= ?2 ORDER BY offset LIMIT ?3)
+                 SELECT '[' || group_concat(body, ',') || ']' AS text, MAX(offset) AS last, COUNT(*) AS n
+                 FROM (SELECT offset, body FROM page WHERE bytes <= ?4 OR offset = ?1 + 1 ORDER BY offset)`,
+                after,
+                tail,
+                20_000,
+                1024 * 1024,
+              )
+              .one();
+            if (page.text.length < 2) throw new Error("empty page");
+            after = page.last;
+            rows += page.n;
+          }
         }
         break;
       }

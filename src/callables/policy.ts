@@ -39,7 +39,11 @@ export function checkWebhookUrl(raw: string, policy: CallablePolicy): void {
     throw new CallableError("validation", "webhook URL is not a URL", false);
   }
   if (url.username || url.password) throw refuse("credentials in the URL are not allowed");
-  const host = url.hostname.toLowerCase().replace(/^\[|\]$/g, "");
+  // A trailing dot names the same host (`localhost.` is localhost): drop it before checking.
+  const host = url.hostname
+    .toLowerCase()
+    .replace(/^\[|\]$/g, "")
+    .replace(/\.+$/, "");
   const loopback = isLoopback(host);
   if (loopback && policy.allowLoopbackWebhooks) {
     if (url.protocol !== "https:" && url.protocol !== "http:") throw refuse("only http(s)");

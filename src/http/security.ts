@@ -16,6 +16,7 @@ const EXPOSED = [
   "Producer-Received-Seq",
   "ETag",
   "Location",
+  "WWW-Authenticate",
   "Content-Type",
 ].join(", ");
 

@@ -13,7 +13,7 @@ import { streamName } from "../streams/naming";
 import { validateStreamPath } from "../streams/path";
 import { eventTypesSchema, startAtSchema, subscriptionKeySchema } from "../streams/system-events";
 import type { AppEnv } from "./app";
-import { ApiError } from "./errors";
+import { ApiError, badRequest } from "./errors";
 import { jsonBody, query } from "./validation";
 
 const streamPath = z
@@ -53,6 +53,17 @@ export function subscriptionRoutes() {
   routes.put("/", async (c) => {
     const body = await jsonBody(c, putSchema);
     const { stream, ...input } = body;
+    // A tenant may only point subscriptions at its own Durable Object instances.
+    if (
+      input.callable.kind === "durable-object" &&
+      !input.callable.name.startsWith(`${c.get("tenant")}:`)
+    ) {
+      throw badRequest(
+        `durable-object callables must name an object of this tenant (a name starting with "${c.get("tenant")}:")`,
+        undefined,
+        "validation_failed",
+      );
+    }
     const result = await rpc(() => stub(c, stream).configureSubscription(input));
     return c.json(
       {

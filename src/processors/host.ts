@@ -35,6 +35,10 @@ CREATE TABLE IF NOT EXISTS processor_state (
   state TEXT NOT NULL,
   checkpoint INTEGER NOT NULL,
   updated_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS processor_streams (
+  processor TEXT PRIMARY KEY,
+  stream TEXT NOT NULL
 );`;
 
 /** Routes a subscription key to its processor: `<processor>@<binding>/<host name>`. */
@@ -108,10 +112,36 @@ export class ProcessorHost {
   reset(name: string): void {
     this.#processor(name);
     this.ctx.storage.sql.exec("DELETE FROM processor_state WHERE processor = ?", name);
+    this.ctx.storage.sql.exec("DELETE FROM processor_streams WHERE processor = ?", name);
   }
 
   state<K extends AnyContract>(name: string): StateOf<K> {
     return this.snapshot<K>(name).state;
+  }
+
+  /**
+   * Binds a processor to the one stream it consumes (offsets, and so checkpoints, are per
+   * stream). A delivery from any other stream is refused; register another processor to
+   * consume a second stream.
+   */
+  #bind(name: string, streamName: string): void {
+    const row = this.ctx.storage.sql
+      .exec<{ stream: string }>("SELECT stream FROM processor_streams WHERE processor = ?", name)
+      .toArray()[0];
+    if (row && row.stream !== streamName) {
+      throw new ApiError(
+        409,
+        "conflict",
+        `processor ${name} consumes ${row.stream}, not ${streamName}`,
+      );
+    }
+    if (!row) {
+      this.ctx.storage.sql.exec(
+        "INSERT INTO processor_streams (processor, stream) VALUES (?, ?)",
+        name,
+        streamName,
+      );
+    }
   }
 
   /** Subscribes a registered processor to a stream (idempotent for the same settings). */
@@ -120,6 +150,7 @@ export class ProcessorHost {
     options: { streamName: string; hostName: string; startAt?: StartAt },
   ) {
     const processor = this.#processor(name);
+    this.#bind(name, options.streamName);
     const stub = this.env.STREAMS.get(this.env.STREAMS.idFromName(options.streamName));
     return stub.configureSubscription({
       key: subscriptionKeyFor(name, this.identity.binding, options.hostName),
@@ -174,6 +205,7 @@ export class ProcessorHost {
   ): Promise<{ ackOffset: number }> {
     const processor = this.#processor(name);
     const contract = processor.contract;
+    this.#bind(name, batch.streamName);
     const { state: stored, checkpoint } = this.snapshot(name);
     const through = Math.max(batch.nextOffset - 1, ...batch.events.map((e) => e.offset));
     if (through <= checkpoint && !reconcile) return { ackOffset: checkpoint };
@@ -222,8 +254,10 @@ export class ProcessorHost {
       );
     }
     // Blocking work may add more blocking work; wait until none is left.
-    for (let settled = 0; settled < blocking.length; settled = blocking.length) {
-      await Promise.all(blocking.slice(settled));
+    for (let settled = 0; settled < blocking.length; ) {
+      const upTo = blocking.length;
+      await Promise.all(blocking.slice(settled, upTo));
+      settled = upTo;
     }
     if (through > checkpoint) this.#commit(name, contract, state, through);
     return { ackOffset: Math.max(through, checkpoint) };

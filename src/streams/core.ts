@@ -159,6 +159,17 @@ export class StreamCore {
     }
     const existing = this.existing(request);
     if (existing) return existing;
+    const parse = (type: string) => {
+      const messages =
+        request.body && request.body.byteLength > 0 ? this.parseBody(type, request.body, true) : [];
+      this.checkReserved(messages, false);
+      return messages;
+    };
+    // Validate the body before touching a fork source when its type is already known.
+    let messages =
+      request.contentType !== null || !request.fork
+        ? parse(request.contentType ?? DEFAULT_CONTENT_TYPE)
+        : null;
     let snapshot: ForkSnapshot | null = null;
     let inherited: StoredMessage[] = [];
     if (request.fork) {
@@ -167,17 +178,25 @@ export class StreamCore {
         subOffset: request.fork.subOffset,
         contentType: request.contentType,
       });
-      inherited = await this.copyFrom(request.fork.source, snapshot);
+      try {
+        inherited = await this.copyFrom(request.fork.source, snapshot);
+      } catch (error) {
+        this.releaseSource(request.fork.source, request.name);
+        throw error;
+      }
       const raced = this.existing(request);
       if (raced) return raced;
     }
     const now = Date.now();
     const contentType = request.contentType ?? snapshot?.contentType ?? DEFAULT_CONTENT_TYPE;
     const ownExpiry = request.ttlSeconds !== null || request.expiresAt !== null;
-    const messages =
-      request.body && request.body.byteLength > 0
-        ? this.parseBody(contentType, request.body, true)
-        : [];
+    try {
+      messages ??= parse(contentType);
+    } catch (error) {
+      if (request.fork) this.releaseSource(request.fork.source, request.name);
+      throw error;
+    }
+    const body = messages;
     this.log.transaction(() => {
       this.log.create(
         {
@@ -192,7 +211,7 @@ export class StreamCore {
         now,
         inherited,
       );
-      if (messages.length > 0) this.log.append(messages, now);
+      if (body.length > 0) this.log.append(body, now);
       if (request.close) this.log.close(now, "ended", null);
     });
     const meta = this.log.meta()!;
@@ -554,6 +573,12 @@ export class StreamCore {
     this.waiters.notifyAll("deleted");
     this.hooks.background(this.flushOutbox());
     return { kind: "missing" };
+  }
+
+  /** A fork that will not be created gives its source reference back (through the outbox). */
+  private releaseSource(source: string, fork: string): void {
+    this.log.transaction(() => this.log.owe(source, fork));
+    this.hooks.background(this.flushOutbox());
   }
 
   /** Delivers owed fork releases; undelivered ones stay for the alarm to retry. */

@@ -60,7 +60,7 @@ export function matches(eventTypes: string[], type: string | null): boolean {
   return type !== null && eventTypes.includes(type);
 }
 
-/** Exponential backoff with ±20% jitter, capped; non-retryable failures wait the cap. */
+/** Exponential backoff with ±20% jitter, never above the cap; non-retryable failures wait about the cap. */
 export function retryDelay(
   attempts: number,
   retryable: boolean,
@@ -70,7 +70,7 @@ export function retryDelay(
   const base = retryable
     ? Math.min(settings.retryMaxMs, settings.retryBaseMs * 2 ** Math.max(0, attempts - 1))
     : settings.retryMaxMs;
-  return Math.round(base * (0.8 + 0.4 * random()));
+  return Math.min(settings.retryMaxMs, Math.round(base * (0.8 + 0.4 * random())));
 }
 
 export interface DeliveryDeps {
@@ -112,7 +112,12 @@ export class Deliveries {
     let next: number | null = null;
     for (const sub of this.table.all()) {
       if (sub.cursor >= meta.tail) continue;
-      const at = sub.nextRetryAt ?? now + this.deps.settings().watchdogMs;
+      // A retry that is already out (its time has passed) is watched, not re-fired; a failure
+      // writes a future retry time before arming, so the next retry is still scheduled.
+      const watchdog = now + this.deps.settings().watchdogMs;
+      const retrying =
+        sub.nextRetryAt !== null && !(this.#inFlight.has(sub.key) && sub.nextRetryAt <= now);
+      const at = retrying ? sub.nextRetryAt! : watchdog;
       next = next === null ? at : Math.min(next, at);
     }
     return next;
@@ -178,11 +183,23 @@ export class Deliveries {
     const through = batch.nextOffset - 1;
     let failure: CallableError;
     try {
-      const result = await invokeCallable(sub.callable, batch, {
+      // Webhooks get the documented public body; in-platform callables also get the internal
+      // stream name and the anchor (processor hosts need both).
+      const payload =
+        sub.callable.kind === "webhook"
+          ? {
+              stream: batch.stream,
+              subscriptionKey: batch.subscriptionKey,
+              events: batch.events,
+              nextOffset: batch.nextOffset,
+            }
+          : batch;
+      const result = await invokeCallable(sub.callable, payload, {
         env: this.deps.env,
         policy: this.deps.policy(),
         secret: sub.secret,
-        messageId: `${sub.key}@${batch.events[0]!.offset}-${through}`,
+        // Stable across retries of the same events (the scanned range may grow meanwhile).
+        messageId: `${sub.key}@${batch.events[0]!.offset}-${batch.events.at(-1)!.offset}`,
       });
       const ack = Math.min(ackOffsetOf(result) ?? through, through);
       if (ack > sub.cursor) {

@@ -360,7 +360,7 @@ describe("tenant isolation", () => {
         callable: {
           kind: "durable-object",
           binding: "TEST_SUBSCRIBERS",
-          name: unique("s"),
+          name: `${a.id}:${unique("s")}`,
           method: "receive",
         },
         eventTypes: ["*"],

@@ -484,8 +484,9 @@ describe("retry scheduling", () => {
     // retry is already running (started by the alarm, so nextRetryAt is in the past), and
     // the alarm handler re-arms with it: the alarm fires again immediately, over and over,
     // for as long as the call is out (≈60 alarms a second here; a slow webhook has a 10 s
-    // timeout). Fix: in nextWake, treat a subscription in #inFlight as not due (watchdog
-    // time), or clear next_retry_at when a retry starts.
+    // timeout). Fix: in nextWake, use the watchdog time for a subscription that is in
+    // #inFlight and whose nextRetryAt has already passed (a failure writes a future
+    // nextRetryAt before arming, so retries are still scheduled).
     const stream = await newStream("alarm-spin");
     const host = newHost("alarm-spin");
     await host.stub.subscribe("gate", stream.name, host.name, "beginning");

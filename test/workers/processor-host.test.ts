@@ -599,13 +599,10 @@ describe("two processors on one host", () => {
     expect((await host.stub.snapshot("counter")).state).toEqual({ total: 7, seen: 2 });
   });
 
-  it("one processor subscribed to two streams reduces the events of both", async () => {
-    // BUG: the host keeps one checkpoint per processor, not per (processor, stream), and the
-    // subscription key `<processor>@<binding>/<host>` is the same on both streams. After
-    // stream A brings the checkpoint to N, stream B's events at offsets <= N are silently
-    // skipped and acknowledged. Fix: key processor_state by (processor, stream) — or refuse
-    // to subscribe a processor to a second stream and reject batches from a stream it is
-    // not bound to — instead of dropping events.
+  it("binds a processor to one stream and refuses a second one", async () => {
+    // Offsets, and so checkpoints, are per stream: a processor consumes exactly one stream
+    // (register another processor for a second stream). Deliveries from another stream are
+    // refused too, so a forged delivery cannot feed a processor foreign events.
     const a = await newStream("two-streams-a");
     const b = await newStream("two-streams-b");
     const host = newHost("two-streams");
@@ -614,13 +611,35 @@ describe("two processors on one host", () => {
     );
     await host.stub.subscribe("counter", a.name, host.name, "beginning");
     await waitFor(caughtUp(a.stub, "counter", host.name));
-    await host.stub.subscribe("counter", b.name, host.name, "beginning");
-    await b.stub.appendBatch([
-      { type: "test/incremented", payload: { by: 100 } },
-      { type: "test/incremented", payload: { by: 100 } },
-    ]);
-    await waitFor(caughtUp(b.stub, "counter", host.name));
-    expect((await host.stub.snapshot("counter")).state.total).toBe(205);
+    let refused: unknown = null;
+    try {
+      await host.stub.subscribe("counter", b.name, host.name, "beginning");
+    } catch (error) {
+      refused = error;
+    }
+    expect(String(refused)).toContain(`consumes ${a.name}`);
+    let forged: unknown = null;
+    try {
+      await host.stub.deliverTo("counter", {
+        stream: "/elsewhere",
+        streamName: b.name,
+        subscriptionKey: "counter@TEST_HOSTS/x",
+        anchorOffset: 0,
+        events: [
+          {
+            offset: 9,
+            type: "test/incremented",
+            payload: { by: 100 },
+            createdAt: new Date().toISOString(),
+          },
+        ],
+        nextOffset: 10,
+      });
+    } catch (error) {
+      forged = error;
+    }
+    expect(String(forged)).toContain(`consumes ${a.name}`);
+    expect((await host.stub.snapshot("counter")).state.total).toBe(5);
   });
 });
 

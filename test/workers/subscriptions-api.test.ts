@@ -111,10 +111,11 @@ async function expectError(res: Response, status: number, code?: string): Promis
   return body;
 }
 
+/** Durable-object callables must name an object of the caller's tenant (`default:` here). */
 const subscriberCallable = (name: string) => ({
   kind: "durable-object",
   binding: "TEST_SUBSCRIBERS",
-  name,
+  name: `default:${name}`,
   method: "receive",
 });
 
@@ -380,6 +381,19 @@ describe("bad subscription requests are 4xx JSON and store nothing", () => {
       "extra callable field",
       (p) =>
         json("PUT", { ...valid(p), callable: { ...subscriberCallable("x"), code: "() => 1" } }),
+    ],
+    [
+      "durable object of another tenant",
+      (p) =>
+        json("PUT", {
+          ...valid(p),
+          callable: {
+            kind: "durable-object",
+            binding: "TEST_SUBSCRIBERS",
+            name: "othertenant:x",
+            method: "receive",
+          },
+        }),
     ],
     [
       "binding not on the allowlist (STREAMS)",
