@@ -8,6 +8,19 @@ import { badRequest } from "./errors";
 
 const MAX_JSON_BODY = 1024 * 1024;
 
+/** JSON.parse that turns a syntax error into a 400 `invalid_json`. */
+export function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw badRequest(
+      `body is not valid JSON: ${(error as Error).message}`,
+      undefined,
+      "invalid_json",
+    );
+  }
+}
+
 export function parseWith<T extends z.ZodType>(
   schema: T,
   value: unknown,
@@ -37,17 +50,7 @@ export async function jsonBody<T extends z.ZodType>(
     throw badRequest("Content-Type must be application/json", undefined, "unsupported_media_type");
   }
   if (text.length > MAX_JSON_BODY) throw badRequest(`body exceeds ${MAX_JSON_BODY} bytes`);
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    throw badRequest(
-      `body is not valid JSON: ${(error as Error).message}`,
-      undefined,
-      "invalid_json",
-    );
-  }
-  return parseWith(schema, value, "body");
+  return parseWith(schema, parseJson(text), "body");
 }
 
 export function query<T extends z.ZodType>(c: Context, schema: T): z.output<T> {

@@ -10,6 +10,7 @@
  */
 import { z } from "zod";
 import { ApiError, badRequest } from "../http/errors";
+import { parseJson } from "../http/validation";
 
 /** ~2 MB is the SQLite row limit in a Durable Object; keep headroom for the other columns. */
 export const MAX_MESSAGE_BYTES = 1_900_000;
@@ -103,16 +104,7 @@ export function encodeEvent(event: EventInput): EncodedMessage {
  * empty stream; on POST an empty array is a client error.
  */
 export function encodeJsonBody(text: string, allowEmptyArray: boolean): EncodedMessage[] {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    throw badRequest(
-      `body is not valid JSON: ${(error as Error).message}`,
-      undefined,
-      "invalid_json",
-    );
-  }
+  const value = parseJson(text);
   const values = Array.isArray(value) ? value : [value];
   if (values.length === 0 && !allowEmptyArray) {
     throw badRequest("an empty JSON array appends nothing", undefined, "invalid_json");

@@ -8,7 +8,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
-import { type Callable, callableSchema } from "../callables/descriptor";
+import { callableSchema } from "../callables/descriptor";
 import { CallableError } from "../callables/errors";
 import { checkCallable, readPolicy } from "../callables/policy";
 import { newWebhookSecret } from "../callables/webhook";
@@ -23,7 +23,6 @@ import { handleProtocol } from "./protocol/handler";
 import { type Subscription, SubscriptionTable } from "./subscriptions";
 import {
   eventTypesSchema,
-  type StartAt,
   type SubscriptionConfigured,
   startAtSchema,
   subscriptionKeySchema,
@@ -95,20 +94,11 @@ export const subscriptionInputSchema = z.strictObject({
 export type SubscriptionInput = z.input<typeof subscriptionInputSchema>;
 
 /** A subscription as the API shows it: configuration and delivery status, never the secret. */
-export interface SubscriptionStatus {
-  key: string;
-  callable: Callable;
-  eventTypes: string[];
-  startAt: StartAt;
-  anchorOffset: number;
-  cursor: number;
+export type SubscriptionStatus = Omit<Subscription, "secret" | "health" | "nextRetryAt"> & {
   lag: number;
-  status: "active" | "failing";
-  attempts: number;
-  lastError: string | null;
-  lastErrorRetryable: boolean | null;
+  status: Subscription["health"];
   nextRetryAt: string | null;
-}
+};
 
 function toStatus(sub: Subscription, tail: number): SubscriptionStatus {
   return {

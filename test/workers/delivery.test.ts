@@ -10,24 +10,14 @@ import { describe, expect, it, vi } from "vitest";
 import { ApiError } from "../../src/http/errors";
 import type { DeliveryBatch } from "../../src/streams/delivery";
 import type { EventInput, StreamEvent } from "../../src/streams/messages";
+import type { SubscriptionStatus } from "../../src/streams/stream-do";
 import { StreamDurableObject } from "../../src/streams/stream-do";
 import type { StartAt } from "../../src/streams/system-events";
 import { waitFor } from "../support/wait";
 
 // ---- typed stubs ------------------------------------------------------------------------
 
-interface SubscriptionStatusView {
-  key: string;
-  eventTypes: string[];
-  anchorOffset: number;
-  cursor: number;
-  lag: number;
-  status: "active" | "failing";
-  attempts: number;
-  lastError: string | null;
-  lastErrorRetryable: boolean | null;
-  nextRetryAt: string | null;
-}
+type SubscriptionStatusView = SubscriptionStatus;
 
 interface StreamStub extends DurableObjectStub {
   create(name: string, path: string): Promise<unknown>;

@@ -7,25 +7,13 @@ import { runDurableObjectAlarm } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { verifyWebhook } from "../../src/callables/webhook";
+import type { SubscriptionStatus } from "../../src/streams/stream-do";
 import { waitFor } from "../support/wait";
 
 const ORIGIN = "http://streams.test";
 const HOOK_URL = "https://hooks.example.com/in";
 
-interface SubscriptionView {
-  key: string;
-  callable: Record<string, unknown>;
-  eventTypes: string[];
-  startAt: unknown;
-  anchorOffset: number;
-  cursor: number;
-  lag: number;
-  status: "active" | "failing";
-  attempts: number;
-  lastError: string | null;
-  lastErrorRetryable: boolean | null;
-  nextRetryAt: string | null;
-}
+type SubscriptionView = SubscriptionStatus;
 
 interface ErrorBody {
   error: { code: string; message: string; details?: unknown };
