@@ -14,14 +14,14 @@
  * 3. Catch-up read of 100,000 events from offset -1, paging by Stream-Next-Offset.
  * 4. Append-to-SSE delivery latency with 1 and with 100 live SSE readers.
  */
-import { execFile } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createParser } from "eventsource-parser";
-import { type DevServer, startDevServer } from "../test/support/dev-server.ts";
+import type { DevServer } from "../test/support/dev-server.ts";
 import type { BenchOp, BenchRequest, BenchResult } from "./worker.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -702,11 +702,28 @@ async function authCost(n: number, reps: number) {
   return { n, usEach, runsMs: ms };
 }
 
+/** The commit measured, and whether the working tree differed from it. */
+function gitState(): { commit: string; dirty: boolean } | null {
+  try {
+    const git = (...args: string[]) =>
+      execFileSync("git", args, { cwd: join(here, ".."), encoding: "utf8" }).trim();
+    return { commit: git("rev-parse", "HEAD"), dirty: git("status", "--porcelain") !== "" };
+  } catch {
+    return null;
+  }
+}
+
 // ---- main -------------------------------------------------------------------------------
 
 async function main() {
   const runStarted = Date.now();
   checkConfig();
+  const git = gitState(); // what the bundle below is built from
+  // Keep wrangler on loopback: no update check (its banner) and no download of request.cf
+  // data. Set before the dev-server helper is loaded, since it copies the environment then.
+  process.env.WRANGLER_HIDE_BANNER ??= "true";
+  process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= "false";
+  const { startDevServer } = await import("../test/support/dev-server.ts");
   // The server's SQLite files go on tmpfs when there is one: the VM disk is shared with
   // other work and its fsync jitter would swamp the differences measured here (set
   // BENCH_PERSIST_ROOT to a disk directory to include it).
@@ -859,6 +876,7 @@ async function main() {
       durationSeconds: round((Date.now() - runStarted) / 1000, 1),
       node: process.version,
       harness: "wrangler dev (bench/wrangler.toml), loopback",
+      git,
       persistRoot,
       cpus: cpus().length,
       loadAverage: { start: round(loadAtStart, 2), end: round(loadavg()[0]!, 2) },

@@ -11,10 +11,9 @@
  *   split an HTTP append's cost into harness, DO hop, router, commit and the app's own work.
  * - `POST /bench/do` runs one in-Durable-Object measurement (see BenchOp) and returns its
  *   result as JSON.
- * - everything else is the production app, unchanged.
- *
  * - `POST /bench/auth?n=N` runs the production `authenticate` on the request's Authorization
  *   header N times in the worker and returns the worker clock's reading for the loop.
+ * - everything else is the production app, unchanged.
  *
  * The Durable Object class keeps its production name so that the binding and the migration
  * of the production config apply unchanged; it only adds bench methods. Every other class
@@ -69,8 +68,8 @@ export interface BenchRequest {
  *   `rows` is the number of appends.
  * - `httpAppend`: `batches` single-event appends through the production HTTP door of the
  *   Durable Object (its `fetch`: protocol handler, StreamCore.append, alarm bookkeeping),
- *   called in-process with a constructed Request, so without the worker, the DO hop and the
- *   per-request commit; `rawInsert1`: `batches` single-row transactions into the scratch
+ *   called in-process with a constructed Request, so without the worker and the DO hop (its
+ *   awaited body read lets the DO commit after each append, as real requests do); `rawInsert1`: `batches` single-row transactions into the scratch
  *   table; `rawInsert1Body`: the same, each after reading the body of a constructed Request
  *   (as the HTTP door does; awaiting the body lets the DO commit between iterations);
  *   `rawInsert1BodyMeta`: as rawInsert1Body, plus an UPDATE of a one-row scratch metadata

@@ -10,7 +10,7 @@
  * deployment.
  */
 import { createDb } from "../db/client";
-import { findTenantByKey } from "../db/tenants";
+import { findTenantByKey, parseApiKey } from "../db/tenants";
 import type { Env } from "../env";
 import { ApiError } from "../http/errors";
 import { secretsEqual } from "./secrets";
@@ -47,7 +47,25 @@ export async function authenticate(
   if (env.DEV_API_KEY && (await secretsEqual(key, env.DEV_API_KEY))) {
     return env.DEV_TENANT_ID || "dev";
   }
+  const cached = keyCache.get(key);
+  if (cached && cached.until > Date.now()) return cached.tenant;
   const tenant = await findTenantByKey(createDb(env.DB), key);
   if (tenant === null) throw unauthorized("invalid or revoked API key", true);
+  if (keyCache.size >= KEY_CACHE_MAX) keyCache.delete(keyCache.keys().next().value!);
+  keyCache.set(key, { tenant, until: Date.now() + KEY_CACHE_TTL_MS });
   return tenant;
+}
+
+/**
+ * Valid keys are remembered per isolate for a short while, so that a burst of requests does
+ * not query D1 (and hash) for every one of them. The price: a revoked key keeps working for
+ * at most KEY_CACHE_TTL_MS in isolates that saw it. Only successful lookups are cached.
+ */
+const KEY_CACHE_TTL_MS = 30_000;
+const KEY_CACHE_MAX = 1_000;
+const keyCache = new Map<string, { tenant: string; until: number }>();
+
+/** Drops cached lookups of a revoked key (in this isolate; others expire within the TTL). */
+export function forgetKey(prefix: string): void {
+  for (const key of keyCache.keys()) if (parseApiKey(key)?.prefix === prefix) keyCache.delete(key);
 }

@@ -9,7 +9,7 @@
  */
 import { Hono } from "hono";
 import { z } from "zod";
-import { bearerToken } from "../auth/authenticate";
+import { bearerToken, forgetKey } from "../auth/authenticate";
 import { secretsEqual } from "../auth/secrets";
 import { dbOf } from "../db/client";
 import { createApiKey, createTenant, revokeApiKey, tenantIdSchema } from "../db/tenants";
@@ -69,6 +69,7 @@ export function adminRoutes() {
 
   routes.delete("/tenants/:id/keys/:prefix", async (c) => {
     const { id, prefix } = parseWith(keyParams, c.req.param(), "path");
+    forgetKey(prefix);
     if (!(await revokeApiKey(dbOf(c.env), id, prefix))) {
       throw notFound(`tenant ${id} has no key ${prefix}`);
     }

@@ -61,6 +61,10 @@ export type AppendOutcome =
   | {
       kind: "appended";
       offsets: number[];
+      /** Offsets above this were stored by this append (the rest are idempotent repeats). */
+      previousTail: number;
+      /** Commit time of the stored messages. */
+      at: number;
       tail: number;
       closed: boolean;
       producer: ProducerClaim | null;
@@ -397,6 +401,8 @@ export class StreamCore {
     return {
       kind: "appended",
       offsets: result.offsets,
+      previousTail: meta.tail,
+      at: now,
       tail: after.tail,
       closed: after.closed_at !== null,
       producer:

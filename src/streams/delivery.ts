@@ -93,6 +93,7 @@ export class Deliveries {
 
   /** Starts a delivery for every subscription that is behind and due. */
   kick(now = Date.now()): void {
+    if (this.table.count() === 0) return;
     const meta = this.log.meta();
     if (!meta || meta.soft_deleted) return;
     for (const sub of this.table.all()) {
@@ -107,6 +108,7 @@ export class Deliveries {
 
   /** When the alarm must next fire for deliveries (retry time, or the watchdog), if ever. */
   nextWake(now: number): number | null {
+    if (this.table.count() === 0) return null;
     const meta = this.log.meta();
     if (!meta || meta.soft_deleted) return null;
     let next: number | null = null;

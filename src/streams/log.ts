@@ -74,6 +74,8 @@ export interface StoredMessage {
   createdAt: number;
 }
 
+export type PageMessage = Pick<StoredMessage, "offset" | "body" | "createdAt">;
+
 export interface NewStream {
   id: string;
   name: string;
@@ -131,6 +133,7 @@ CREATE TABLE IF NOT EXISTS stream_outbox (
 
 export class StreamLog {
   #meta: StreamMeta | null | undefined;
+  #owed: number | undefined;
 
   constructor(private readonly storage: DurableObjectStorage) {
     storage.sql.exec(SCHEMA);
@@ -323,6 +326,37 @@ export class StreamLog {
     return out;
   }
 
+  /**
+   * The hot path of catch-up and live reads: only offset, body and time, as raw rows (object
+   * rows and the other columns cost more than the read itself).
+   */
+  readPage(after: number, upTo: number, limit: number, maxBytes: number): PageMessage[] {
+    const out: PageMessage[] = [];
+    let bytes = 0;
+    const rows = this.sql
+      .exec(
+        "SELECT offset, body, created_at FROM stream_messages WHERE offset > ? AND offset <= ? ORDER BY offset LIMIT ?",
+        after,
+        upTo,
+        limit,
+      )
+      .raw();
+    for (const [offset, body, createdAt] of rows) {
+      if (
+        typeof offset !== "number" ||
+        typeof createdAt !== "number" ||
+        (typeof body !== "string" && !(body instanceof ArrayBuffer))
+      ) {
+        throw new ApiError(500, "internal", `stored message ${String(offset)} is corrupt`);
+      }
+      const size = typeof body === "string" ? body.length : body.byteLength;
+      if (out.length > 0 && bytes + size > maxBytes) break;
+      bytes += size;
+      out.push({ offset, body, createdAt });
+    }
+    return out;
+  }
+
   /** The messages of the append that starts at `appendStart`, in order. */
   appendRecord(appendStart: number): StoredMessage[] {
     const first = this.read(appendStart - 1, appendStart, 1)[0];
@@ -368,6 +402,13 @@ export class StreamLog {
       source,
       fork,
     );
+    this.#owed = undefined;
+  }
+
+  /** How many calls are owed (cached: checked after every request). */
+  owedCount(): number {
+    this.#owed ??= this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM stream_outbox").one().n;
+    return this.#owed;
   }
 
   owed(): { source: string; fork: string; attempts: number }[] {
@@ -380,6 +421,7 @@ export class StreamLog {
   }
 
   settle(source: string, fork: string, delivered: boolean): void {
+    this.#owed = undefined;
     this.sql.exec(
       delivered
         ? "DELETE FROM stream_outbox WHERE source_name = ? AND fork_name = ?"

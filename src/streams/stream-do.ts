@@ -17,9 +17,16 @@ import { ApiError, badRequest, conflict, notFound } from "../http/errors";
 import { type AppendOutcome, type ForkSnapshotRequest, StreamCore, type StreamPeers } from "./core";
 import { DEFAULT_DELIVERY, Deliveries } from "./delivery";
 import { type StoredMessage, StreamLog, type StreamMeta } from "./log";
-import { type EventInput, encodeEvent, eventInputSchema, type StreamEvent } from "./messages";
+import {
+  decodeEvent,
+  type EncodedMessage,
+  type EventInput,
+  encodeEvent,
+  eventInputSchema,
+  type StreamEvent,
+} from "./messages";
 import { encodeOffset } from "./offsets";
-import { handleProtocol } from "./protocol/handler";
+import { handleProtocol, type ProtocolSettings } from "./protocol/handler";
 import { type Subscription, SubscriptionTable } from "./subscriptions";
 import {
   eventTypesSchema,
@@ -137,6 +144,9 @@ export class StreamDurableObject extends DurableObject<Env> {
   readonly #core: StreamCore;
   readonly #subscriptions: SubscriptionTable;
   readonly #deliveries: Deliveries;
+  readonly #protocol: ProtocolSettings;
+  /** The alarm as last set by this instance (undefined: not read yet). */
+  #alarmAt: number | null | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -165,17 +175,20 @@ export class StreamDurableObject extends DurableObject<Env> {
       committed: () => queueMicrotask(() => this.#deliveries.kick()),
       purged: () => subscriptions.clear(),
     });
+    const settings = readSettings(env);
+    this.#protocol = {
+      longPollTimeoutMs: settings.LONG_POLL_TIMEOUT_MS,
+      sseMaxDurationMs: settings.SSE_MAX_DURATION_MS,
+    };
+    const deliverySettings = {
+      ...DEFAULT_DELIVERY,
+      retryBaseMs: settings.DELIVERY_RETRY_BASE_MS,
+      retryMaxMs: settings.DELIVERY_RETRY_MAX_MS,
+    };
     this.#deliveries = new Deliveries(log, subscriptions, this.#core, {
       env,
       policy: () => readPolicy(env),
-      settings: () => {
-        const settings = readSettings(env);
-        return {
-          ...DEFAULT_DELIVERY,
-          retryBaseMs: settings.DELIVERY_RETRY_BASE_MS,
-          retryMaxMs: settings.DELIVERY_RETRY_MAX_MS,
-        };
-      },
+      settings: () => deliverySettings,
       background,
       armAlarm: () => this.#armAlarm(),
     });
@@ -201,11 +214,7 @@ export class StreamDurableObject extends DurableObject<Env> {
   }
 
   override async fetch(request: Request): Promise<Response> {
-    const settings = readSettings(this.env);
-    const response = await handleProtocol(this.#core, request, {
-      longPollTimeoutMs: settings.LONG_POLL_TIMEOUT_MS,
-      sseMaxDurationMs: settings.SSE_MAX_DURATION_MS,
-    });
+    const response = await handleProtocol(this.#core, request, this.#protocol);
     await this.#armAlarm();
     return response;
   }
@@ -239,11 +248,12 @@ export class StreamDurableObject extends DurableObject<Env> {
     return this.#rpc(() => {
       const input = parse(z.array(eventInputSchema).min(1).max(1_000), events, "events");
       const opts = parse(appendOptionsSchema, options, "append options");
+      const messages = input.map(encodeEvent);
       const outcome = this.#core.append({
-        body: { kind: "messages", messages: input.map(encodeEvent) },
+        body: { kind: "messages", messages },
         expectedOffset: opts.expectedOffset,
       });
-      return this.#committed(outcome);
+      return this.#committed(outcome, messages);
     });
   }
 
@@ -252,18 +262,25 @@ export class StreamDurableObject extends DurableObject<Env> {
     return committed!;
   }
 
-  #committed(outcome: AppendOutcome): StreamEvent[] {
+  /**
+   * The events as committed, in input order. Newly stored ones are decoded from the bodies
+   * just written (no read-back); idempotent repeats are read back, as the stored original
+   * wins over what was sent again.
+   */
+  #committed(outcome: AppendOutcome, messages: EncodedMessage[]): StreamEvent[] {
     if (outcome.kind !== "appended") throw new Error(`unexpected append outcome ${outcome.kind}`);
     const byOffset = new Map<number, StreamEvent>();
-    const offsets = [...new Set(outcome.offsets)].sort((a, b) => a - b);
-    const low = offsets[0]!;
-    const high = offsets.at(-1)!;
-    const contiguous = high - low + 1 === offsets.length;
-    const events = contiguous
-      ? this.#core.readEvents(low - 1, offsets.length).events
-      : offsets.map((o) => this.#core.readEvents(o - 1, 1).events[0]!);
-    for (const event of events) byOffset.set(event.offset, event);
-    return outcome.offsets.map((o) => byOffset.get(o)!);
+    return outcome.offsets.map((offset, i) => {
+      let event = byOffset.get(offset);
+      if (!event) {
+        event =
+          offset > outcome.previousTail
+            ? decodeEvent(offset, messages[i]!.body as string, outcome.at)
+            : this.#core.readEvents(offset - 1, 1).events[0]!;
+        byOffset.set(offset, event);
+      }
+      return event;
+    });
   }
 
   /** Events with offset > after, oldest first. */
@@ -395,25 +412,32 @@ export class StreamDurableObject extends DurableObject<Env> {
   // ---- alarm: TTL expiry, outbox and delivery retries ---------------------------------
 
   override async alarm(): Promise<void> {
+    this.#alarmAt = null; // this alarm is consumed
     this.#core.state(Date.now());
     this.#deliveries.kick();
     const pending = await this.#core.flushOutbox();
     await this.#armAlarm(pending);
   }
 
-  /** One alarm serves every timer: expiry, outbox retries, delivery retries and watchdog. */
-  async #armAlarm(outboxPending = this.#core.log.owed().length > 0): Promise<void> {
+  /**
+   * One alarm serves every timer: expiry, outbox retries, delivery retries and watchdog.
+   * Runs after every request, so it reads storage only when there is something to schedule.
+   */
+  async #armAlarm(outboxPending = this.#core.log.owedCount() > 0): Promise<void> {
     const meta = this.#core.log.meta();
     const now = Date.now();
-    const times: number[] = [];
-    if (meta && !meta.soft_deleted && meta.expires_at !== null) times.push(meta.expires_at);
-    if (outboxPending) times.push(now + 5_000);
+    let next = Number.POSITIVE_INFINITY;
+    if (meta && !meta.soft_deleted && meta.expires_at !== null)
+      next = Math.min(next, meta.expires_at);
+    if (outboxPending) next = Math.min(next, now + 5_000);
     const delivery = this.#deliveries.nextWake(now);
-    if (delivery !== null) times.push(delivery);
-    if (times.length === 0) return;
-    const next = Math.min(...times);
-    const current = await this.ctx.storage.getAlarm();
-    if (current === null || current > next || current < Date.now() - 60_000)
+    if (delivery !== null) next = Math.min(next, delivery);
+    if (next === Number.POSITIVE_INFINITY) return;
+    if (this.#alarmAt === undefined) this.#alarmAt = await this.ctx.storage.getAlarm();
+    const current = this.#alarmAt;
+    if (current === null || current > next || current < now - 60_000) {
       await this.ctx.storage.setAlarm(next);
+      this.#alarmAt = next;
+    }
   }
 }

@@ -61,8 +61,18 @@ CREATE TABLE IF NOT EXISTS stream_subscriptions (
 `;
 
 export class SubscriptionTable {
+  /** Cached row count: every commit asks whether there is anyone to deliver to. */
+  #count: number | undefined;
+
   constructor(private readonly sql: SqlStorage) {
     sql.exec(SCHEMA);
+  }
+
+  count(): number {
+    this.#count ??= this.sql
+      .exec<{ n: number }>("SELECT COUNT(*) AS n FROM stream_subscriptions")
+      .one().n;
+    return this.#count;
   }
 
   all(): Subscription[] {
@@ -79,6 +89,7 @@ export class SubscriptionTable {
 
   /** Reducer for `stream/subscription-configured` (called inside the append transaction). */
   configured(offset: number, event: SubscriptionConfigured): void {
+    this.#count = undefined;
     const cursor =
       event.startAt === "beginning" ? 0 : event.startAt === "now" ? offset : event.startAt;
     this.sql.exec(
@@ -98,6 +109,7 @@ export class SubscriptionTable {
 
   /** Reducer for `stream/subscription-removed`. */
   removed(key: string): void {
+    this.#count = undefined;
     this.sql.exec("DELETE FROM stream_subscriptions WHERE key = ?", key);
   }
 
@@ -127,6 +139,7 @@ export class SubscriptionTable {
   }
 
   clear(): void {
+    this.#count = undefined;
     this.sql.exec("DELETE FROM stream_subscriptions");
   }
 

@@ -6,7 +6,7 @@
 import { ApiError, errorResponse } from "../../http/errors";
 import { isJsonType, isSseBinary } from "../content-type";
 import type { AppendOutcome, StreamCore } from "../core";
-import type { StoredMessage, StreamMeta } from "../log";
+import type { PageMessage, StreamMeta } from "../log";
 import { decodeEvent, MAX_MESSAGE_BYTES } from "../messages";
 import { encodeOffset } from "../offsets";
 import { nextCursor } from "./cursor";
@@ -39,8 +39,8 @@ export interface ProtocolSettings {
 /** Largest request body accepted: a JSON batch may hold many messages, each under the row limit. */
 export const MAX_BODY_BYTES = 8 * 1024 * 1024;
 /** Catch-up responses are cut at about this size; the rest follows at Stream-Next-Offset. */
-const READ_CHUNK_BYTES = 1024 * 1024;
-const READ_CHUNK_MESSAGES = 20_000;
+const READ_CHUNK_BYTES = 4 * 1024 * 1024;
+const READ_CHUNK_MESSAGES = 50_000;
 const SSE_KEEPALIVE_MS = 15_000;
 const CACHEABLE = "private, max-age=60, stale-while-revalidate=300";
 
@@ -210,25 +210,25 @@ function head(core: StreamCore): Response {
 // ---- GET ----------------------------------------------------------------------------------
 
 interface Chunk {
-  messages: StoredMessage[];
+  messages: PageMessage[];
   next: number;
   upToDate: boolean;
   closedAtEnd: boolean;
 }
 
 function readChunk(core: StreamCore, meta: StreamMeta, after: number): Chunk {
-  const messages = core.log.read(after, meta.tail, READ_CHUNK_MESSAGES, READ_CHUNK_BYTES);
+  const messages = core.log.readPage(after, meta.tail, READ_CHUNK_MESSAGES, READ_CHUNK_BYTES);
   const next = messages.at(-1)?.offset ?? after;
   const upToDate = next === meta.tail;
   return { messages, next, upToDate, closedAtEnd: upToDate && meta.closed_at !== null };
 }
 
-function renderBody(contentType: string, messages: StoredMessage[]): string | Uint8Array {
+function renderBody(contentType: string, messages: PageMessage[]): string | Uint8Array {
   if (isJsonType(contentType)) return `[${messages.map((m) => m.body as string).join(",")}]`;
   return concatBytes(messages);
 }
 
-function concatBytes(messages: StoredMessage[]): Uint8Array {
+function concatBytes(messages: PageMessage[]): Uint8Array {
   const parts = messages.map((m) =>
     typeof m.body === "string" ? utf8(m.body) : new Uint8Array(m.body),
   );
@@ -313,7 +313,7 @@ function protocolFramer(contentType: string, clientCursor: string | null): SseFr
   const json = isJsonType(contentType);
   let cursor = clientCursor;
   let sentControl = false;
-  const encodeData = (messages: StoredMessage[]): string => {
+  const encodeData = (messages: PageMessage[]): string => {
     if (json) return `[${messages.map((m) => m.body as string).join(",")}]`;
     const bytes = concatBytes(messages);
     return binary ? base64(bytes) : new TextDecoder().decode(bytes);
