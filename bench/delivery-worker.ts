@@ -113,7 +113,7 @@ export class BenchDriver extends DurableObject<Env> {
   }
 
   /** One subscriber: append one event at a time, wait for processEvent to see it. */
-  async latency(run: string, rounds: number) {
+  async latency(run: string, rounds: number, self: string) {
     const { stream, subs } = await this.#setup(run, 1);
     const sub = subs[0]!;
     const rpc: number[] = [];
@@ -126,7 +126,7 @@ export class BenchDriver extends DurableObject<Env> {
       const acked = new Promise<void>((resolve) => {
         this.#acked = resolve;
       });
-      await stream.append({ type: "bench/probed", payload: { sentAt: Date.now(), ack: run } });
+      await stream.append({ type: "bench/probed", payload: { sentAt: Date.now(), ack: self } });
       await acked;
     }
     const { latencies } = await sub.stats();
@@ -164,9 +164,10 @@ export class BenchDriver extends DurableObject<Env> {
     };
   }
 
-  async run(rounds: number, events: number) {
+  /** `self` is this driver's own name: subscribers acknowledge each probe to it. */
+  async run(self: string, rounds: number, events: number) {
     const id = `r${Date.now()}`;
-    const { rpc, latencies } = await this.latency(`${id}-lat`, rounds);
+    const { rpc, latencies } = await this.latency(`${id}-lat`, rounds, self);
     const one = await this.throughput(`${id}-t1`, 1, events);
     const ten = await this.throughput(`${id}-t10`, 10, events);
     return {
@@ -186,8 +187,10 @@ export default {
   async fetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
     const url = new URL(request.url);
     if (url.pathname === "/bench/delivery") {
-      const driver = env.BENCH_DRIVER.get(env.BENCH_DRIVER.idFromName(`driver-${Date.now()}`));
+      const name = `driver-${Date.now()}`;
+      const driver = env.BENCH_DRIVER.get(env.BENCH_DRIVER.idFromName(name));
       const result = await driver.run(
+        name,
         Number(url.searchParams.get("rounds") ?? 200),
         Number(url.searchParams.get("events") ?? 2000),
       );
