@@ -180,14 +180,26 @@ export function obligations(state: AgentState, tools: ToolCatalog): Obligation[]
   if (turn === null) {
     const next = state.queue[0];
     if (next) {
+      // Starting a turn and asking the model go out in one append (one hop fewer per turn);
+      // both are keyed by the input that caused them.
+      const turnId = `turn-${next.offset}`;
       out.push({
         type: "turn/started",
-        payload: {
-          turnId: `turn-${next.offset}`,
-          messageId: next.messageId,
-          content: next.content,
-        },
+        payload: { turnId, messageId: next.messageId, content: next.content },
         key: "start-turn",
+        causeOffset: next.offset,
+      });
+      out.push({
+        type: "model/request-requested",
+        payload: {
+          requestId: `${turnId}-req`,
+          turnId,
+          model: config.model,
+          system: config.system,
+          messages: [...state.messages, { role: "user", content: next.content }],
+          tools: toolSpecs(config.tools, tools),
+        },
+        key: "request-model",
         causeOffset: next.offset,
       });
     }
@@ -229,10 +241,7 @@ export function obligations(state: AgentState, tools: ToolCatalog): Obligation[]
         model: config.model,
         system: config.system,
         messages: state.messages,
-        tools: config.tools.flatMap((name) => {
-          const spec = tools.spec(name);
-          return spec ? [spec] : [];
-        }),
+        tools: toolSpecs(config.tools, tools),
       },
       key: "request-model",
       causeOffset: turn.readyAt,
@@ -254,4 +263,11 @@ export function obligations(state: AgentState, tools: ToolCatalog): Obligation[]
     });
   }
   return out;
+}
+
+function toolSpecs(names: string[], tools: ToolCatalog) {
+  return names.flatMap((name) => {
+    const spec = tools.spec(name);
+    return spec ? [spec] : [];
+  });
 }

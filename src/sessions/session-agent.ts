@@ -180,9 +180,11 @@ export class SessionAgent extends DurableObject<Env> {
       const stream = this.#stream();
       await stream.create(name, sessionPath(input.sessionId), { contentType: "application/json" });
       const hostName = sessionObjectName(input.tenant, input.sessionId);
-      for (const processor of PROCESSORS) {
-        await this.host.subscribe(processor, { streamName: name, hostName, startAt: "beginning" });
-      }
+      await Promise.all(
+        PROCESSORS.map((processor) =>
+          this.host.subscribe(processor, { streamName: name, hostName, startAt: "beginning" }),
+        ),
+      );
       const payload: SessionEventPayload<"session/created"> = {
         title: input.title,
         model: input.model,

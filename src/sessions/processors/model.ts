@@ -36,6 +36,7 @@ export interface ModelRuntime {
 export class ModelProcessor extends StreamProcessor<typeof modelContract> {
   readonly contract = modelContract;
   readonly #running = new Map<string, { turnId: string; abort: AbortController }>();
+  readonly #delivered = new Map<string, SessionEventPayload<"model/request-requested">>();
 
   constructor(private readonly runtime: ModelRuntime) {
     super();
@@ -86,6 +87,9 @@ export class ModelProcessor extends StreamProcessor<typeof modelContract> {
   }
 
   override processEvent({ event }: EventHookArgs<typeof modelContract>) {
+    // Keep the request as delivered, so that running it needs no read from the stream.
+    if (event.type === "model/request-requested")
+      this.#delivered.set(event.payload.requestId, event.payload);
     if (event.type === "session/cancel-requested" || event.type === "session/deleted")
       this.#abort(() => true);
     if (event.type === "turn/cancelled") this.#abort((turnId) => turnId === event.payload.turnId);
@@ -112,7 +116,8 @@ export class ModelProcessor extends StreamProcessor<typeof modelContract> {
 
   async #execute(requestId: string, request: Request, signal: AbortSignal): Promise<void> {
     const cause = request.offset;
-    const spec = await this.runtime.readRequest(cause);
+    const spec = this.#delivered.get(requestId) ?? (await this.runtime.readRequest(cause));
+    this.#delivered.delete(requestId);
     const model = this.runtime.resolve(spec.model);
     let attempt = request.attempts;
     for (;;) {
