@@ -216,12 +216,35 @@ interface Chunk {
   closedAtEnd: boolean;
 }
 
+/**
+ * Small chunks are shared between readers: after a commit, every live reader at the same
+ * position asks for the same range, and the log is immutable below its tail, so one read
+ * (and one encoding, see `encodedData`) serves them all. Keyed by incarnation, range and
+ * closed state; only small chunks are kept, and only a few.
+ */
+const sharedChunks = new WeakMap<StreamCore, Map<string, Chunk>>();
+const SHARED_CHUNK_MESSAGES = 256;
+const SHARED_CHUNKS = 8;
+
 function readChunk(core: StreamCore, meta: StreamMeta, after: number): Chunk {
+  const key = `${meta.id}:${after}:${meta.tail}:${meta.closed_at !== null}`;
+  let shared = sharedChunks.get(core);
+  const hit = shared?.get(key);
+  if (hit) return hit;
   const messages = core.log.readPage(after, meta.tail, READ_CHUNK_MESSAGES, READ_CHUNK_BYTES);
   const next = messages.at(-1)?.offset ?? after;
   const upToDate = next === meta.tail;
-  return { messages, next, upToDate, closedAtEnd: upToDate && meta.closed_at !== null };
+  const chunk = { messages, next, upToDate, closedAtEnd: upToDate && meta.closed_at !== null };
+  if (messages.length <= SHARED_CHUNK_MESSAGES) {
+    if (!shared) sharedChunks.set(core, (shared = new Map()));
+    shared.set(key, chunk);
+    if (shared.size > SHARED_CHUNKS) shared.delete(shared.keys().next().value!);
+  }
+  return chunk;
 }
+
+/** The SSE data of a (shared) chunk, encoded once. */
+const encodedData = new WeakMap<Chunk, string>();
 
 function renderBody(contentType: string, messages: PageMessage[]): string | Uint8Array {
   if (isJsonType(contentType)) return `[${messages.map((m) => m.body as string).join(",")}]`;
@@ -313,10 +336,18 @@ function protocolFramer(contentType: string, clientCursor: string | null): SseFr
   const json = isJsonType(contentType);
   let cursor = clientCursor;
   let sentControl = false;
-  const encodeData = (messages: PageMessage[]): string => {
-    if (json) return `[${messages.map((m) => m.body as string).join(",")}]`;
-    const bytes = concatBytes(messages);
-    return binary ? base64(bytes) : new TextDecoder().decode(bytes);
+  const encodeData = (chunk: Chunk): string => {
+    let data = encodedData.get(chunk);
+    if (data === undefined) {
+      const { messages } = chunk;
+      if (json) data = `[${messages.map((m) => m.body as string).join(",")}]`;
+      else {
+        const bytes = concatBytes(messages);
+        data = binary ? base64(bytes) : new TextDecoder().decode(bytes);
+      }
+      encodedData.set(chunk, data);
+    }
+    return data;
   };
   return (chunk) => {
     if (chunk.messages.length === 0 && sentControl && !chunk.closedAtEnd) return "";
@@ -328,7 +359,7 @@ function protocolFramer(contentType: string, clientCursor: string | null): SseFr
       ...(chunk.upToDate ? { upToDate: true as const } : {}),
       ...(chunk.closedAtEnd ? { streamClosed: true as const } : {}),
     };
-    const data = chunk.messages.length > 0 ? dataEvent(encodeData(chunk.messages)) : "";
+    const data = chunk.messages.length > 0 ? dataEvent(encodeData(chunk)) : "";
     return data + controlEvent(control);
   };
 }
