@@ -205,33 +205,30 @@ export function obligations(state: AgentState, tools: ToolCatalog): Obligation[]
     }
     return out;
   }
-  if (turn.cancel) {
-    out.push({
-      type: "turn/cancelled",
-      payload: { turnId: turn.turnId, reason: turn.cancel.reason },
-      key: "cancel-turn",
-      causeOffset: turn.cancel.at,
-    });
-    return out;
-  }
-  if (turn.failure) {
-    out.push({
-      type: "session/failed",
-      payload: { error: turn.failure.error, turnId: turn.turnId },
-      key: "fail-session",
-      causeOffset: turn.failure.at,
-    });
-    return out;
-  }
-  if (turn.completion) {
-    out.push({
-      type: "turn/completed",
-      payload: { turnId: turn.turnId, text: turn.completion.text },
-      key: "complete-turn",
-      causeOffset: turn.completion.at,
-    });
-    return out;
-  }
+  // A turn that is ending owes exactly one event: its cancel, failure or completion.
+  const ending: Obligation | null = turn.cancel
+    ? {
+        type: "turn/cancelled",
+        payload: { turnId: turn.turnId, reason: turn.cancel.reason },
+        key: "cancel-turn",
+        causeOffset: turn.cancel.at,
+      }
+    : turn.failure
+      ? {
+          type: "session/failed",
+          payload: { error: turn.failure.error, turnId: turn.turnId },
+          key: "fail-session",
+          causeOffset: turn.failure.at,
+        }
+      : turn.completion
+        ? {
+            type: "turn/completed",
+            payload: { turnId: turn.turnId, text: turn.completion.text },
+            key: "complete-turn",
+            causeOffset: turn.completion.at,
+          }
+        : null;
+  if (ending) return [ending];
   if (turn.readyAt !== null && turn.requestId === null) {
     out.push({
       type: "model/request-requested",
