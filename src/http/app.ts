@@ -6,6 +6,7 @@
 import { Hono } from "hono";
 import { authenticate } from "../auth/authenticate";
 import type { Env } from "../env";
+import { SESSION_STREAMS } from "../sessions/session-agent";
 import { STREAM_ROUTE } from "../streams/naming";
 import { validateStreamPath } from "../streams/path";
 import { adminRoutes } from "./admin";
@@ -48,6 +49,19 @@ export function createApp() {
 
   app.all(`${STREAM_ROUTE}/*`, (c) => {
     const path = validateStreamPath(new URL(c.req.url).pathname.slice(STREAM_ROUTE.length));
+    // Session streams are written by their SessionAgent only (through the session API);
+    // over the stream API they can be read (and forked), never written or deleted.
+    if (path.startsWith(`${SESSION_STREAMS}/`) && !["GET", "HEAD"].includes(c.req.method)) {
+      throw new ApiError(
+        405,
+        "method_not_allowed",
+        "session streams are read-only here; use /v1/sessions",
+        undefined,
+        {
+          allow: "GET, HEAD",
+        },
+      );
+    }
     return forwardToStream(c, path);
   });
 

@@ -39,7 +39,9 @@ const MODEL_MAX_ATTEMPTS = 4;
 const WATCHDOG_MS = 10_000;
 const CATCH_UP_TIMEOUT_MS = 5_000;
 
-export const sessionPath = (sessionId: string) => `/sessions/${sessionId}`;
+/** Session streams live under this path prefix of their tenant. */
+export const SESSION_STREAMS = "/sessions";
+export const sessionPath = (sessionId: string) => `${SESSION_STREAMS}/${sessionId}`;
 export const sessionObjectName = (tenant: string, sessionId: string) => `${tenant}:${sessionId}`;
 
 const identitySchema = z.object({

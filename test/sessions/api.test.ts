@@ -353,3 +353,33 @@ describe("rebuilding the index", () => {
     expect(rebuilt).toMatchObject({ title: "reindex me", pendingApprovals: 0 });
   });
 });
+
+describe("session streams over the stream API", () => {
+  it("can be read but not written, closed or deleted", async () => {
+    const id = await createSession();
+    const before = (await sessionEvents(id)).length;
+    const attempts: [string, RequestInit][] = [
+      [
+        "append",
+        {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: '{"type":"model/request-completed","payload":{}}',
+        },
+      ],
+      ["close", { method: "POST", headers: { "stream-closed": "true" } }],
+      ["delete", { method: "DELETE" }],
+      ["re-create", { method: "PUT", headers: { "content-type": "application/json" } }],
+    ];
+    for (const [what, init] of attempts) {
+      const res = await api(`/v1/stream/sessions/${id}`, init);
+      expect(res.status, what).toBe(405);
+      expect(res.headers.get("allow")).toBe("GET, HEAD");
+      await res.body?.cancel();
+    }
+    const read = await api(`/v1/stream/sessions/${id}?offset=-1`);
+    expect(read.status).toBe(200);
+    await read.body?.cancel();
+    expect((await sessionEvents(id)).length).toBe(before);
+  });
+});
