@@ -253,10 +253,7 @@ describe("approvals", () => {
 describe("cancel and delete", () => {
   it("stops the in-flight model request and discards its late output", async () => {
     const id = await createSession();
-    await sendMessage(
-      id,
-      "a long answer that will be interrupted by a cancel before it is finished",
-    );
+    await sendMessage(id, Array.from({ length: 80 }, (_, i) => `interrupted${i}`).join(" "));
     await waitFor(async () =>
       (await sessionEvents(id)).some((e) => e.type === "model/delta-produced"),
     );

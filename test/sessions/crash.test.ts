@@ -26,8 +26,8 @@ import {
 } from "../support/session-api";
 import { waitFor } from "../support/wait";
 
-const LONG =
-  "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty";
+// 80 words at 25 ms each: about two seconds of streaming, plenty of time to crash mid-reply.
+const LONG = Array.from({ length: 80 }, (_, i) => `word${i}`).join(" ");
 
 async function deltasSoFar(id: string): Promise<number> {
   return (await sessionEvents(id)).filter((e) => e.type === "model/delta-produced").length;
