@@ -60,7 +60,7 @@ export interface EncodedMessage {
 
 const encoder = new TextEncoder();
 
-export function byteLength(body: string | Uint8Array): number {
+function byteLength(body: string | Uint8Array): number {
   return typeof body === "string" ? encoder.encode(body).byteLength : body.byteLength;
 }
 

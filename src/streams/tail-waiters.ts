@@ -14,10 +14,6 @@ interface Waiter {
 export class TailWaiters {
   #waiters = new Set<Waiter>();
 
-  get size(): number {
-    return this.#waiters.size;
-  }
-
   /**
    * Resolves when a message past `after` is committed, the stream closes or is deleted,
    * `timeoutMs` passes, or `signal` aborts.

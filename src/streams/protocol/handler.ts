@@ -236,7 +236,10 @@ function readChunk(core: StreamCore, meta: StreamMeta, after: number): Chunk {
   const upToDate = next === meta.tail;
   const chunk = { messages, next, upToDate, closedAtEnd: upToDate && meta.closed_at !== null };
   if (messages.length <= SHARED_CHUNK_MESSAGES) {
-    if (!shared) sharedChunks.set(core, (shared = new Map()));
+    if (!shared) {
+      shared = new Map();
+      sharedChunks.set(core, shared);
+    }
     shared.set(key, chunk);
     if (shared.size > SHARED_CHUNKS) shared.delete(shared.keys().next().value!);
   }
