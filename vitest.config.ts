@@ -47,6 +47,9 @@ export default defineConfig({
       workers("sessions-slow", ["test/sessions/**/*.test.ts"], {
         SCRIPTED_MODEL_DELAY_MS: "25",
         MODEL_RETRY_BASE_MS: "10",
+        // test/sessions/openai.test.ts stubs fetch for this (never contacted) endpoint.
+        OPENAI_BASE_URL: "https://llm.example.com/v1",
+        OPENAI_API_KEY: "test-openai-key",
       }),
     ],
   },
