@@ -14,6 +14,7 @@ import type { SubscriptionStatus } from "../../src/streams/stream-do";
 import { StreamDurableObject } from "../../src/streams/stream-do";
 import type { StartAt } from "../../src/streams/system-events";
 import { waitFor } from "../support/wait";
+import { pumpUntil } from "./helpers";
 
 // ---- typed stubs ------------------------------------------------------------------------
 
@@ -119,22 +120,6 @@ async function status(stream: StreamStub, key: string): Promise<SubscriptionStat
 
 const caughtUp = (stream: StreamStub, key: string) => async () =>
   (await status(stream, key)).lag === 0;
-
-/** Waits for `done`, firing the stream's alarm whenever a retry is due. */
-async function pumpUntil(stream: StreamStub, done: () => Promise<boolean>, timeoutMs = 20_000) {
-  await waitFor(
-    async () => {
-      if (await done()) return true;
-      const subs = await stream.listSubscriptions();
-      if (subs.some((s) => s.nextRetryAt !== null && Date.parse(s.nextRetryAt) <= Date.now())) {
-        await runDurableObjectAlarm(stream);
-      }
-      return false;
-    },
-    timeoutMs,
-    50,
-  );
-}
 
 /** Every event the subscriber received, in delivery order. */
 async function received(subscriber: SubscriberStub) {

@@ -2,11 +2,13 @@
  * Shared helpers for the workerd integration tests: unique stream paths, RPC stubs for the
  * stream behind an HTTP path, HTTP requests through the worker, and error unwrapping.
  */
+import { runDurableObjectAlarm } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { expect } from "vitest";
 import { ApiError } from "../../src/http/errors";
 import { streamName } from "../../src/streams/naming";
 import type { StreamDurableObject } from "../../src/streams/stream-do";
+import { waitFor } from "../support/wait";
 
 export const ORIGIN = "http://streams.test";
 export const BASE = `${ORIGIN}/v1/stream`;
@@ -134,4 +136,27 @@ export function sseReader(res: Response) {
     },
     cancel: () => reader.cancel().catch(() => {}),
   };
+}
+
+/**
+ * Waits for `done`, firing the stream's alarm whenever a subscription's retry is due, so
+ * that backoff retries run deterministically instead of on the wall clock.
+ */
+export async function pumpUntil(
+  stream: DurableObjectStub & { listSubscriptions(): Promise<{ nextRetryAt: string | null }[]> },
+  done: () => Promise<boolean>,
+  timeoutMs = 20_000,
+) {
+  await waitFor(
+    async () => {
+      if (await done()) return true;
+      const subs = await stream.listSubscriptions();
+      if (subs.some((s) => s.nextRetryAt !== null && Date.parse(s.nextRetryAt) <= Date.now())) {
+        await runDurableObjectAlarm(stream);
+      }
+      return false;
+    },
+    timeoutMs,
+    50,
+  );
 }

@@ -7,13 +7,14 @@
  * Batches are either hand-made and handed to the host directly (`deliverTo`), or delivered
  * for real by a Stream DO subscription.
  */
-import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { DeliveryBatch } from "../../src/streams/delivery";
 import type { EventInput, StreamEvent } from "../../src/streams/messages";
 import type { StartAt } from "../../src/streams/system-events";
 import { waitFor } from "../support/wait";
+import { pumpUntil } from "./helpers";
 
 // ---- typed stubs (the generated Rpc.Stub types are too deep for these payloads) ----------
 
@@ -121,25 +122,6 @@ async function subscription(stream: StreamStub, processor: string, hostName: str
   const sub = (await stream.listSubscriptions()).find((s) => s.key === key);
   if (!sub) throw new Error(`no subscription ${key}`);
   return sub;
-}
-
-/**
- * Waits for `done`, firing the stream's alarm whenever a retry is due so that backoff retries
- * run deterministically instead of on the wall clock.
- */
-async function pumpUntil(stream: StreamStub, done: () => Promise<boolean>, timeoutMs = 20_000) {
-  await waitFor(
-    async () => {
-      if (await done()) return true;
-      const subs = await stream.listSubscriptions();
-      if (subs.some((s) => s.nextRetryAt !== null && Date.parse(s.nextRetryAt) <= Date.now())) {
-        await runDurableObjectAlarm(stream);
-      }
-      return false;
-    },
-    timeoutMs,
-    50,
-  );
 }
 
 /** The subscription has consumed the whole stream. */
