@@ -11,6 +11,7 @@ import { STREAM_ROUTE } from "../streams/naming";
 import { validateStreamPath } from "../streams/path";
 import { adminRoutes } from "./admin";
 import { ApiError, errorResponse } from "./errors";
+import { openApiDocument } from "./openapi";
 import { preflight, withStandardHeaders } from "./security";
 import { sessionRoutes } from "./sessions";
 import { forwardToStream } from "./stream-proxy";
@@ -33,6 +34,9 @@ export function createApp() {
   app.options("*", () => preflight());
 
   app.get("/healthz", (c) => c.json({ ok: true }));
+
+  let openApi: ReturnType<typeof openApiDocument> | undefined; // built on first request, not at start-up
+  app.get("/openapi.json", (c) => c.json((openApi ??= openApiDocument())));
 
   app.route("/admin", adminRoutes());
 

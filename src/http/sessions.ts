@@ -35,7 +35,7 @@ import { jsonBody, parseWith, query } from "./validation";
 
 const sessionId = z.string().regex(/^[0-9A-HJKMNP-TV-Z]{26}$/, "session ids are ULIDs");
 
-const createSchema = z.strictObject({
+export const createSchema = z.strictObject({
   title: z.string().max(200).optional(),
   model: modelSpecSchema.optional(),
   system: z.string().max(20_000).optional(),
@@ -48,19 +48,19 @@ const createSchema = z.strictObject({
     .optional(),
 });
 
-const messageSchema = z.strictObject({
+export const messageSchema = z.strictObject({
   content: z.string().min(1).max(100_000),
   idempotencyKey: z.string().min(1).max(200).optional(),
 });
 
-const decisionSchema = z.strictObject({
+export const decisionSchema = z.strictObject({
   approved: z.boolean(),
   reason: z.string().max(2_000).nullish(),
 });
 
-const cancelSchema = z.strictObject({ reason: z.string().max(2_000).nullish() });
+export const cancelSchema = z.strictObject({ reason: z.string().max(2_000).nullish() });
 
-const listSchema = z.object({
+export const listSchema = z.object({
   status: sessionStatusSchema.optional(),
   limit: z.coerce.number().int().min(1).max(MAX_LIST_LIMIT).default(20),
   cursor: z.string().max(500).optional(),

@@ -29,7 +29,7 @@ const streamPath = z
     }
   });
 
-const putSchema = z.strictObject({
+export const putSchema = z.strictObject({
   stream: streamPath,
   key: subscriptionKeySchema,
   callable: callableSchema,
