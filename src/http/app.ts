@@ -36,7 +36,10 @@ export function createApp() {
   app.get("/healthz", (c) => c.json({ ok: true }));
 
   let openApi: ReturnType<typeof openApiDocument> | undefined; // built on first request, not at start-up
-  app.get("/openapi.json", (c) => c.json((openApi ??= openApiDocument())));
+  app.get("/openapi.json", (c) => {
+    openApi ??= openApiDocument();
+    return c.json(openApi);
+  });
 
   app.route("/admin", adminRoutes());
 
