@@ -37,6 +37,23 @@ const created = () =>
     tools: ["echo", "notes_write"],
   });
 
+/** Offsets 1-4: session created, input "hi", turn-2 started, model request `requestId` sent. */
+function turnWaitingForModel(requestId: string): AgentState {
+  return run(
+    created(),
+    ev("session/input-added", { messageId: "m1", content: "hi" }),
+    ev("turn/started", { turnId: "turn-2", messageId: "m1", content: "hi" }),
+    ev("model/request-requested", {
+      requestId,
+      turnId: "turn-2",
+      model: "scripted",
+      system: "",
+      messages: [],
+      tools: [],
+    }),
+  );
+}
+
 describe("obligations", () => {
   it("owes nothing before the session exists or while idle", () => {
     offset = 0;
@@ -134,22 +151,7 @@ describe("obligations", () => {
 
   it("discards a completion for a request that is no longer current", () => {
     offset = 0;
-    let state = run(created(), ev("session/input-added", { messageId: "m1", content: "hi" }));
-    state = reduceAgent(
-      state,
-      ev("turn/started", { turnId: "turn-2", messageId: "m1", content: "hi" }),
-    );
-    state = reduceAgent(
-      state,
-      ev("model/request-requested", {
-        requestId: "turn-2-req",
-        turnId: "turn-2",
-        model: "scripted",
-        system: "",
-        messages: [],
-        tools: [],
-      }),
-    );
+    let state = turnWaitingForModel("turn-2-req");
     state = reduceAgent(state, ev("session/cancel-requested", { reason: "stop" }));
     expect(obligations(state, tools)).toEqual([
       {
@@ -192,22 +194,7 @@ describe("obligations", () => {
 
   it("turns a failed model request into one session failure", () => {
     offset = 0;
-    let state = run(created(), ev("session/input-added", { messageId: "m1", content: "hi" }));
-    state = reduceAgent(
-      state,
-      ev("turn/started", { turnId: "turn-2", messageId: "m1", content: "hi" }),
-    );
-    state = reduceAgent(
-      state,
-      ev("model/request-requested", {
-        requestId: "r",
-        turnId: "turn-2",
-        model: "scripted",
-        system: "",
-        messages: [],
-        tools: [],
-      }),
-    );
+    let state = turnWaitingForModel("r");
     state = reduceAgent(
       state,
       ev("model/request-failed", { requestId: "r", error: "503", status: 503, attempts: 4 }),
