@@ -218,6 +218,101 @@ describe("filtered delivery", () => {
   });
 });
 
+describe("batch bounds", () => {
+  // The Stream DO's defaults (DEFAULT_DELIVERY): at most 100 events and 256 KiB per batch.
+  const MAX_EVENTS = 100;
+  const MAX_BYTES = 256 * 1024;
+
+  /** Every batch is bounded, batches follow each other without overlap, and none is empty. */
+  function expectBoundedContiguous(batches: DeliveryBatch[], maxEvents: number) {
+    for (const [i, batch] of batches.entries()) {
+      expect(batch.events.length, `batch ${i} is empty`).toBeGreaterThan(0);
+      expect(batch.events.length, `batch ${i} holds too many events`).toBeLessThanOrEqual(
+        maxEvents,
+      );
+      expect(batch.nextOffset, `batch ${i} claims past its events`).toBeGreaterThan(
+        batch.events.at(-1)!.offset,
+      );
+      if (i > 0) {
+        expect(batch.events[0]!.offset).toBeGreaterThanOrEqual(batches[i - 1]!.nextOffset);
+      }
+    }
+  }
+
+  it("more matching events than one batch holds: every one delivered once, in order", async () => {
+    const stream = await newStream("count-bound");
+    const live = newSubscriber("count-live");
+    const liveKey = await subscribeRaw(stream.stub, live.name, ["test/a"]);
+    // 250 matching events with non-matching ones in between, committed at once, so the
+    // first delivery finds far more than one batch past the cursor.
+    const inputs: EventInput[] = [];
+    for (let n = 0; n < 250; n++) {
+      inputs.push(ev("test/a", n));
+      if (n % 5 === 4) inputs.push(ev("test/b", n));
+    }
+    const appended = await stream.stub.appendBatch(inputs);
+    // A subscriber that joins afterwards catches up from the beginning over the same backlog.
+    const late = newSubscriber("count-late");
+    const lateKey = await subscribeRaw(stream.stub, late.name, ["test/a"], "beginning");
+    await waitFor(caughtUp(stream.stub, liveKey));
+    await waitFor(caughtUp(stream.stub, lateKey));
+
+    const wanted = appended.filter((e) => e.type === "test/a").map((e) => e.offset);
+    expect(wanted).toHaveLength(250);
+    for (const sub of [live, late]) {
+      const batches = await sub.stub.batches();
+      const got = batches.flatMap((b) => b.events);
+      expect(got.length, `${sub.name} received ${got.length} of 250 events`).toBe(250);
+      expect(got.map((e) => e.offset)).toEqual(wanted);
+      expect(got.map((e) => (e.payload as { n: number }).n)).toEqual(
+        Array.from({ length: 250 }, (_, n) => n),
+      );
+      expect(batches.length).toBeGreaterThanOrEqual(3);
+      expectBoundedContiguous(batches, MAX_EVENTS);
+    }
+  });
+
+  it("more bytes than one batch holds: every event delivered once, in order", async () => {
+    const stream = await newStream("byte-bound");
+    // Five events of 100 KB: at most two fit under the 256 KiB bound.
+    const big = (n: number): EventInput => ({
+      type: "test/a",
+      payload: { n, blob: String(n).repeat(100_000) },
+    });
+    const appended = await stream.stub.appendBatch([
+      big(0),
+      ev("test/b", 0),
+      big(1),
+      big(2),
+      ev("test/b", 1),
+      big(3),
+      big(4),
+    ]);
+    const sub = newSubscriber("byte-bound");
+    const key = await subscribeRaw(stream.stub, sub.name, ["test/a"], "beginning");
+    await waitFor(caughtUp(stream.stub, key));
+
+    const batches = await sub.stub.batches();
+    const got = batches.flatMap((b) => b.events);
+    expect(got.length, `received ${got.length} of 5 events`).toBe(5);
+    expect(got.map((e) => e.offset)).toEqual(
+      appended.filter((e) => e.type === "test/a").map((e) => e.offset),
+    );
+    expect(got.map((e) => (e.payload as { n: number }).n)).toEqual([0, 1, 2, 3, 4]);
+    expect(
+      got.every(
+        (e, n) => (e.payload as { blob: string }).blob.length === 100_000 * String(n).length,
+      ),
+    ).toBe(true);
+    expect(batches.length).toBeGreaterThanOrEqual(3);
+    expectBoundedContiguous(batches, MAX_EVENTS);
+    for (const batch of batches) {
+      const bytes = batch.events.reduce((sum, e) => sum + JSON.stringify(e.payload).length, 0);
+      if (batch.events.length > 1) expect(bytes).toBeLessThanOrEqual(MAX_BYTES);
+    }
+  });
+});
+
 describe("startAt", () => {
   it("beginning, now and an offset start from the right place", async () => {
     const stream = await newStream("start-at");
