@@ -16,7 +16,7 @@ import type { StreamDurableObject } from "../../src/streams/stream-do";
 import {
   createSession,
   duplicateKeys,
-  type getSession,
+  getSession,
   post,
   sendMessage,
   sessionAgent,
@@ -33,15 +33,31 @@ async function deltasSoFar(id: string): Promise<number> {
   return (await sessionEvents(id)).filter((e) => e.type === "model/delta-produced").length;
 }
 
+/**
+ * Ends one Durable Object at once, like a crash: its in-memory state and background work
+ * (a streaming reply) die with it. (`evictDurableObject` waits for background work to drain.)
+ */
+async function abortObject(stub: DurableObjectStub): Promise<void> {
+  try {
+    await runInDurableObject(stub, (_instance: unknown, state: DurableObjectState) => {
+      state.abort("aborted by the test");
+    });
+  } catch {
+    // The abort also ends this call.
+  }
+}
+
 function assistantMessages(view: Awaited<ReturnType<typeof getSession>>) {
   return view.live.messages.filter((m) => m.role === "assistant");
 }
 
 describe("crash safety", () => {
-  it("finishes a turn once after the SessionAgent is evicted mid-reply", async () => {
+  it("finishes a turn once when the SessionAgent is evicted gracefully mid-reply", async () => {
     const id = await createSession();
     await sendMessage(id, LONG);
     await waitFor(async () => (await deltasSoFar(id)) >= 3);
+    // A graceful eviction lets background work (the streaming reply) drain first; the test
+    // below kills the reply for real.
     await evictDurableObject(sessionAgent(id));
     const done = await waitForSession(
       id,
@@ -52,6 +68,42 @@ describe("crash safety", () => {
     expect(duplicateKeys(events)).toEqual([]);
     expect(events.filter((e) => e.type === "model/request-completed")).toHaveLength(1);
     expect(events.filter((e) => e.type === "turn/completed")).toHaveLength(1);
+  });
+
+  it("resumes a reply cut by a crash as soon as the SessionAgent is read, well within the watchdog", async () => {
+    // The watchdog alarm (10 s) is only the safety net: the constructor itself resumes work
+    // that died with the previous instance. No alarm is run by hand here, and nothing but a
+    // read of the session touches the SessionAgent after the eviction.
+    const id = await createSession();
+    await sendMessage(id, LONG);
+    await waitFor(async () => (await deltasSoFar(id)) >= 3);
+    // evictDurableObject would wait for the reply (background work) to finish: abort instead.
+    await abortObject(sessionAgent(id));
+    const view = await getSession(id);
+    expect(view.live.status).toBe("running");
+    let started: number[] = [];
+    const attemptsStarted = async () =>
+      (await sessionEvents(id))
+        .filter((e) => e.type === "model/request-started")
+        .map((e) => (e.payload as { attempt: number }).attempt);
+    // Polls the stream only (not the SessionAgent); 5 s is half the watchdog's 10 s.
+    await waitFor(async () => {
+      started = await attemptsStarted();
+      return started.includes(2);
+    }, 5_000).catch(() => {
+      throw new Error(
+        `no second attempt within 5 s of reading the evicted session (attempts started: ${started.join(", ")}): only the 10 s watchdog resumes the reply`,
+      );
+    });
+    const done = await waitForSession(
+      id,
+      (s) => s.live.status === "idle" && assistantMessages(s).length === 1,
+    );
+    expect(assistantMessages(done)[0]!.content).toBe(`You said: ${LONG}`);
+    const events = await sessionEvents(id);
+    expect(duplicateKeys(events)).toEqual([]);
+    expect(events.filter((e) => e.type === "model/request-completed")).toHaveLength(1);
+    expect(await attemptsStarted()).toEqual([1, 2]);
   });
 
   it("finishes a turn once after every Durable Object is aborted mid-reply", async () => {
