@@ -3,13 +3,15 @@
  * queueing, cancel, delete, the events endpoint in both SSE dialects, and tenant isolation.
  * (This project's scripted model waits 25 ms per word, so turns can be caught mid-way.)
  */
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { subscriptionKeyFor } from "../../src/processors/host";
 import {
   api,
   createSession,
   duplicateKeys,
-  getSession,
   post,
+  type SessionView,
   sendMessage,
   sessionEvents,
   waitForSession,
@@ -18,6 +20,23 @@ import { parseSse } from "../support/sse";
 import { waitFor } from "../support/wait";
 
 const DEV_KEY = { authorization: "Bearer das_dev_local_development_key_0000" };
+
+/** The session stream's subscriptions, read over RPC. */
+const sessionStream = (id: string) =>
+  env.STREAMS.get(env.STREAMS.idFromName(`default:/sessions/${id}`)) as unknown as {
+    listSubscriptions(): Promise<{ key: string; cursor: number }[]>;
+  };
+
+/** The session as GET /v1/sessions/:id shows it, or null while that is a 404. */
+async function getSessionOrNull(id: string): Promise<SessionView | null> {
+  const res = await api(`/v1/sessions/${id}`);
+  if (res.status === 404) {
+    await res.body?.cancel();
+    return null;
+  }
+  expect(res.status).toBe(200);
+  return ((await res.json()) as { session: SessionView }).session;
+}
 
 async function errorOf(res: Response) {
   expect(res.headers.get("content-type")).toContain("application/json");
@@ -74,6 +93,25 @@ describe("creating and listing sessions", () => {
       expect(res.status, bad).toBe(400);
       await res.body?.cancel();
     }
+  });
+
+  it("refuses a list limit over the maximum in the route's own validation", async () => {
+    // The route validates the query before the database layer is reached; that layer has its
+    // own guard (code bad_request), which must not be the only thing standing.
+    for (const limit of ["101", "1000000"]) {
+      const res = await api(`/v1/sessions?limit=${limit}`);
+      expect(res.status, `limit=${limit}`).toBe(400);
+      const body = (await res.json()) as {
+        error: { code: string; message: string; details?: { issues?: { path: unknown[] }[] } };
+      };
+      expect(body.error.code, `limit=${limit}`).toBe("validation_failed");
+      expect(body.error.message).toMatch(/^invalid query at limit: .*100/);
+      expect(body.error.details?.issues?.[0]?.path).toEqual(["limit"]);
+    }
+    // The maximum itself is accepted.
+    const max = await api("/v1/sessions?limit=100");
+    expect(max.status).toBe(200);
+    await max.body?.cancel();
   });
 
   it("answers 404 for unknown sessions and 400 for malformed ids", async () => {
@@ -253,25 +291,60 @@ describe("approvals", () => {
 describe("cancel and delete", () => {
   it("stops the in-flight model request and discards its late output", async () => {
     const id = await createSession();
-    await sendMessage(id, Array.from({ length: 80 }, (_, i) => `interrupted${i}`).join(" "));
+    // 60 words at 25 ms each: the reply would stream for about 1.5 s if nothing stopped it.
+    const first = Array.from({ length: 60 }, (_, i) => `interrupted${i}`).join(" ");
+    await sendMessage(id, first);
     await waitFor(async () =>
       (await sessionEvents(id)).some((e) => e.type === "model/delta-produced"),
     );
     const cancel = await post(`/v1/sessions/${id}/cancel`, { reason: "changed my mind" });
     expect(cancel.status).toBe(202);
-    await cancel.body?.cancel();
+    const { offset: cancelOffset } = (await cancel.json()) as { offset: number };
     const view = await waitForSession(id, (s) => s.live.status === "cancelled");
     expect(view.live.messages.filter((m) => m.role === "assistant")).toHaveLength(0);
-    // Give a late completion every chance to land; it must not change the conversation.
-    await new Promise((r) => setTimeout(r, 300));
-    const after = await getSession(id);
-    expect(after.live.messages.filter((m) => m.role === "assistant")).toHaveLength(0);
+    // The model processor has seen the cancel (its cursor is past it).
+    const modelKey = subscriptionKeyFor("model", "SESSIONS", `default:${id}`);
+    await waitFor(async () => {
+      const subs = await sessionStream(id).listSubscriptions();
+      return (subs.find((sub) => sub.key === modelKey)?.cursor ?? 0) >= cancelOffset;
+    });
+
+    // The session takes new messages after a cancel. This reply is longer than the cancelled
+    // one and starts later, so by its end the cancelled reply would have finished too: its
+    // completion is the marker to wait for instead of a fixed sleep.
+    const second = Array.from({ length: 80 }, (_, i) => `again${i}`).join(" ");
+    await sendMessage(id, second);
+    const done = await waitForSession(
+      id,
+      (s) => s.live.status === "idle" && s.live.messages.length === 3,
+    );
+    expect(done.live.messages.filter((m) => m.role === "assistant")).toEqual([
+      expect.objectContaining({ content: `You said: ${second}` }),
+    ]);
+
     const events = await sessionEvents(id);
+    const requests = events.filter((e) => e.type === "model/request-requested");
+    expect(requests).toHaveLength(2);
+    const [cancelled, next] = requests.map((e) => (e.payload as { requestId: string }).requestId);
+    const of = (type: string, requestId: string) =>
+      events.filter(
+        (e) => e.type === type && (e.payload as { requestId: string }).requestId === requestId,
+      );
+    // The cancelled request was aborted: it never completed (nor failed), and its deltas
+    // stopped at the cancel, well before the next request was even asked for.
+    expect(of("model/request-completed", cancelled!), "the cancelled request completed").toEqual(
+      [],
+    );
+    expect(of("model/request-failed", cancelled!)).toEqual([]);
+    const lateDeltas = of("model/delta-produced", cancelled!).filter(
+      (e) => e.offset > requests[1]!.offset,
+    );
+    expect(lateDeltas.length, "deltas of the cancelled request after the next request").toBe(0);
+    // A full reply ("You said: " and the 60 words) would be 62 deltas.
+    expect(of("model/delta-produced", cancelled!).length).toBeLessThan(62);
+    expect(of("model/request-completed", next!)).toHaveLength(1);
     expect(events.filter((e) => e.type === "turn/cancelled")).toHaveLength(1);
     expect(duplicateKeys(events)).toEqual([]);
-    // The session takes new messages after a cancel.
-    await sendMessage(id, "hi again");
-    await waitForSession(id, (s) => s.live.status === "idle" && s.live.messages.length === 3);
   });
 
   it("deletes a session: 204, stream closed, gone from the list", async () => {
@@ -333,10 +406,16 @@ describe("the events endpoint", () => {
 
 describe("rebuilding the index", () => {
   it("rewrites a session's D1 row from its stream", async () => {
-    const { env } = await import("cloudflare:workers");
     const id = await createSession({ title: "reindex me" });
     await sendMessage(id, "hello");
     await waitForSession(id, (s) => s.status === "idle" && s.live.messages.length === 2);
+    // The index processor has consumed the whole stream, so no late write brings the row back.
+    const indexKey = subscriptionKeyFor("index", "SESSIONS", `default:${id}`);
+    const lastOffset = (await sessionEvents(id)).at(-1)!.offset;
+    await waitFor(async () => {
+      const subs = await sessionStream(id).listSubscriptions();
+      return (subs.find((sub) => sub.key === indexKey)?.cursor ?? 0) >= lastOffset;
+    });
     await env.DB.prepare("DELETE FROM sessions WHERE id = ?").bind(id).run();
     const gone = await api(`/v1/sessions/${id}`);
     expect(gone.status).toBe(404);
@@ -346,8 +425,13 @@ describe("rebuilding the index", () => {
     });
     expect(res.status).toBe(202);
     await res.body?.cancel();
-    const rebuilt = await waitForSession(id, (s) => s.status === "idle");
-    expect(rebuilt).toMatchObject({ title: "reindex me", pendingApprovals: 0 });
+    // 202: the row is rebuilt in the background, so the session reads as 404 until it is.
+    let rebuilt: SessionView | null = null;
+    await waitFor(async () => {
+      rebuilt = await getSessionOrNull(id);
+      return rebuilt?.status === "idle";
+    });
+    expect(rebuilt).toMatchObject({ title: "reindex me", status: "idle", pendingApprovals: 0 });
   });
 });
 
