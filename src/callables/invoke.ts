@@ -63,8 +63,18 @@ export async function invokeCallable(
       const stub = ns.get(ns.idFromName(callable.name)) as unknown as RpcTarget;
       return callMethod(stub, callable.method, payload);
     }
-    case "service":
-      return callMethod(binding(options.env, callable.binding), callable.method, payload);
+    case "service": {
+      const target = binding(options.env, callable.binding);
+      // A namespace's own methods (idFromName, get, …) are not a service's: refuse the mix-up.
+      if (typeof (target as { idFromName?: unknown }).idFromName === "function") {
+        throw new CallableError(
+          "resolution",
+          `binding ${callable.binding} is a Durable Object namespace; use kind "durable-object"`,
+          false,
+        );
+      }
+      return callMethod(target, callable.method, payload);
+    }
     case "webhook":
       return postWebhook(callable.url, payload, options);
   }
@@ -103,10 +113,36 @@ async function postWebhook(
       retryable,
     );
   }
-  if (text === "") return null;
+  return webhookAck(text, (payload as { nextOffset: number }).nextOffset - 1);
+}
+
+/**
+ * The webhook contract (public API): a 2xx with an empty body acknowledges the whole batch;
+ * a 2xx with a body must be JSON `{ "ackOffset": <integer ≥ 0> }`. Anything else (an HTML
+ * page from a proxy, `OK`, `{}`) is not an acknowledgement and fails the delivery, so a
+ * misrouted webhook never silently swallows events.
+ */
+export function webhookAck(text: string, through: number): { ackOffset: number } {
+  if (text.trim() === "") return { ackOffset: through };
+  let body: unknown;
   try {
-    return JSON.parse(text);
+    body = JSON.parse(text);
   } catch {
-    return null;
+    body = undefined;
   }
+  const ack = (body as { ackOffset?: unknown } | null | undefined)?.ackOffset;
+  if (
+    body === null ||
+    typeof body !== "object" ||
+    typeof ack !== "number" ||
+    !Number.isSafeInteger(ack) ||
+    ack < 0
+  ) {
+    throw new CallableError(
+      "remote",
+      `webhook answer is not an acknowledgement (expected an empty body or {"ackOffset": n}): ${text.slice(0, 200)}`,
+      false,
+    );
+  }
+  return { ackOffset: ack };
 }

@@ -47,7 +47,7 @@ export const subscriptionKeyFor = (processor: string, binding: string, hostName:
 export const processorOfKey = (key: string) => key.slice(0, Math.max(0, key.indexOf("@")));
 
 export interface HostIdentity {
-  /** The binding under which the Stream DO reaches this host (must be on CALLABLE_BINDINGS). */
+  /** The binding under which the Stream DO reaches this host (`binding:method` must be on CALLABLE_BINDINGS). */
   binding: string;
   /** The RPC method that forwards to `host.deliver` (default `deliver`). */
   method?: string;
