@@ -85,7 +85,7 @@ const v4At = (groups: number[], i: number) => groups[i]! * 65536 + groups[i + 1]
 
 const inV4 = (value: number, base: string, bits: number) => {
   const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
-  return ((value & mask) >>> 0) === ((parseIpv4(base)! & mask) >>> 0);
+  return (value & mask) >>> 0 === (parseIpv4(base)! & mask) >>> 0;
 };
 
 /** IPv4 ranges that are not the public internet (RFC 6890 special-purpose and multicast). */

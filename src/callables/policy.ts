@@ -92,7 +92,9 @@ function isLoopback(host: string): boolean {
   if (v6.slice(0, 7).every((g) => g === 0) && v6[7] === 1) return true;
   // IPv4-mapped / -compatible loopback (::ffff:127.x.y.z, ::127.x.y.z)
   return (
-    v6.slice(0, 5).every((g) => g === 0) && (v6[5] === 0 || v6[5] === 0xffff) && v6[6]! >>> 8 === 127
+    v6.slice(0, 5).every((g) => g === 0) &&
+    (v6[5] === 0 || v6[5] === 0xffff) &&
+    v6[6]! >>> 8 === 127
   );
 }
 
@@ -136,7 +138,9 @@ export function parseAllowlist(raw: string): Map<string, Set<string>> {
     }
     const [, binding, method] = m as unknown as [string, string, string];
     if (reservedMethod(method)) {
-      throw new Error(`CALLABLE_BINDINGS entry ${entry}: ${method} is a built-in, not a callable method`);
+      throw new Error(
+        `CALLABLE_BINDINGS entry ${entry}: ${method} is a built-in, not a callable method`,
+      );
     }
     let methods = out.get(binding);
     if (!methods) out.set(binding, (methods = new Set()));

@@ -268,6 +268,10 @@ export class ProcessorHost {
     contract: AnyContract,
     raw: DeliveryBatch["events"][number],
   ): TypedEvent<AnyContract> {
+    if (!Object.hasOwn(contract.events, raw.type!))
+      throw new Error(
+        `processor ${name}: event ${raw.offset} has type ${raw.type}, not in its contract`,
+      );
     const schema = contract.events[raw.type!] as z.ZodType;
     const parsed = schema.safeParse(raw.payload);
     if (!parsed.success) {

@@ -95,7 +95,10 @@ export abstract class StreamProcessor<K extends AnyContract> {
     const current = run("append");
     const requests = events.map((event) => {
       const type = event.type as string;
-      if (!(this.contract.emits as readonly string[]).includes(type)) {
+      if (
+        !(this.contract.emits as readonly string[]).includes(type) ||
+        !Object.hasOwn(this.contract.events, type)
+      ) {
         throw new Error(`processor ${current.processor} does not emit ${type} (see its contract)`);
       }
       const schema = this.contract.events[type] as z.ZodType;

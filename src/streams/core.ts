@@ -469,7 +469,7 @@ export class StreamCore {
         );
       }
       const type = message.type as SystemEventType;
-      const schema = systemEventSchemas[type];
+      const schema = Object.hasOwn(systemEventSchemas, type) ? systemEventSchemas[type] : undefined;
       if (!schema) throw new Error(`unknown system event type ${type}`);
       const payload = (JSON.parse(message.body as string) as { payload: unknown }).payload;
       out.push({ index, type, payload: schema.parse(payload) });
