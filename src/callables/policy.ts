@@ -142,9 +142,9 @@ export function parseAllowlist(raw: string): Map<string, Set<string>> {
         `CALLABLE_BINDINGS entry ${entry}: ${method} is a built-in, not a callable method`,
       );
     }
-    let methods = out.get(binding);
-    if (!methods) out.set(binding, (methods = new Set()));
+    const methods = out.get(binding) ?? new Set<string>();
     methods.add(method);
+    out.set(binding, methods);
   }
   return out;
 }
