@@ -320,10 +320,12 @@ export class ProcessorHost {
   }
 
   async #append(streamName: string, events: AppendRequest[]): Promise<StreamEvent[]> {
-    const stub: { appendBatch(events: AppendRequest[]): Promise<StreamEvent[]> } =
-      this.env.STREAMS.get(this.env.STREAMS.idFromName(streamName)) as never;
+    const stub: {
+      appendBatch(events: AppendRequest[], options: { asProcessor: true }): Promise<StreamEvent[]>;
+    } = this.env.STREAMS.get(this.env.STREAMS.idFromName(streamName)) as never;
     try {
-      return await stub.appendBatch(events);
+      // Processor keys (`<processor>/<key>@<offset>`) are reserved for processors' own appends.
+      return await stub.appendBatch(events, { asProcessor: true });
     } catch (error) {
       throw ApiError.from(error);
     }

@@ -64,6 +64,8 @@ export type CreateOptions = z.input<typeof createOptionsSchema>;
 
 const appendOptionsSchema = z.strictObject({
   expectedOffset: z.number().int().positive().optional(),
+  /** Set by ProcessorHost only: allows processor idempotency keys (see idempotency-keys.ts). */
+  asProcessor: z.boolean().optional(),
 });
 export type AppendOptions = z.input<typeof appendOptionsSchema>;
 
@@ -263,6 +265,7 @@ export class StreamDurableObject extends DurableObject<Env> {
       const outcome = this.#core.append({
         body: { kind: "messages", messages },
         expectedOffset: opts.expectedOffset,
+        asProcessor: opts.asProcessor === true,
       });
       return this.#committed(outcome, messages);
     });
