@@ -44,6 +44,34 @@ async function callMethod(target: RpcTarget, method: string, payload: unknown): 
   }
 }
 
+/**
+ * The binding a durable-object or service callable names, checked to be of that kind: a
+ * service callable on a Durable Object namespace would reach the namespace's own methods
+ * (idFromName, get, …), never subscriber code. Used at configuration and at every call.
+ */
+export function resolveTarget(
+  callable: Extract<Callable, { kind: "durable-object" | "service" }>,
+  env: object,
+): RpcTarget {
+  const target = binding(env, callable.binding);
+  const isNamespace = typeof (target as { idFromName?: unknown }).idFromName === "function";
+  if (callable.kind === "durable-object" && !isNamespace) {
+    throw new CallableError(
+      "resolution",
+      `binding ${callable.binding} is not a Durable Object namespace`,
+      false,
+    );
+  }
+  if (callable.kind === "service" && isNamespace) {
+    throw new CallableError(
+      "resolution",
+      `binding ${callable.binding} is a Durable Object namespace; use kind "durable-object"`,
+      false,
+    );
+  }
+  return target;
+}
+
 export async function invokeCallable(
   callable: Callable,
   payload: unknown,
@@ -52,29 +80,12 @@ export async function invokeCallable(
   checkCallable(callable, options.policy);
   switch (callable.kind) {
     case "durable-object": {
-      const ns = binding(options.env, callable.binding) as unknown as DurableObjectNamespace;
-      if (typeof ns.idFromName !== "function") {
-        throw new CallableError(
-          "resolution",
-          `binding ${callable.binding} is not a Durable Object namespace`,
-          false,
-        );
-      }
+      const ns = resolveTarget(callable, options.env) as unknown as DurableObjectNamespace;
       const stub = ns.get(ns.idFromName(callable.name)) as unknown as RpcTarget;
       return callMethod(stub, callable.method, payload);
     }
-    case "service": {
-      const target = binding(options.env, callable.binding);
-      // A namespace's own methods (idFromName, get, …) are not a service's: refuse the mix-up.
-      if (typeof (target as { idFromName?: unknown }).idFromName === "function") {
-        throw new CallableError(
-          "resolution",
-          `binding ${callable.binding} is a Durable Object namespace; use kind "durable-object"`,
-          false,
-        );
-      }
-      return callMethod(target, callable.method, payload);
-    }
+    case "service":
+      return callMethod(resolveTarget(callable, options.env), callable.method, payload);
     case "webhook":
       return postWebhook(callable.url, payload, options);
   }

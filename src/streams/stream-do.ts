@@ -10,6 +10,7 @@ import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
 import { callableSchema } from "../callables/descriptor";
 import { CallableError } from "../callables/errors";
+import { resolveTarget } from "../callables/invoke";
 import { checkCallable, readPolicy } from "../callables/policy";
 import { newWebhookSecret } from "../callables/webhook";
 import { type Env, readSettings } from "../env";
@@ -344,6 +345,7 @@ export class StreamDurableObject extends DurableObject<Env> {
       const wanted = parse(subscriptionInputSchema, input, "subscription");
       try {
         checkCallable(wanted.callable, readPolicy(this.env));
+        if (wanted.callable.kind !== "webhook") resolveTarget(wanted.callable, this.env);
       } catch (error) {
         if (error instanceof CallableError)
           throw badRequest(error.message, { kind: error.kind }, "validation_failed");

@@ -293,12 +293,17 @@ describe("webhook acknowledgements", () => {
     expect(webhookAck('{"ackOffset":3}', 7)).toEqual({ ackOffset: 3 });
   });
 
-  it.each(["OK", "<html>login</html>", "{}", "null", "[]", '{"ackOffset":"3"}', '{"ackOffset":-1}'])(
-    "%s is not an acknowledgement",
-    (text) => {
-      expect(() => webhookAck(text, 7)).toThrow(/not an acknowledgement/);
-    },
-  );
+  it.each([
+    "OK",
+    "<html>login</html>",
+    "{}",
+    "null",
+    "[]",
+    '{"ackOffset":"3"}',
+    '{"ackOffset":-1}',
+  ])("%s is not an acknowledgement", (text) => {
+    expect(() => webhookAck(text, 7)).toThrow(/not an acknowledgement/);
+  });
 });
 
 describe("405 route index", () => {
