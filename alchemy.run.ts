@@ -35,7 +35,7 @@ export const worker = await Worker("worker", {
     SESSIONS: sessions,
     LONG_POLL_TIMEOUT_MS: "20000",
     SSE_MAX_DURATION_MS: "60000",
-    CALLABLE_BINDINGS: "SESSIONS",
+    CALLABLE_BINDINGS: "SESSIONS:deliver",
     DEFAULT_MODEL: "scripted",
     SCRIPTED_MODEL_DELAY_MS: "0",
     // Secrets: set ADMIN_TOKEN (and OPENAI_API_KEY for openai:<model> sessions) in the

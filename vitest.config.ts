@@ -14,7 +14,9 @@ const workers = (name: string, include: string[], bindings: Record<string, unkno
         bindings: {
           LONG_POLL_TIMEOUT_MS: "1000",
           SSE_MAX_DURATION_MS: "5000",
-          CALLABLE_BINDINGS: "SESSIONS,TEST_HOSTS,TEST_SUBSCRIBERS",
+          // `BINDING:method` pairs; receiveWithoutAck is a subscriber that answers no ack.
+          CALLABLE_BINDINGS:
+            "SESSIONS:deliver,TEST_HOSTS:deliver,TEST_SUBSCRIBERS:receive,TEST_SUBSCRIBERS:receiveWithoutAck",
           ALLOW_LOOPBACK_WEBHOOKS: "false",
           DELIVERY_RETRY_BASE_MS: "50",
           DELIVERY_RETRY_MAX_MS: "400",

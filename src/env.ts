@@ -23,7 +23,7 @@ export interface Env {
   MODEL_RETRY_BASE_MS?: string;
   LONG_POLL_TIMEOUT_MS?: string;
   SSE_MAX_DURATION_MS?: string;
-  /** Comma-separated bindings that callables (subscriptions) may target. */
+  /** Comma-separated `BINDING:method` pairs that callables (subscriptions) may call (callables/policy.ts). */
   CALLABLE_BINDINGS?: string;
   /** Local development only: let webhooks target loopback addresses over http. */
   ALLOW_LOOPBACK_WEBHOOKS?: string;

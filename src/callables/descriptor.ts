@@ -8,23 +8,42 @@ import { z } from "zod";
 const bindingName = z
   .string()
   .regex(/^[A-Z][A-Z0-9_]{0,63}$/, "binding names are UPPER_SNAKE_CASE");
+/**
+ * Names that are never a subscriber's own method: Durable Object lifecycle handlers, what
+ * every object inherits (`toString`, `valueOf`, `hasOwnProperty`, …), RPC stub built-ins, and
+ * a Durable Object namespace's own methods (for a binding that is a namespace). Calling one
+ * of these would "succeed" without running subscriber code. The allowlist (policy.ts) is the
+ * real guard; this refuses the obvious ones at the door whatever the configuration says.
+ */
+const RESERVED_METHODS = new Set([
+  "fetch",
+  "alarm",
+  "connect",
+  "constructor",
+  "webSocketMessage",
+  "webSocketClose",
+  "webSocketError",
+  "dup",
+  "then",
+  "idFromName",
+  "idFromString",
+  "newUniqueId",
+  "get",
+  "getByName",
+  "getExisting",
+  "jurisdiction",
+  ...Object.getOwnPropertyNames(Object.prototype),
+  ...Object.getOwnPropertyNames(Function.prototype),
+]);
+
+export const reservedMethod = (name: string) => RESERVED_METHODS.has(name);
+
 const methodName = z
   .string()
   .regex(/^[a-zA-Z][a-zA-Z0-9_]{0,63}$/, "method names are plain identifiers")
-  .refine(
-    (m) =>
-      ![
-        "fetch",
-        "alarm",
-        "constructor",
-        "webSocketMessage",
-        "webSocketClose",
-        "webSocketError",
-      ].includes(m),
-    {
-      message: "that method cannot be a callable target",
-    },
-  );
+  .refine((m) => !reservedMethod(m), {
+    message: "that method is a built-in and cannot be a callable target",
+  });
 
 export const callableSchema = z.discriminatedUnion("kind", [
   z.strictObject({

@@ -44,6 +44,34 @@ async function callMethod(target: RpcTarget, method: string, payload: unknown): 
   }
 }
 
+/**
+ * The binding a durable-object or service callable names, checked to be of that kind: a
+ * service callable on a Durable Object namespace would reach the namespace's own methods
+ * (idFromName, get, …), never subscriber code. Used at configuration and at every call.
+ */
+export function resolveTarget(
+  callable: Extract<Callable, { kind: "durable-object" | "service" }>,
+  env: object,
+): RpcTarget {
+  const target = binding(env, callable.binding);
+  const isNamespace = typeof (target as { idFromName?: unknown }).idFromName === "function";
+  if (callable.kind === "durable-object" && !isNamespace) {
+    throw new CallableError(
+      "resolution",
+      `binding ${callable.binding} is not a Durable Object namespace`,
+      false,
+    );
+  }
+  if (callable.kind === "service" && isNamespace) {
+    throw new CallableError(
+      "resolution",
+      `binding ${callable.binding} is a Durable Object namespace; use kind "durable-object"`,
+      false,
+    );
+  }
+  return target;
+}
+
 export async function invokeCallable(
   callable: Callable,
   payload: unknown,
@@ -52,19 +80,12 @@ export async function invokeCallable(
   checkCallable(callable, options.policy);
   switch (callable.kind) {
     case "durable-object": {
-      const ns = binding(options.env, callable.binding) as unknown as DurableObjectNamespace;
-      if (typeof ns.idFromName !== "function") {
-        throw new CallableError(
-          "resolution",
-          `binding ${callable.binding} is not a Durable Object namespace`,
-          false,
-        );
-      }
+      const ns = resolveTarget(callable, options.env) as unknown as DurableObjectNamespace;
       const stub = ns.get(ns.idFromName(callable.name)) as unknown as RpcTarget;
       return callMethod(stub, callable.method, payload);
     }
     case "service":
-      return callMethod(binding(options.env, callable.binding), callable.method, payload);
+      return callMethod(resolveTarget(callable, options.env), callable.method, payload);
     case "webhook":
       return postWebhook(callable.url, payload, options);
   }
@@ -103,10 +124,36 @@ async function postWebhook(
       retryable,
     );
   }
-  if (text === "") return null;
+  return webhookAck(text, (payload as { nextOffset: number }).nextOffset - 1);
+}
+
+/**
+ * The webhook contract (public API): a 2xx with an empty body acknowledges the whole batch;
+ * a 2xx with a body must be JSON `{ "ackOffset": <integer ≥ 0> }`. Anything else (an HTML
+ * page from a proxy, `OK`, `{}`) is not an acknowledgement and fails the delivery, so a
+ * misrouted webhook never silently swallows events.
+ */
+export function webhookAck(text: string, through: number): { ackOffset: number } {
+  if (text.trim() === "") return { ackOffset: through };
+  let body: unknown;
   try {
-    return JSON.parse(text);
+    body = JSON.parse(text);
   } catch {
-    return null;
+    body = undefined;
   }
+  const ack = (body as { ackOffset?: unknown } | null | undefined)?.ackOffset;
+  if (
+    body === null ||
+    typeof body !== "object" ||
+    typeof ack !== "number" ||
+    !Number.isSafeInteger(ack) ||
+    ack < 0
+  ) {
+    throw new CallableError(
+      "remote",
+      `webhook answer is not an acknowledgement (expected an empty body or {"ackOffset": n}): ${text.slice(0, 200)}`,
+      false,
+    );
+  }
+  return { ackOffset: ack };
 }

@@ -1,16 +1,35 @@
 /**
- * Which callables may be used. Bindings must be on the configured allowlist; webhook URLs must
- * be https and must not point at loopback, private, link-local or otherwise internal hosts,
- * unless local development explicitly allows loopback (ALLOW_LOOPBACK_WEBHOOKS=true).
- * Hostnames are checked as written: DNS answers are not visible from a Worker, which is why
- * names that conventionally resolve internally (localhost, *.local, *.internal) are refused.
+ * Which callables may be used.
+ *
+ * In-platform targets: the allowlist (CALLABLE_BINDINGS) names methods, not only bindings —
+ * `SESSIONS:deliver,AUDIT:receive`. A binding answers far more than its owner's methods (a
+ * Durable Object stub answers `toString`, `valueOf`, …; a namespace answers `idFromName`,
+ * `get`, …), and calling one of those "succeeds" without any subscriber code running, so
+ * only the exact `binding:method` pairs the operator listed are reachable.
+ *
+ * Webhook URLs must be https and must not point at loopback, private, link-local or otherwise
+ * internal hosts, unless local development explicitly allows loopback
+ * (ALLOW_LOOPBACK_WEBHOOKS=true). What this can promise: every IP literal is judged by its
+ * value (addresses.ts parses every IPv4 spelling and IPv6 form, including IPv4-mapped,
+ * -compatible and -translated, NAT64, 6to4 and Teredo addresses that embed a private IPv4),
+ * and only public unicast literals pass. What it cannot: a host *name* is judged as written,
+ * because a Worker cannot see DNS answers before its fetch — `127.0.0.1.nip.io` or a name
+ * that later re-binds to a private address passes here. Names that conventionally resolve
+ * internally (localhost, *.local, *.internal, single labels) are refused. On Cloudflare, a
+ * deployed Worker's outbound `fetch` goes out through Cloudflare's network to the public
+ * internet: it cannot reach the private networks of the data centre or RFC 1918 addresses
+ * behind it (those need Cloudflare Tunnel / Workers VPC bindings), so a name resolving to a
+ * private address reaches nothing there. Under `wrangler dev` / Miniflare, fetch runs on
+ * your machine and *can* reach its loopback and LAN: this policy is the only guard there.
  */
 
-import type { Callable } from "./descriptor";
+import { ipv4Text, parseIpv4, parseIpv6, refusedIpv4, refusedIpv6 } from "./addresses";
+import { type Callable, reservedMethod } from "./descriptor";
 import { CallableError } from "./errors";
 
 export interface CallablePolicy {
-  allowedBindings: ReadonlySet<string>;
+  /** binding → the methods callables may call on it. */
+  allowedMethods: ReadonlyMap<string, ReadonlySet<string>>;
   allowLoopbackWebhooks: boolean;
 }
 
@@ -19,10 +38,18 @@ export function checkCallable(callable: Callable, policy: CallablePolicy): void 
     checkWebhookUrl(callable.url, policy);
     return;
   }
-  if (!policy.allowedBindings.has(callable.binding)) {
+  const methods = policy.allowedMethods.get(callable.binding);
+  if (!methods) {
     throw new CallableError(
       "resolution",
       `binding ${callable.binding} is not on the callable allowlist`,
+      false,
+    );
+  }
+  if (!methods.has(callable.method)) {
+    throw new CallableError(
+      "resolution",
+      `method ${callable.method} of ${callable.binding} is not on the callable allowlist (allowed: ${[...methods].join(", ")})`,
       false,
     );
   }
@@ -51,16 +78,23 @@ export function checkWebhookUrl(raw: string, policy: CallablePolicy): void {
   }
   if (url.protocol !== "https:") throw refuse("only https URLs are allowed");
   if (loopback) throw refuse("loopback addresses are not allowed");
-  if (isInternalName(host) || isPrivateAddress(host))
-    throw refuse(`${host} is a private or internal address`);
+  if (isInternalName(host)) throw refuse(`${host} is an internal name`);
+  const why = privateAddressReason(host);
+  if (why) throw refuse(`${host} is not a public address (${why})`);
 }
 
 function isLoopback(host: string): boolean {
+  if (host === "localhost" || host.endsWith(".localhost")) return true;
+  const v4 = parseIpv4(host);
+  if (v4 !== null) return v4 >>> 24 === 127;
+  const v6 = parseIpv6(host);
+  if (v6 === null) return false;
+  if (v6.slice(0, 7).every((g) => g === 0) && v6[7] === 1) return true;
+  // IPv4-mapped / -compatible loopback (::ffff:127.x.y.z, ::127.x.y.z)
   return (
-    host === "localhost" ||
-    host.endsWith(".localhost") ||
-    host === "::1" ||
-    /^127\.\d+\.\d+\.\d+$/.test(host)
+    v6.slice(0, 5).every((g) => g === 0) &&
+    (v6[5] === 0 || v6[5] === 0xffff) &&
+    v6[6]! >>> 8 === 127
   );
 }
 
@@ -71,41 +105,61 @@ function isInternalName(host: string): boolean {
   );
 }
 
-function isPrivateAddress(host: string): boolean {
-  const v4 = /^(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(host);
-  if (v4) {
-    const [a, b] = [Number(v4[1]), Number(v4[2])];
-    return (
-      a === 0 ||
-      a === 10 ||
-      a === 127 ||
-      (a === 100 && b >= 64 && b <= 127) ||
-      (a === 169 && b === 254) ||
-      (a === 172 && b >= 16 && b <= 31) ||
-      (a === 192 && b === 168) ||
-      (a === 198 && (b === 18 || b === 19)) ||
-      a >= 224
-    );
-  }
-  if (host.includes(":")) {
-    return (
-      host === "::" || /^f[cd]/.test(host) || /^fe[89ab]/.test(host) || host.startsWith("::ffff:")
-    );
-  }
-  return false;
+/** Why an IP literal is not a public address; null for public ones and for names. */
+export function privateAddressReason(host: string): string | null {
+  const v6 = host.includes(":") ? parseIpv6(host) : null;
+  if (v6) return refusedIpv6(v6);
+  if (host.includes(":")) return "an unparseable IPv6 address";
+  // Only a host whose last label is numeric is an IPv4 literal (WHATWG URL host parsing).
+  const last = host.split(".").at(-1) ?? "";
+  if (!/^(0[xX][0-9a-fA-F]*|[0-9]+)$/.test(last)) return null;
+  const v4 = parseIpv4(host);
+  if (v4 === null) return "an invalid IPv4 address";
+  const why = refusedIpv4(v4);
+  return why ? `${ipv4Text(v4)} is ${why}` : null;
 }
+
+const ENTRY = /^([A-Z][A-Z0-9_]{0,63}):([a-zA-Z][a-zA-Z0-9_]{0,63})$/;
+
+/**
+ * Parses CALLABLE_BINDINGS: comma-separated `BINDING:method` entries (a binding may appear
+ * once per method). A malformed entry or a built-in method name is a configuration error,
+ * thrown loudly rather than silently ignored.
+ */
+export function parseAllowlist(raw: string): Map<string, Set<string>> {
+  const out = new Map<string, Set<string>>();
+  for (const entry of raw.split(",").map((e) => e.trim())) {
+    if (entry === "") continue;
+    const m = ENTRY.exec(entry);
+    if (!m) {
+      throw new Error(
+        `CALLABLE_BINDINGS entry ${JSON.stringify(entry)} must be BINDING:method (e.g. SESSIONS:deliver)`,
+      );
+    }
+    const [, binding, method] = m as unknown as [string, string, string];
+    if (reservedMethod(method)) {
+      throw new Error(
+        `CALLABLE_BINDINGS entry ${entry}: ${method} is a built-in, not a callable method`,
+      );
+    }
+    const methods = out.get(binding) ?? new Set<string>();
+    methods.add(method);
+    out.set(binding, methods);
+  }
+  return out;
+}
+
+const parsedAllowlists = new Map<string, Map<string, Set<string>>>();
 
 export function readPolicy(env: {
   CALLABLE_BINDINGS?: string;
   ALLOW_LOOPBACK_WEBHOOKS?: string;
 }): CallablePolicy {
-  return {
-    allowedBindings: new Set(
-      (env.CALLABLE_BINDINGS ?? "")
-        .split(",")
-        .map((b) => b.trim())
-        .filter(Boolean),
-    ),
-    allowLoopbackWebhooks: env.ALLOW_LOOPBACK_WEBHOOKS === "true",
-  };
+  const raw = env.CALLABLE_BINDINGS ?? "";
+  let allowedMethods = parsedAllowlists.get(raw);
+  if (!allowedMethods) {
+    allowedMethods = parseAllowlist(raw);
+    parsedAllowlists.set(raw, allowedMethods);
+  }
+  return { allowedMethods, allowLoopbackWebhooks: env.ALLOW_LOOPBACK_WEBHOOKS === "true" };
 }

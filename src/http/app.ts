@@ -10,6 +10,7 @@ import { SESSION_STREAMS } from "../sessions/session-agent";
 import { STREAM_ROUTE } from "../streams/naming";
 import { validateStreamPath } from "../streams/path";
 import { adminRoutes } from "./admin";
+import { allowIndex } from "./allow";
 import { ApiError, errorResponse } from "./errors";
 import { openApiDocument } from "./openapi";
 import { preflight, withStandardHeaders } from "./security";
@@ -72,11 +73,28 @@ export function createApp() {
     return forwardToStream(c, path);
   });
 
-  app.notFound((c) =>
-    errorResponse(
-      new ApiError(404, "not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`),
-    ),
-  );
+  // A known path with an unsupported method is a 405 naming the methods it has (from the
+  // route table, built on first use when every route is registered).
+  let allowed: ((pathname: string) => string[]) | undefined;
+  app.notFound((c) => {
+    const pathname = new URL(c.req.url).pathname;
+    allowed ??= allowIndex(app.routes);
+    const methods = allowed(pathname);
+    if (methods.length > 0 && !methods.includes(c.req.method)) {
+      return errorResponse(
+        new ApiError(
+          405,
+          "method_not_allowed",
+          `${c.req.method} is not supported on ${pathname}; use ${methods.join(", ")}`,
+          { allow: methods },
+          { allow: methods.join(", ") },
+        ),
+      );
+    }
+    return errorResponse(
+      new ApiError(404, "not_found", `no route for ${c.req.method} ${pathname}`),
+    );
+  });
 
   app.onError((error) => {
     const known = ApiError.from(error);

@@ -20,6 +20,7 @@ export type ErrorCode =
   | "stream_closed"
   | "payload_too_large"
   | "reserved_event_type"
+  | "reserved_idempotency_key"
   | "forbidden"
   | "unauthorized"
   | "internal";

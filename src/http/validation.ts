@@ -1,10 +1,11 @@
 /**
  * Request parsing at the edge: bodies and queries go through zod, and a failure becomes a
- * 400 `{ error: { code, message, details } }` whose message names the offending path.
+ * 400 `{ error: { code, message, details } }` whose message names the offending path
+ * (413 for a body over the limit, 415 for one that is not JSON).
  */
 import type { Context } from "hono";
 import type { z } from "zod";
-import { badRequest } from "./errors";
+import { ApiError, badRequest } from "./errors";
 
 const MAX_JSON_BODY = 1024 * 1024;
 
@@ -37,21 +38,36 @@ export function parseWith<T extends z.ZodType>(
   );
 }
 
-/** Parses a JSON body; with `optional`, an empty body stands for `{}`. */
+/**
+ * Parses a JSON body; with `optional`, an empty body stands for `{}`. A body over the limit
+ * is a 413 (refused from Content-Length before it is read, when the client declares it), a
+ * body that is not `application/json` a 415.
+ */
 export async function jsonBody<T extends z.ZodType>(
   c: Context,
   schema: T,
   options: { optional?: boolean } = {},
 ): Promise<z.output<T>> {
+  const declared = Number(c.req.header("content-length") ?? "0");
+  if (declared > MAX_JSON_BODY) throw tooLarge();
   const text = await c.req.text();
   if (options.optional && text.trim() === "") return parseWith(schema, {}, "body");
   const type = c.req.header("content-type") ?? "";
-  if (!type.toLowerCase().startsWith("application/json")) {
-    throw badRequest("Content-Type must be application/json", undefined, "unsupported_media_type");
+  if (!/^application\/json\s*(;|$)/i.test(type.trim())) {
+    throw new ApiError(
+      415,
+      "unsupported_media_type",
+      `Content-Type must be application/json, got ${JSON.stringify(type.slice(0, 100))}`,
+    );
   }
-  if (text.length > MAX_JSON_BODY) throw badRequest(`body exceeds ${MAX_JSON_BODY} bytes`);
+  if (new TextEncoder().encode(text).byteLength > MAX_JSON_BODY) throw tooLarge();
   return parseWith(schema, parseJson(text), "body");
 }
+
+const tooLarge = () =>
+  new ApiError(413, "payload_too_large", `body exceeds ${MAX_JSON_BODY} bytes`, {
+    limit: MAX_JSON_BODY,
+  });
 
 export function query<T extends z.ZodType>(c: Context, schema: T): z.output<T> {
   return parseWith(schema, c.req.query(), "query");

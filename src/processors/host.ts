@@ -47,7 +47,7 @@ export const subscriptionKeyFor = (processor: string, binding: string, hostName:
 export const processorOfKey = (key: string) => key.slice(0, Math.max(0, key.indexOf("@")));
 
 export interface HostIdentity {
-  /** The binding under which the Stream DO reaches this host (must be on CALLABLE_BINDINGS). */
+  /** The binding under which the Stream DO reaches this host (`binding:method` must be on CALLABLE_BINDINGS). */
   binding: string;
   /** The RPC method that forwards to `host.deliver` (default `deliver`). */
   method?: string;
@@ -268,6 +268,10 @@ export class ProcessorHost {
     contract: AnyContract,
     raw: DeliveryBatch["events"][number],
   ): TypedEvent<AnyContract> {
+    if (!Object.hasOwn(contract.events, raw.type!))
+      throw new Error(
+        `processor ${name}: event ${raw.offset} has type ${raw.type}, not in its contract`,
+      );
     const schema = contract.events[raw.type!] as z.ZodType;
     const parsed = schema.safeParse(raw.payload);
     if (!parsed.success) {
@@ -316,10 +320,12 @@ export class ProcessorHost {
   }
 
   async #append(streamName: string, events: AppendRequest[]): Promise<StreamEvent[]> {
-    const stub: { appendBatch(events: AppendRequest[]): Promise<StreamEvent[]> } =
-      this.env.STREAMS.get(this.env.STREAMS.idFromName(streamName)) as never;
+    const stub: {
+      appendBatch(events: AppendRequest[], options: { asProcessor: true }): Promise<StreamEvent[]>;
+    } = this.env.STREAMS.get(this.env.STREAMS.idFromName(streamName)) as never;
     try {
-      return await stub.appendBatch(events);
+      // Processor keys (`<processor>/<key>@<offset>`) are reserved for processors' own appends.
+      return await stub.appendBatch(events, { asProcessor: true });
     } catch (error) {
       throw ApiError.from(error);
     }

@@ -13,8 +13,10 @@
  * - `append(...)`: emits an event to the source stream with the idempotency key
  *   `<processor>/<key>@<offset>`, so replays and retries collapse at the stream.
  */
+
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { z } from "zod";
+import { processorKey } from "../streams/idempotency-keys";
 import type { StreamEvent } from "../streams/messages";
 import type { AnyContract, EmittedType, StateOf, TypedEvent } from "./contract";
 
@@ -95,7 +97,10 @@ export abstract class StreamProcessor<K extends AnyContract> {
     const current = run("append");
     const requests = events.map((event) => {
       const type = event.type as string;
-      if (!(this.contract.emits as readonly string[]).includes(type)) {
+      if (
+        !(this.contract.emits as readonly string[]).includes(type) ||
+        !Object.hasOwn(this.contract.events, type)
+      ) {
         throw new Error(`processor ${current.processor} does not emit ${type} (see its contract)`);
       }
       const schema = this.contract.events[type] as z.ZodType;
@@ -110,7 +115,11 @@ export abstract class StreamProcessor<K extends AnyContract> {
         type,
         payload: parsed.data,
         ...(event.metadata ? { metadata: event.metadata } : {}),
-        idempotencyKey: `${current.processor}/${event.key}@${event.causeOffset ?? current.sourceOffset}`,
+        idempotencyKey: processorKey(
+          current.processor,
+          event.key,
+          event.causeOffset ?? current.sourceOffset,
+        ),
       };
     });
     return current.appendTo(current.streamName, requests);

@@ -6,7 +6,12 @@
  */
 import { z } from "zod";
 
-const id = z.string().min(1).max(200);
+// Ids key records in processor state; `__proto__` cannot be an own key of a parsed record.
+const id = z
+  .string()
+  .min(1)
+  .max(200)
+  .refine((s) => s !== "__proto__", "__proto__ is not a usable id");
 const json = z.json();
 
 export const toolCallSchema = z.object({

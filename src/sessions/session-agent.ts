@@ -247,7 +247,9 @@ export class SessionAgent extends DurableObject<Env> {
   ): Promise<{ toolCallId: string; approved: boolean; reason: string | null }> {
     return this.#call(async () => {
       await this.#catchUp("tools");
-      const call = this.host.state<typeof this.tools.contract>("tools").calls[toolCallId];
+      const calls = this.host.state<typeof this.tools.contract>("tools").calls;
+      // The id is the client's: only an own entry is a tool call (`constructor` is not).
+      const call = Object.hasOwn(calls, toolCallId) ? calls[toolCallId] : undefined;
       if (!call) throw notFound(`tool call ${toolCallId} not found`);
       const decided = call.decision;
       if (decided) {

@@ -17,6 +17,7 @@ import {
   mediaType,
   sameContentType,
 } from "./content-type";
+import { isProcessorKey } from "./idempotency-keys";
 import type { CloseStatus, StoredMessage, StreamLog, StreamMeta } from "./log";
 import {
   decodeEvent,
@@ -55,6 +56,8 @@ export interface AppendRequest {
   expectedOffset?: number;
   /** Set only by the Stream DO itself: allows events of the reserved `stream/` domain. */
   system?: boolean;
+  /** A processor's own append: may use processor idempotency keys (idempotency-keys.ts). */
+  asProcessor?: boolean;
 }
 
 export type AppendOutcome =
@@ -167,6 +170,7 @@ export class StreamCore {
       const messages =
         request.body && request.body.byteLength > 0 ? this.parseBody(type, request.body, true) : [];
       this.checkReserved(messages, false);
+      checkClientKeys(messages);
       return messages;
     };
     // Validate the body before touching a fork source when its type is already known.
@@ -361,6 +365,7 @@ export class StreamCore {
     }
     const messages = this.messagesOf(request.body, meta);
     const system = this.checkReserved(messages, request.system === true);
+    if (request.asProcessor !== true) checkClientKeys(messages);
     if (request.expectedOffset !== undefined) {
       const next = meta.tail + 1;
       const fresh = messages.some(
@@ -469,7 +474,7 @@ export class StreamCore {
         );
       }
       const type = message.type as SystemEventType;
-      const schema = systemEventSchemas[type];
+      const schema = Object.hasOwn(systemEventSchemas, type) ? systemEventSchemas[type] : undefined;
       if (!schema) throw new Error(`unknown system event type ${type}`);
       const payload = (JSON.parse(message.body as string) as { payload: unknown }).payload;
       out.push({ index, type, payload: schema.parse(payload) });
@@ -604,6 +609,19 @@ export class StreamCore {
     }
     return pending;
   }
+}
+
+/** Processor idempotency keys are refused on any append that is not a processor's. */
+function checkClientKeys(messages: EncodedMessage[]): void {
+  messages.forEach((message, index) => {
+    if (message.idempotencyKey !== null && isProcessorKey(message.idempotencyKey)) {
+      throw badRequest(
+        `idempotency key ${JSON.stringify(message.idempotencyKey.slice(0, 200))} has the form <processor>/<key>@<offset>, which is reserved for processors' own appends`,
+        { index },
+        "reserved_idempotency_key",
+      );
+    }
+  });
 }
 
 function producerGap(expected: number, received: number): ApiError {

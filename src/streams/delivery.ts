@@ -203,7 +203,17 @@ export class Deliveries {
         // Stable across retries of the same events (the scanned range may grow meanwhile).
         messageId: `${sub.key}@${batch.events[0]!.offset}-${batch.events.at(-1)!.offset}`,
       });
-      const ack = Math.min(ackOffsetOf(result) ?? through, through);
+      // Only a well-formed `{ ackOffset }` acknowledges: any other answer (undefined from a
+      // built-in, a stray value) ran no subscriber code that we know of, so it is a failure.
+      const acked = ackOffsetOf(result);
+      if (acked === null) {
+        throw new CallableError(
+          "remote",
+          `subscriber answer is not an acknowledgement (expected { ackOffset: n }): ${String(JSON.stringify(result) ?? result).slice(0, 200)}`,
+          false,
+        );
+      }
+      const ack = Math.min(acked, through);
       if (ack > sub.cursor) {
         this.#settle(
           sub,

@@ -8,6 +8,7 @@
  */
 import { z } from "zod";
 import { ApiError } from "../http/errors";
+import { normaliseStoredExpiry } from "./expiry";
 import type { EncodedMessage } from "./messages";
 
 export type CloseStatus = "ended" | "failed";
@@ -161,10 +162,35 @@ export class StreamLog {
             `stream metadata is corrupt: ${parsed.error.message}`,
           );
         }
-        this.#meta = parsed.data;
+        this.#meta = this.#repairedExpiry(parsed.data);
       }
     }
     return this.#meta;
+  }
+
+  /**
+   * A TTL or expiry outside the bounds of expiry.ts (stored before they existed) would make
+   * every request fail (alarm and Date limits): it is clamped into range, written back, and
+   * reported once.
+   */
+  #repairedExpiry(meta: StreamMeta): StreamMeta {
+    const repaired = normaliseStoredExpiry(meta.ttl_seconds, meta.expires_at);
+    if (!repaired) return meta;
+    console.warn(
+      JSON.stringify({
+        msg: "stored stream expiry out of range; clamped",
+        stream: meta.name,
+        ttlSeconds: meta.ttl_seconds,
+        expiresAt: meta.expires_at,
+        repaired,
+      }),
+    );
+    this.sql.exec(
+      "UPDATE stream_meta SET ttl_seconds = ?, expires_at = ? WHERE singleton = 1",
+      repaired.ttlSeconds,
+      repaired.expiresAt,
+    );
+    return { ...meta, ttl_seconds: repaired.ttlSeconds, expires_at: repaired.expiresAt };
   }
 
   private update(patch: Partial<StreamMeta>): void {

@@ -10,12 +10,14 @@ import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
 import { callableSchema } from "../callables/descriptor";
 import { CallableError } from "../callables/errors";
+import { resolveTarget } from "../callables/invoke";
 import { checkCallable, readPolicy } from "../callables/policy";
 import { newWebhookSecret } from "../callables/webhook";
 import { type Env, readSettings } from "../env";
 import { ApiError, badRequest, conflict, notFound } from "../http/errors";
 import { type AppendOutcome, type ForkSnapshotRequest, StreamCore, type StreamPeers } from "./core";
 import { DEFAULT_DELIVERY, Deliveries } from "./delivery";
+import { checkTtl, EXPIRY_CEILING_MS, parseExpiresAt } from "./expiry";
 import { type StoredMessage, StreamLog, type StreamMeta } from "./log";
 import {
   decodeEvent,
@@ -55,13 +57,16 @@ export interface StreamHead {
 
 const createOptionsSchema = z.strictObject({
   contentType: z.string().min(1).max(200).default("application/json"),
-  ttlSeconds: z.number().int().nonnegative().optional(),
-  expiresAt: z.string().datetime({ offset: true }).optional(),
+  // Range and calendar checks are ../expiry.ts, shared with the HTTP headers.
+  ttlSeconds: z.number().optional(),
+  expiresAt: z.string().max(100).optional(),
 });
 export type CreateOptions = z.input<typeof createOptionsSchema>;
 
 const appendOptionsSchema = z.strictObject({
   expectedOffset: z.number().int().positive().optional(),
+  /** Set by ProcessorHost only: allows processor idempotency keys (see idempotency-keys.ts). */
+  asProcessor: z.boolean().optional(),
 });
 export type AppendOptions = z.input<typeof appendOptionsSchema>;
 
@@ -229,12 +234,21 @@ export class StreamDurableObject extends DurableObject<Env> {
   ): Promise<{ created: boolean; head: StreamHead }> {
     return this.#rpc(async () => {
       const opts = parse(createOptionsSchema, options, "create options");
+      if (opts.ttlSeconds !== undefined && opts.expiresAt !== undefined)
+        throw badRequest("give either ttlSeconds or expiresAt, not both");
+      const now = Date.now();
       const result = await this.#core.create({
         name,
         path,
         contentType: opts.contentType,
-        ttlSeconds: opts.ttlSeconds ?? null,
-        expiresAt: opts.expiresAt ? Date.parse(opts.expiresAt) : null,
+        ttlSeconds:
+          opts.ttlSeconds === undefined
+            ? null
+            : checkTtl(opts.ttlSeconds, "ttlSeconds", "validation_failed"),
+        expiresAt:
+          opts.expiresAt === undefined
+            ? null
+            : parseExpiresAt(opts.expiresAt, now, "expiresAt", "validation_failed"),
         close: false,
         fork: null,
         body: null,
@@ -252,6 +266,7 @@ export class StreamDurableObject extends DurableObject<Env> {
       const outcome = this.#core.append({
         body: { kind: "messages", messages },
         expectedOffset: opts.expectedOffset,
+        asProcessor: opts.asProcessor === true,
       });
       return this.#committed(outcome, messages);
     });
@@ -330,6 +345,7 @@ export class StreamDurableObject extends DurableObject<Env> {
       const wanted = parse(subscriptionInputSchema, input, "subscription");
       try {
         checkCallable(wanted.callable, readPolicy(this.env));
+        if (wanted.callable.kind !== "webhook") resolveTarget(wanted.callable, this.env);
       } catch (error) {
         if (error instanceof CallableError)
           throw badRequest(error.message, { kind: error.kind }, "validation_failed");
@@ -428,7 +444,7 @@ export class StreamDurableObject extends DurableObject<Env> {
     const now = Date.now();
     let next = Number.POSITIVE_INFINITY;
     if (meta && !meta.soft_deleted && meta.expires_at !== null)
-      next = Math.min(next, meta.expires_at);
+      next = Math.min(next, meta.expires_at, EXPIRY_CEILING_MS); // never a date the platform refuses
     if (outboxPending) next = Math.min(next, now + 5_000);
     const delivery = this.#deliveries.nextWake(now);
     if (delivery !== null) next = Math.min(next, delivery);

@@ -60,14 +60,14 @@ describe("creating and listing sessions", () => {
     expect((await errorOf(res)).message.length).toBeGreaterThan(0);
   });
 
-  it("rejects a non-JSON content type", async () => {
+  it("rejects a non-JSON content type (415)", async () => {
     const res = await api("/v1/sessions", {
       method: "POST",
       headers: { "content-type": "text/plain" },
       body: "{}",
     });
-    expect(res.status).toBe(400);
-    await res.body?.cancel();
+    expect(res.status).toBe(415);
+    expect((await errorOf(res)).code).toBe("unsupported_media_type");
   });
 
   it("lists sessions newest first, page by page, filtered by status", async () => {

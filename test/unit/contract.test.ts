@@ -224,7 +224,7 @@ describe("callable descriptors", () => {
 
 describe("callable policy", () => {
   const strict: CallablePolicy = {
-    allowedBindings: new Set(["TEST_HOSTS"]),
+    allowedMethods: new Map([["TEST_HOSTS", new Set(["deliver"])]]),
     allowLoopbackWebhooks: false,
   };
   const loopbackOk: CallablePolicy = { ...strict, allowLoopbackWebhooks: true };

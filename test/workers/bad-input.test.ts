@@ -3,10 +3,22 @@
  * `{error:{code,message}}` (4xx other than 304), never a 5xx, and leaves the stream exactly
  * as it was (HEAD status, Stream-Next-Offset and Stream-Closed identical before and after).
  */
+import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { exports } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { encodeOffset } from "../../src/streams/offsets";
-import { BASE, createJsonStream, http, ORIGIN, uniquePath } from "./helpers";
+import type { StreamDurableObject, SubscriptionStatus } from "../../src/streams/stream-do";
+import { waitFor } from "../support/wait";
+import {
+  BASE,
+  createJsonStream,
+  http,
+  nameOf,
+  ORIGIN,
+  rpcError,
+  stubFor,
+  uniquePath,
+} from "./helpers";
 
 const JSON_TYPE = { "content-type": "application/json" };
 const VALID_MESSAGE = JSON.stringify({ type: "bad/valid", payload: 1 });
@@ -526,5 +538,450 @@ describe("known protocol gaps", () => {
     const res = await http(path, { method: "PUT", headers: { "content-type": "garbage" } });
     expect({ status: res.status, body: await res.text() }).toMatchObject({ status: 400 });
     expect((await snapshot(path)).status).toBe(404);
+  });
+});
+
+// ---- issue 7 §2: hostile input, one block per class --------------------------------------
+
+const JSON_OBJECT = (method: string, body: unknown, headers: Record<string, string> = {}) => ({
+  method,
+  headers: { ...JSON_TYPE, ...headers },
+  body: typeof body === "string" ? body : JSON.stringify(body),
+});
+const worker = (path: string, init?: RequestInit) =>
+  exports.default.fetch(`${ORIGIN}${path}`, init);
+
+/** A 4xx JSON error with this status and code; returns the message. */
+async function expectJsonError(res: Response, status: number, code: string): Promise<string> {
+  const text = await res.text();
+  expect({ status: res.status, text }).toMatchObject({ status });
+  expect(res.headers.get("content-type")).toBe("application/json");
+  const body = JSON.parse(text) as { error: { code: string; message: string } };
+  expect(body.error.code).toBe(code);
+  expect(body.error.message.length).toBeGreaterThan(0);
+  return body.error.message;
+}
+
+/** A stream with one event that reads fine: HEAD 200, GET 200 with it, POST 204. */
+async function expectReadable(path: string, events: number) {
+  const head = await http(path, { method: "HEAD" });
+  await head.body?.cancel();
+  expect(head.status).toBe(200);
+  const read = await http(path, undefined, "?offset=-1");
+  expect(read.status).toBe(200);
+  expect(((await read.json()) as unknown[]).length).toBe(events);
+}
+
+describe("1. far dates: 400 naming the range, nothing stored that breaks a stream", () => {
+  it.each([
+    ["Stream-TTL 9007199254740991", { "stream-ttl": "9007199254740991" }],
+    ["Stream-TTL 100000000000", { "stream-ttl": "100000000000" }],
+    ["Stream-TTL 10 years + 1 s", { "stream-ttl": String(10 * 365 * 86_400 + 1) }],
+    ["Stream-Expires-At 9999-12-31", { "stream-expires-at": "9999-12-31T23:59:59Z" }],
+    ["Stream-Expires-At 0001-01-01", { "stream-expires-at": "0001-01-01T00:00:00Z" }],
+    ["Stream-Expires-At 11 years ahead", { "stream-expires-at": "2037-12-31T00:00:00Z" }],
+    ["Stream-Expires-At an hour ago", {}],
+  ])("PUT with %s → 400 invalid_header, no stream", async (label, headers) => {
+    const path = uniquePath("far");
+    const sent = label.endsWith("an hour ago")
+      ? { "stream-expires-at": new Date(Date.now() - 3_600_000).toISOString() }
+      : headers;
+    const res = await http(path, { method: "PUT", headers: { ...JSON_TYPE, ...sent } });
+    const message = await expectJsonError(res, 400, "invalid_header");
+    expect(message).toMatch(/315360000|between/);
+    expect((await snapshot(path)).status).toBe(404);
+    // The same path then works normally.
+    await createJsonStream(path);
+    await expectReadable(path, 0);
+  });
+
+  it("the RPC door refuses the same (ttlSeconds, expiresAt)", async () => {
+    for (const options of [
+      { ttlSeconds: 9007199254740991 },
+      { ttlSeconds: 100_000_000_000 },
+      { expiresAt: "9999-12-31T23:59:59Z" },
+      { expiresAt: "0001-01-01T00:00:00Z" },
+      { expiresAt: "2030-02-30T00:00:00Z" },
+    ]) {
+      const path = uniquePath("far-rpc");
+      const error = await rpcError(stubFor(path).create(nameOf(path), path, options));
+      expect(error.status, JSON.stringify(options)).toBe(400);
+      expect((await snapshot(path)).status).toBe(404);
+    }
+  });
+
+  it("a stored expiry out of range (written before the bounds) does not break the stream", async () => {
+    for (const [ttl, expiresAt] of [
+      [null, 253402300799000], // 9999-12-31
+      [9007199254740991, 9.007199254740991e18],
+    ] as const) {
+      const path = uniquePath("far-stored");
+      await createJsonStream(path);
+      await http(path, { method: "POST", headers: JSON_TYPE, body: VALID_MESSAGE });
+      const stub = stubFor(path);
+      await runInDurableObject(stub, (_o: unknown, state: DurableObjectState) => {
+        state.storage.sql.exec(
+          "UPDATE stream_meta SET ttl_seconds = ?, expires_at = ?",
+          ttl,
+          expiresAt,
+        );
+      });
+      await evictDurableObject(stub);
+      await expectReadable(path, 1);
+      const post = await http(path, { method: "POST", headers: JSON_TYPE, body: VALID_MESSAGE });
+      await post.body?.cancel();
+      expect(post.status).toBe(204);
+      const head = await http(path, { method: "HEAD" });
+      await head.body?.cancel();
+      if (ttl === null)
+        expect(head.headers.get("stream-expires-at")).toBe("2150-01-01T00:00:00.000Z");
+      else expect(head.headers.get("stream-ttl")).toBe(String(10 * 365 * 86_400));
+      expect((await stub.head()).lastOffset).toBe(2);
+    }
+  });
+});
+
+describe("2. impossible dates: strict RFC 3339", () => {
+  it.each([
+    "2030-02-30T00:00:00Z",
+    "2029-02-29T00:00:00Z",
+    "2030-04-31T12:00:00Z",
+    "2030-01-01T00:00Z",
+  ])("PUT with Stream-Expires-At %s → 400, no stream", async (at) => {
+    const path = uniquePath("impossible");
+    const res = await http(path, {
+      method: "PUT",
+      headers: { ...JSON_TYPE, "stream-expires-at": at },
+    });
+    expect(await expectJsonError(res, 400, "invalid_header")).toMatch(/RFC 3339/);
+    expect((await snapshot(path)).status).toBe(404);
+  });
+
+  it("a real leap day is accepted and kept exactly", async () => {
+    const path = uniquePath("leap");
+    await createJsonStream(path, { "stream-expires-at": "2028-02-29T00:00:00Z" });
+    const head = await http(path, { method: "HEAD" });
+    await head.body?.cancel();
+    expect(head.headers.get("stream-expires-at")).toBe("2028-02-29T00:00:00.000Z");
+  });
+});
+
+describe("3. callables reach only allowlisted methods; only a real ack acknowledges", () => {
+  const subscribe = (stream: string, callable: unknown, key = `k-${crypto.randomUUID()}`) =>
+    worker(
+      "/v1/subscriptions",
+      JSON_OBJECT("PUT", { stream, key, callable, eventTypes: ["bad/valid"] }),
+    );
+  const listSubs = async (stream: string) => {
+    const res = await worker(`/v1/subscriptions?stream=${encodeURIComponent(stream)}`);
+    expect(res.status).toBe(200);
+    return ((await res.json()) as { subscriptions: SubscriptionStatus[] }).subscriptions;
+  };
+
+  it.each([
+    ...[
+      "toString",
+      "valueOf",
+      "hasOwnProperty",
+      "isPrototypeOf",
+      "propertyIsEnumerable",
+      "toLocaleString",
+      "batches", // a real method of the object, but not on the allowlist
+      "failNext",
+    ].map((method) => ({
+      kind: "durable-object",
+      binding: "TEST_SUBSCRIBERS",
+      name: "default:x",
+      method,
+    })),
+    ...["toString", "valueOf", "idFromName", "newUniqueId", "get", "receive"].map((method) => ({
+      kind: "service",
+      binding: "TEST_SUBSCRIBERS",
+      method,
+    })),
+  ])(
+    "PUT /v1/subscriptions with $kind method $method → 400, nothing configured",
+    async (callable) => {
+      const path = await prepare("stream");
+      const before = await snapshot(path);
+      await expectJsonError(await subscribe(path, callable), 400, "validation_failed");
+      expect(await listSubs(path)).toEqual([]);
+      expect(await snapshot(path)).toEqual(before);
+    },
+  );
+
+  it("the RPC door refuses them too", async () => {
+    const path = await prepare("stream");
+    const stub = stubFor(path) as unknown as StreamDurableObject;
+    const error = await rpcError(
+      stub.configureSubscription({
+        key: "rpc-builtin",
+        callable: {
+          kind: "durable-object",
+          binding: "TEST_SUBSCRIBERS",
+          name: "x",
+          method: "failNext",
+        },
+        eventTypes: ["bad/valid"],
+      }),
+    );
+    expect(error.status).toBe(400);
+    expect(error.message).toMatch(/not on the callable allowlist/);
+  });
+
+  it("a subscriber whose answer is not { ackOffset } fails the delivery; the cursor stays", async () => {
+    const path = await prepare("stream");
+    const res = await subscribe(
+      path,
+      {
+        kind: "durable-object",
+        binding: "TEST_SUBSCRIBERS",
+        name: `default:noack-${crypto.randomUUID()}`,
+        method: "receiveWithoutAck",
+      },
+      "noack",
+    );
+    expect(res.status).toBe(201);
+    await res.body?.cancel();
+    await waitFor(async () => (await listSubs(path))[0]?.status === "failing");
+    const [sub] = await listSubs(path);
+    expect(sub!.cursor).toBe(0);
+    expect(sub!.lag).toBeGreaterThan(0);
+    expect(sub!.lastError).toMatch(/not an acknowledgement/);
+    // the event, stream/subscription-configured and stream/subscriber-failed
+    await expectReadable(path, 3);
+  });
+
+  describe("webhook answers", () => {
+    const originalFetch = globalThis.fetch;
+    let answer: () => Response = () => new Response(null, { status: 204 });
+    beforeEach(() => {
+      globalThis.fetch = (async (input: RequestInfo | URL, init?: RequestInit) => {
+        const request = new Request(input, init);
+        if (!request.url.startsWith("https://hooks.example.com/"))
+          return originalFetch(input, init);
+        await request.text();
+        return answer();
+      }) as typeof fetch;
+    });
+    afterEach(() => {
+      globalThis.fetch = originalFetch;
+    });
+
+    it.each([
+      ["200 OK (text)", () => new Response("OK", { status: 200 })],
+      ["200 HTML page", () => new Response("<html>sign in</html>", { status: 200 })],
+      ["200 {}", () => Response.json({})],
+      ["200 {ackOffset: 'x'}", () => Response.json({ ackOffset: "x" })],
+    ])("%s is a failure, not an ack", async (_label, respond) => {
+      answer = respond;
+      const path = await prepare("stream");
+      const res = await subscribe(
+        path,
+        { kind: "webhook", url: "https://hooks.example.com/in" },
+        "hook",
+      );
+      expect(res.status).toBe(201);
+      await res.body?.cancel();
+      await waitFor(async () => (await listSubs(path))[0]?.status === "failing");
+      const [sub] = await listSubs(path);
+      expect(sub!.cursor).toBe(0);
+      expect(sub!.lastError).toMatch(/not an acknowledgement/);
+    });
+
+    it("an empty 2xx acknowledges the whole batch", async () => {
+      answer = () => new Response(null, { status: 200 });
+      const path = await prepare("stream");
+      const res = await subscribe(
+        path,
+        { kind: "webhook", url: "https://hooks.example.com/in" },
+        "hook",
+      );
+      expect(res.status).toBe(201);
+      await res.body?.cancel();
+      await waitFor(async () => (await listSubs(path))[0]?.lag === 0);
+      expect((await listSubs(path))[0]!.status).toBe("active");
+    });
+  });
+});
+
+describe("4. client-chosen keys are never looked up on plain objects", () => {
+  it.each(["constructor", "__proto__", "toString", "hasOwnProperty", "valueOf"])(
+    "POST …/tool-calls/%s/decision → 404, session unchanged",
+    async (toolCallId) => {
+      const created = await worker("/v1/sessions", JSON_OBJECT("POST", { title: "keys" }));
+      expect(created.status).toBe(201);
+      const { session } = (await created.json()) as { session: { id: string } };
+      const res = await worker(
+        `/v1/sessions/${session.id}/tool-calls/${toolCallId}/decision`,
+        JSON_OBJECT("POST", { approved: true }),
+      );
+      expect(await expectJsonError(res, 404, "not_found")).toContain(toolCallId);
+      const view = (await (await worker(`/v1/sessions/${session.id}`)).json()) as {
+        session: { status: string };
+      };
+      expect(view.session.status).toBe("idle");
+      const events = (await (
+        await worker(`/v1/sessions/${session.id}/events?offset=-1`)
+      ).json()) as { type: string }[];
+      expect(events.map((e) => e.type)).not.toContain("tool/approval-decided");
+    },
+  );
+});
+
+describe("5. outbound URL policy judges IP literals by value", () => {
+  it.each([
+    "https://[::127.0.0.1]/",
+    "https://[::ffff:127.0.0.1]/",
+    "https://[::ffff:7f00:1]/",
+    "https://[0:0:0:0:0:ffff:10.0.0.1]/",
+    "https://[64:ff9b::10.0.0.1]/",
+    "https://[2002:c0a8:101::1]/",
+    "https://[fe80::1]/",
+    "https://[fd00::1]/",
+    "https://2130706433/",
+    "https://0177.0.0.1/",
+    "https://0x7f.1/",
+    "https://127.1/",
+  ])("a webhook to %s → 400, nothing configured", async (url) => {
+    const path = await prepare("stream");
+    const before = await snapshot(path);
+    const res = await worker(
+      "/v1/subscriptions",
+      JSON_OBJECT("PUT", {
+        stream: path,
+        key: "hook",
+        callable: { kind: "webhook", url },
+        eventTypes: ["bad/valid"],
+      }),
+    );
+    expect(await expectJsonError(res, 400, "validation_failed")).toMatch(/webhook URL refused/);
+    expect(await snapshot(path)).toEqual(before);
+  });
+});
+
+describe("6. HTTP semantics: 415, 413, 405 with Allow", () => {
+  const ADMIN = { authorization: "Bearer dev-admin-token" };
+
+  it.each([
+    ["POST /v1/sessions", "/v1/sessions", "POST", {}],
+    ["PUT /v1/subscriptions", "/v1/subscriptions", "PUT", {}],
+    ["POST /admin/tenants", "/admin/tenants", "POST", ADMIN],
+  ])("%s with Content-Type text/plain → 415", async (_label, path, method, headers) => {
+    const res = await worker(path, {
+      method,
+      headers: { "content-type": "text/plain", ...headers },
+      body: JSON.stringify({ title: "x" }),
+    });
+    await expectJsonError(res, 415, "unsupported_media_type");
+  });
+
+  it("a session JSON body over 1 MiB → 413, and nothing is created", async () => {
+    const before = (await (await worker("/v1/sessions?limit=100")).json()) as {
+      sessions: unknown[];
+    };
+    const res = await worker(
+      "/v1/sessions",
+      JSON_OBJECT("POST", { title: "x", system: "y".repeat(MiB + 10) }),
+    );
+    await expectJsonError(res, 413, "payload_too_large");
+    const after = (await (await worker("/v1/sessions?limit=100")).json()) as {
+      sessions: unknown[];
+    };
+    expect(after.sessions.length).toBe(before.sessions.length);
+  });
+
+  it("a message over 1 MiB → 413", async () => {
+    const created = await worker("/v1/sessions", JSON_OBJECT("POST", {}));
+    const { session } = (await created.json()) as { session: { id: string } };
+    const res = await worker(
+      `/v1/sessions/${session.id}/messages`,
+      JSON_OBJECT("POST", { content: "z".repeat(MiB + 1) }),
+    );
+    await expectJsonError(res, 413, "payload_too_large");
+  });
+
+  const ULID = "01JD0000000000000000000000";
+  it.each([
+    ["PATCH", "/v1/sessions", ["GET", "HEAD", "POST", "OPTIONS"]],
+    ["PUT", `/v1/sessions/${ULID}`, ["GET", "HEAD", "DELETE", "OPTIONS"]],
+    ["GET", `/v1/sessions/${ULID}/messages`, ["POST", "OPTIONS"]],
+    ["DELETE", `/v1/sessions/${ULID}/cancel`, ["POST", "OPTIONS"]],
+    ["GET", `/v1/sessions/${ULID}/tool-calls/t1/decision`, ["POST", "OPTIONS"]],
+    ["POST", `/v1/sessions/${ULID}/events`, ["GET", "HEAD", "OPTIONS"]],
+    ["POST", "/v1/subscriptions", ["GET", "HEAD", "PUT", "DELETE", "OPTIONS"]],
+    ["DELETE", "/admin/tenants", ["POST", "OPTIONS"]],
+    ["GET", "/admin/tenants/acme/keys", ["POST", "OPTIONS"]],
+    ["POST", "/healthz", ["GET", "HEAD", "OPTIONS"]],
+    ["DELETE", "/openapi.json", ["GET", "HEAD", "OPTIONS"]],
+  ])("%s %s → 405 with Allow", async (method, path, allow) => {
+    const res = await worker(path, {
+      method,
+      headers: path.startsWith("/admin") ? ADMIN : {},
+    });
+    expect(await expectJsonError(res, 405, "method_not_allowed")).toContain(method);
+    expect(res.headers.get("allow")?.split(", ")).toEqual(allow);
+  });
+
+  it("an unknown path is still a 404; admin paths stay 401 without the token", async () => {
+    await expectJsonError(await worker("/v1/nothing-here", { method: "PATCH" }), 404, "not_found");
+    await expectJsonError(
+      await worker("/admin/tenants", { method: "DELETE" }),
+      401,
+      "unauthorized",
+    );
+  });
+
+  it("a stream path with an unsupported method → 405 with Allow", async () => {
+    const path = await prepare("stream");
+    const res = await http(path, { method: "PATCH" });
+    await expectJsonError(res, 405, "method_not_allowed");
+    expect(res.headers.get("allow")).toContain("POST");
+  });
+});
+
+describe("7. processor idempotency keys are reserved for processors", () => {
+  const processorShaped = ["counter/count@3", "agent/turn-start@12", "tools/approval-x@1"];
+
+  it.each(processorShaped)("HTTP append with key %s → 400, stream unchanged", async (key) => {
+    const path = await prepare("stream");
+    const before = await snapshot(path);
+    const res = await http(path, {
+      method: "POST",
+      headers: JSON_TYPE,
+      body: JSON.stringify([
+        { type: "bad/valid", payload: 1, idempotencyKey: "fine-1" },
+        { type: "bad/valid", payload: 2, idempotencyKey: key },
+      ]),
+    });
+    expect(await expectJsonError(res, 400, "reserved_idempotency_key")).toContain(key);
+    expect(await snapshot(path)).toEqual(before);
+  });
+
+  it("a PUT whose initial body uses such a key → 400, no stream", async () => {
+    const path = uniquePath("reserved-put");
+    const res = await http(path, {
+      method: "PUT",
+      headers: JSON_TYPE,
+      body: JSON.stringify([{ type: "bad/valid", payload: 1, idempotencyKey: "counter/count@1" }]),
+    });
+    await expectJsonError(res, 400, "reserved_idempotency_key");
+    expect((await snapshot(path)).status).toBe(404);
+  });
+
+  it("RPC appendBatch refuses it; ordinary keys still work", async () => {
+    const path = uniquePath("reserved-rpc");
+    const stub = stubFor(path);
+    await stub.create(nameOf(path), path);
+    const error = await rpcError(
+      stub.appendBatch([{ type: "bad/valid", payload: 1, idempotencyKey: "counter/count@1" }]),
+    );
+    expect(error.status).toBe(400);
+    expect(error.code).toBe("reserved_idempotency_key");
+    expect((await stub.head()).lastOffset).toBe(0);
+    const [ok] = await stub.appendBatch([
+      { type: "bad/valid", payload: 1, idempotencyKey: "order/1" },
+    ]);
+    expect(ok!.offset).toBe(1);
   });
 });

@@ -53,7 +53,8 @@ export class ModelProcessor extends StreamProcessor<typeof modelContract> {
     state: StateOf<typeof modelContract>;
     event: TypedEvent<typeof modelContract>;
   }) {
-    const requests = { ...state.requests };
+    // Keys are request ids: a null-prototype copy and own-key lookups (never Object.prototype's).
+    const requests: Record<string, Request> = Object.assign(Object.create(null), state.requests);
     switch (event.type) {
       case "model/request-requested":
         requests[event.payload.requestId] = {
@@ -64,7 +65,9 @@ export class ModelProcessor extends StreamProcessor<typeof modelContract> {
         };
         break;
       case "model/request-started": {
-        const request = requests[event.payload.requestId];
+        const request = Object.hasOwn(requests, event.payload.requestId)
+          ? requests[event.payload.requestId]
+          : undefined;
         if (request)
           requests[event.payload.requestId] = {
             ...request,
@@ -83,7 +86,7 @@ export class ModelProcessor extends StreamProcessor<typeof modelContract> {
       case "session/deleted":
         return { requests: {} };
     }
-    return { requests };
+    return { requests: { ...requests } };
   }
 
   override processEvent({ event }: EventHookArgs<typeof modelContract>) {

@@ -46,23 +46,26 @@ export class ToolProcessor extends StreamProcessor<typeof toolsContract> {
     event: TypedEvent<typeof toolsContract>;
   }) {
     if (event.type === "session/created") return { ...state, enabled: event.payload.tools };
-    const calls = { ...state.calls };
+    // Keys are tool call ids chosen by the model: a null-prototype copy and own-key lookups, so
+    // that `constructor` or `toString` is a call like any other, never Object.prototype's.
+    const calls: Record<string, Call> = Object.assign(Object.create(null), state.calls);
     const update = (id: string, change: (call: Call) => Call | null) => {
-      const call = calls[id];
-      if (!call) return;
+      if (!Object.hasOwn(calls, id)) return;
+      const call = calls[id]!;
       const next = change(call);
       if (next) calls[id] = next;
     };
     switch (event.type) {
       case "tool/call-requested":
-        calls[event.payload.toolCallId] ??= {
-          toolName: event.payload.toolName,
-          input: event.payload.input,
-          turnId: event.payload.turnId,
-          status: event.payload.needsApproval ? "needs-approval" : "approved",
-          causeAt: event.offset,
-          decision: null,
-        };
+        if (!Object.hasOwn(calls, event.payload.toolCallId))
+          calls[event.payload.toolCallId] = {
+            toolName: event.payload.toolName,
+            input: event.payload.input,
+            turnId: event.payload.turnId,
+            status: event.payload.needsApproval ? "needs-approval" : "approved",
+            causeAt: event.offset,
+            decision: null,
+          };
         break;
       case "tool/approval-requested":
         update(event.payload.toolCallId, (c) =>
@@ -98,7 +101,7 @@ export class ToolProcessor extends StreamProcessor<typeof toolsContract> {
           if (call.status !== "done") calls[id] = { ...call, status: "cancelled" };
         break;
     }
-    return { ...state, calls };
+    return { ...state, calls: { ...calls } };
   }
 
   override async processBatch({ state }: BatchHookArgs<typeof toolsContract>) {

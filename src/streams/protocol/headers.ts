@@ -4,6 +4,7 @@
  * is read or changed. Header names and formats follow PROTOCOL.md of durable-streams.
  */
 import { badRequest } from "../../http/errors";
+import { checkTtl, parseExpiresAt } from "../expiry";
 
 export const H = {
   nextOffset: "Stream-Next-Offset",
@@ -25,7 +26,6 @@ export const H = {
 } as const;
 
 const DECIMAL = /^(0|[1-9][0-9]*)$/;
-const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
 const MAX_HEADER_CHARS = 1024;
 
 function header(headers: Headers, name: string): string | null {
@@ -58,7 +58,8 @@ export interface Expiry {
   expiresAt: number | null;
 }
 
-export function parseExpiry(headers: Headers): Expiry {
+/** Expiry headers, strict RFC 3339 and within the bounds of ../expiry.ts (else a 400 naming them). */
+export function parseExpiry(headers: Headers, now = Date.now()): Expiry {
   const ttl = header(headers, H.ttl);
   const at = header(headers, H.expiresAt);
   if (ttl !== null && at !== null) {
@@ -68,18 +69,10 @@ export function parseExpiry(headers: Headers): Expiry {
       "invalid_header",
     );
   }
-  let expiresAt: number | null = null;
-  if (at !== null) {
-    expiresAt = RFC3339.test(at) ? Date.parse(at) : Number.NaN;
-    if (Number.isNaN(expiresAt)) {
-      throw badRequest(
-        `${H.expiresAt} must be an RFC 3339 timestamp, got ${JSON.stringify(at)}`,
-        undefined,
-        "invalid_header",
-      );
-    }
-  }
-  return { ttlSeconds: ttl === null ? null : decimal(H.ttl, ttl), expiresAt };
+  return {
+    ttlSeconds: ttl === null ? null : checkTtl(decimal(H.ttl, ttl), H.ttl),
+    expiresAt: at === null ? null : parseExpiresAt(at, now, H.expiresAt),
+  };
 }
 
 export const wantsClose = (headers: Headers) => header(headers, H.closed)?.toLowerCase() === "true";
