@@ -39,6 +39,7 @@ import { defaultModelSpec, modelSpecSchema } from "../sessions/models/registry";
 import { sessionPath } from "../sessions/session-agent";
 import { builtinTools } from "../sessions/tools/builtin";
 import { INTERNAL } from "../streams/protocol/handler";
+import type * as api from "./api-schemas";
 import type { AppEnv } from "./app";
 import { notFound } from "./errors";
 import { access, agent, rpc } from "./session-access";
@@ -103,18 +104,18 @@ export function sessionRoutes() {
           tools: body.tools ?? builtinTools.names(),
         }),
       );
-      return c.json({ session: live }, 201);
+      return c.json({ session: live } satisfies z.input<typeof api.sessionCreatedSchema>, 201);
     })
     .get("/", queryInput(listSchema), async (c) => {
       const page = await listSessionRows(createDb(c.env.DB), c.get("tenant"), c.req.valid("query"));
-      return c.json(page, 200);
+      return c.json(page satisfies z.input<typeof api.sessionPageSchema>, 200);
     })
     .get("/:id", paramInput(idParams), access("read"), async (c) => {
       const { id } = c.req.valid("param");
       const row = await getSessionRow(createDb(c.env.DB), c.get("tenant"), id);
       if (!row) throw notFound("session not found");
       const live = await rpc(() => agent(c, id).live());
-      return c.json({ session: { ...row, live } }, 200);
+      return c.json({ session: { ...row, live } } satisfies z.input<typeof api.sessionSchema>, 200);
     })
     .post(
       "/:id/messages",
@@ -125,7 +126,7 @@ export function sessionRoutes() {
         const { id } = c.req.valid("param");
         const body = c.req.valid("json");
         const result = await rpc(() => agent(c, id).sendMessage(body.content, body.idempotencyKey));
-        return c.json(result, 202);
+        return c.json(result satisfies z.input<typeof api.messageAcceptedSchema>, 202);
       },
     )
     .get(
@@ -159,7 +160,7 @@ export function sessionRoutes() {
         const decision = await rpc(() =>
           agent(c, id).decide(toolCallId, body.approved, body.reason ?? null),
         );
-        return c.json({ decision }, 200);
+        return c.json({ decision } satisfies z.input<typeof api.decisionSchema>, 200);
       },
     )
     .post(
@@ -171,7 +172,7 @@ export function sessionRoutes() {
         const { id } = c.req.valid("param");
         const body = c.req.valid("json");
         const result = await rpc(() => agent(c, id).cancel(body.reason ?? null));
-        return c.json(result, 202);
+        return c.json(result satisfies z.input<typeof api.cancelAcceptedSchema>, 202);
       },
     )
     .delete("/:id", paramInput(idParams), access(null), async (c) => {
@@ -196,7 +197,7 @@ export function sessionRoutes() {
           ttlSeconds: body.ttlSeconds,
           generation,
         });
-        return c.json(minted, 201);
+        return c.json(minted satisfies z.input<typeof api.tokenSchema>, 201);
       },
     )
     .post("/:id/tokens/revoke", paramInput(idParams), access(null), async (c) => {

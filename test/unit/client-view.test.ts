@@ -20,7 +20,12 @@ const ev = (offset: number, type: string | null, payload: unknown, extra = {}): 
 describe("toClientEvent", () => {
   it("drops the system prompt from session/created", () => {
     const out = toClientEvent(
-      ev(1, "session/created", { title: "t", model: "scripted", system: "SECRET", tools: ["echo"] }),
+      ev(1, "session/created", {
+        title: "t",
+        model: "scripted",
+        system: "SECRET",
+        tools: ["echo"],
+      }),
     );
     expect(out).toEqual({
       offset: 1,
