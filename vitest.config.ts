@@ -1,5 +1,9 @@
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
+import { copyDocsAssets } from "./scripts/docs-assets.mjs";
+
+// The /docs script is a static asset copied from node_modules (wrangler.toml [assets]).
+copyDocsAssets();
 
 // The D1 migrations, applied inside workerd by test/workers/setup.ts.
 const migrations = await readD1Migrations("./migrations");
@@ -27,6 +31,8 @@ const workers = (name: string, include: string[], bindings: Record<string, unkno
           DEV_API_KEY: "das_dev_local_development_key_0000",
           ADMIN_TOKEN: "dev-admin-token",
           INSECURE_DEFAULT_TENANT: "default",
+          // Signs session tokens in tests (a test value; real ones come from wrangler secret put).
+          SESSION_TOKEN_SECRET: "test-session-token-secret-0123456789abcdef",
           TEST_MIGRATIONS: migrations,
           ...bindings,
         },

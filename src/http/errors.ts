@@ -22,7 +22,9 @@ export type ErrorCode =
   | "reserved_event_type"
   | "reserved_idempotency_key"
   | "forbidden"
+  | "origin_not_allowed"
   | "unauthorized"
+  | "tokens_not_configured"
   | "internal";
 
 const RPC_PREFIX = "ApiError";
