@@ -90,24 +90,50 @@ function unitCost(text: string, i: number): [bytes: number, units: number] {
   return [3, 1];
 }
 
-/** Splits text into pieces of at most `maxBytes` stored bytes, never inside a surrogate pair. */
-export function splitText(text: string, maxBytes: number = CHUNK_BYTES): string[] {
-  if (maxBytes < 6) throw new Error("chunk size must be at least 6 bytes");
-  const pieces: string[] = [];
-  let start = 0;
+/**
+ * The end (exclusive) of the longest piece of `text` from `start` with at most `maxBytes`
+ * stored bytes, never inside a surrogate pair. With `atLeastOne` (the default) it takes one
+ * character even if that alone exceeds `maxBytes` (only possible when maxBytes < 6).
+ */
+export function pieceEnd(
+  text: string,
+  start: number,
+  maxBytes: number,
+  atLeastOne = true,
+): { end: number; bytes: number } {
   let bytes = 0;
-  for (let i = 0; i < text.length; ) {
+  let i = start;
+  while (i < text.length) {
     const [cost, units] = unitCost(text, i);
-    if (bytes + cost > maxBytes) {
-      pieces.push(text.slice(start, i));
-      start = i;
-      bytes = 0;
-    }
+    if (bytes + cost > maxBytes && (i > start || !atLeastOne)) break;
     bytes += cost;
     i += units;
   }
-  if (start < text.length || pieces.length === 0) pieces.push(text.slice(start));
+  return { end: i, bytes };
+}
+
+/** Splits text into pieces of at most `maxBytes` stored bytes, never inside a surrogate pair. */
+export function splitText(text: string, maxBytes: number = CHUNK_BYTES): string[] {
+  if (maxBytes < 6) throw new Error("chunk size must be at least 6 bytes");
+  if (text === "") return [""];
+  const pieces: string[] = [];
+  for (let start = 0; start < text.length; ) {
+    const { end } = pieceEnd(text, start, maxBytes);
+    pieces.push(text.slice(start, end));
+    start = end;
+  }
   return pieces;
+}
+
+/** Stored (JSON-escaped UTF-8) bytes of a string's characters. */
+export function storedBytes(text: string): number {
+  let bytes = 0;
+  for (let i = 0; i < text.length; ) {
+    const [cost, units] = unitCost(text, i);
+    bytes += cost;
+    i += units;
+  }
+  return bytes;
 }
 
 /** The chunk events of one piece of content, ready to append (payloads of `content/chunk-added`). */
