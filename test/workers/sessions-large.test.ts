@@ -5,6 +5,7 @@
  * with a 413; content over the model's per-message budget reaches it cut, with a note; an
  * outcome the stream refuses fails the session visibly.
  */
+import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { assembleContent, CHUNK_EVENT, type ContentRef } from "../../src/sessions/content";
@@ -19,8 +20,16 @@ import {
   post,
   type SessionView,
   sendMessage,
+  sessionAgent,
   waitForSession,
 } from "../support/session-api";
+import { waitFor } from "../support/wait";
+
+/** A number from the session's SQLite (`SELECT … AS n`). */
+const agentSql = (id: string, query: string) =>
+  runInDurableObject(sessionAgent(id), (_instance, state) =>
+    Number(state.storage.sql.exec<{ n: number }>(query).one().n),
+  );
 
 const BUDGET = Number(env.MODEL_CONTENT_MAX_BYTES);
 const MiB = 1024 * 1024;
@@ -82,6 +91,8 @@ describe("long replies stream as coalesced deltas", () => {
     const expected = scriptedReplyText(MiB);
     const { text, count } = deltaText(events);
     expect(text).toBe(expected);
+    // the first text went out at once, alone; later appends carried what piled up meanwhile
+    expect(ofType(events, "model/delta-produced")[0]!.payload.text).toBe("lorem ");
     expect(count).toBeLessThan(splitWords(expected).length / 100);
     const completion = ofType(events, "model/request-completed")[0]!;
     expect(completion.payload.text).toBe("");
@@ -160,6 +171,14 @@ describe("large tool results", () => {
     expect(JSON.parse(await assembleContent(ref, events))).toBe(blobText(bytes));
     // ≤ 512 KiB stored each (the JSON string's two quotes are escaped: one more chunk)
     expect(ref.chunks).toBe(17);
+    // The SessionAgent keeps no copy once the stream holds the completion, and its processors'
+    // state holds references, not the content.
+    await waitFor(
+      async () => (await agentSql(id, "SELECT COUNT(*) AS n FROM tool_result_chunks")) === 0,
+    );
+    expect(await agentSql(id, "SELECT MAX(LENGTH(state)) AS n FROM processor_state")).toBeLessThan(
+      64 * 1024,
+    );
     const reply = ofType(events, "turn/completed")[0]!;
     const replyText =
       (reply.payload.text as string) ||

@@ -22,7 +22,9 @@
  *   - anything else → `You said: <message>`.
  * - Text replies stream word by word: each text-delta is a word plus its trailing whitespace,
  *   so the deltas concatenate to the reply exactly. `delayMs` is slept before every delta
- *   after the first.
+ *   after the first. At zero delay the stream still yields to the event loop every
+ *   YIELD_EVERY deltas (as a network-bound provider does), so a long reply never holds the
+ *   isolate: the consumer's appends, and other requests, make progress while it streams.
  *
  * How failures surface (consumers must handle both, as they must for real providers):
  * - `fail <status> <n|always>`: `doStream` REJECTS with the `APICallError`, before any
@@ -320,6 +322,7 @@ function scriptedStream(
         }
         if (next.type === "text-delta" && index > 0 && parts[index - 1]?.type === "text-delta") {
           await sleep(delayMs, signal);
+          if (delayMs <= 0 && index % YIELD_EVERY === 0) await yieldToEventLoop();
           if (done) return; // aborted while sleeping: already errored by the listener
         }
         index++;
@@ -387,6 +390,12 @@ function abortError(signal: AbortSignal): Error {
 
 function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw abortError(signal);
+}
+
+const YIELD_EVERY = 1024;
+
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
 }
 
 /** Sleeps `ms` (no timer at all for 0); an abort ends the sleep early without throwing. */

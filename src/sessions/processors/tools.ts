@@ -15,7 +15,11 @@
 
 import { ApiError } from "../../http/errors";
 import type { StateOf, TypedEvent } from "../../processors/contract";
-import { type BatchHookArgs, StreamProcessor } from "../../processors/processor";
+import {
+  type BatchHookArgs,
+  type EventHookArgs,
+  StreamProcessor,
+} from "../../processors/processor";
 import type { JsonValue } from "../../streams/messages";
 import {
   CHUNK_EVENT,
@@ -126,6 +130,20 @@ export class ToolProcessor extends StreamProcessor<typeof toolsContract> {
     return { ...state, calls };
   }
 
+  /**
+   * Once a large result's completion is on the stream, the stream holds it: the pieces kept
+   * here (only for a re-run of processBatch before that completion was reduced) are dropped.
+   */
+  override processEvent({ event }: EventHookArgs<typeof toolsContract>) {
+    if (event.type !== "tool/call-completed" || !event.payload.resultRef) return;
+    const sql = this.runtime.storage.sql;
+    sql.exec("DELETE FROM tool_result_chunks WHERE tool_call_id = ?", event.payload.toolCallId);
+    sql.exec(
+      "UPDATE tool_executions SET status = 'released', result = NULL WHERE tool_call_id = ?",
+      event.payload.toolCallId,
+    );
+  }
+
   override async processBatch({ state }: BatchHookArgs<typeof toolsContract>) {
     for (const [toolCallId, call] of Object.entries(state.calls)) {
       if (call.status === "needs-approval") {
@@ -200,6 +218,10 @@ export class ToolProcessor extends StreamProcessor<typeof toolsContract> {
         toolCallId,
       )
       .toArray()[0];
+    if (row?.status === "released") {
+      // Its completion is already stored; appending again returns that original (same key).
+      return { result: { error: "result already delivered" }, isError: true };
+    }
     if (row?.status === "done")
       return {
         result: JSON.parse(row.result ?? this.#storedChunks(toolCallId)) as JsonValue,
