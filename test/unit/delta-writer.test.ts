@@ -1,5 +1,5 @@
 /** The DeltaWriter (src/sessions/processors/delta-writer.ts): coalescing and bounds. */
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { storedBytes } from "../../src/sessions/content";
 import {
   DEFAULT_DELTA_LIMITS,
@@ -29,10 +29,14 @@ function gatedWrite() {
   };
 }
 
+afterEach(() => {
+  vi.useRealTimers();
+});
+
 describe("DeltaWriter", () => {
   it("sends the first text at once and coalesces what arrives during an append", async () => {
     const gate = gatedWrite();
-    const writer = new DeltaWriter(gate.write);
+    const writer = new DeltaWriter(gate.write, { ...DEFAULT_DELTA_LIMITS, minIntervalMs: 0 });
     writer.push("Hello ");
     expect(gate.appends).toEqual([[{ index: 0, text: "Hello " }]]);
     for (const word of ["big ", "wide ", "world"]) writer.push(word);
@@ -69,6 +73,32 @@ describe("DeltaWriter", () => {
     }
   });
 
+  it("starts appends at least minIntervalMs apart, coalescing a slow stream; flush does not wait", async () => {
+    vi.useFakeTimers();
+    const appends: Delta[][] = [];
+    const writer = new DeltaWriter(
+      async (batch) => {
+        appends.push(batch);
+      },
+      { ...DEFAULT_DELTA_LIMITS, minIntervalMs: 50 },
+    );
+    writer.push("a ");
+    expect(appends).toEqual([[{ index: 0, text: "a " }]]);
+    await vi.advanceTimersByTimeAsync(0); // the append is done: nothing in flight
+    writer.push("b ");
+    await vi.advanceTimersByTimeAsync(10);
+    writer.push("c ");
+    await vi.advanceTimersByTimeAsync(10);
+    expect(appends).toHaveLength(1); // tokens arriving one by one wait for the interval...
+    await vi.advanceTimersByTimeAsync(30);
+    expect(appends[1]).toEqual([{ index: 1, text: "b c " }]); // ...and go out together
+    writer.push("d");
+    await vi.advanceTimersByTimeAsync(1);
+    expect(appends).toHaveLength(2);
+    await writer.flush(); // the reply is complete: no waiting for the interval
+    expect(appends[2]).toEqual([{ index: 2, text: "d" }]);
+  });
+
   it("rethrows the first append failure from flush and stops writing", async () => {
     let calls = 0;
     const writer = new DeltaWriter(async () => {
@@ -84,7 +114,7 @@ describe("DeltaWriter", () => {
 });
 
 describe("takeDeltas", () => {
-  const limits = { maxEventBytes: 10, maxEvents: 3, maxAppendBytes: 25 };
+  const limits = { maxEventBytes: 10, maxEvents: 3, maxAppendBytes: 25, minIntervalMs: 0 };
 
   it("cuts events by bytes and the append by count and bytes", () => {
     const pending = "abcdefghijklmnopqrstuvwxyz0123456789";
@@ -103,11 +133,7 @@ describe("takeDeltas", () => {
   it("measures escaped bytes and never splits a surrogate pair", () => {
     const { deltas } = takeDeltas('😀😀😀"""', 0, { ...limits, maxEventBytes: 7 });
     expect(deltas.map((d) => d.text)).toEqual(["😀", "😀", '😀"']);
-    const quotes = takeDeltas('""""""', 0, {
-      maxEventBytes: 6,
-      maxEvents: 10,
-      maxAppendBytes: 100,
-    });
+    const quotes = takeDeltas('""""""', 0, { ...limits, maxEventBytes: 6, maxAppendBytes: 100 });
     expect(quotes.deltas.map((d) => d.text)).toEqual(['"""', '"""']);
   });
 });

@@ -6,7 +6,11 @@
  * the next append and breaks the stream's batch limits (≤ 1,000 events); it also multiplies
  * the log's per-event overhead. So the writer keeps at most one append in flight: the first
  * text goes out at once (a live reader sees it within one append's latency), and everything
- * that arrives while an append is in flight goes out as ONE event in the next append.
+ * that arrives while an append is in flight goes out as ONE event in the next append. Appends
+ * also start at least `minIntervalMs` apart (a tiny max-wait), so a slow, token-by-token
+ * provider does not write one event per token either: a reader sees text at most
+ * `minIntervalMs` plus one append after it was produced. `flush` (end of the reply) skips
+ * the wait.
  *
  * Bounds: one event carries at most `maxEventBytes` of stored (JSON-escaped UTF-8) text, one
  * append at most `maxEvents` events and `maxAppendBytes`; text beyond that waits for the next
@@ -22,12 +26,15 @@ export interface DeltaLimits {
   maxEventBytes: number;
   maxEvents: number;
   maxAppendBytes: number;
+  /** Least time between the starts of two appends (0: append as soon as the last is done). */
+  minIntervalMs: number;
 }
 
 export const DEFAULT_DELTA_LIMITS: DeltaLimits = {
   maxEventBytes: 64 * 1024,
   maxEvents: 64,
   maxAppendBytes: 1024 * 1024,
+  minIntervalMs: 20,
 };
 
 export interface Delta {
@@ -66,6 +73,10 @@ export class DeltaWriter {
   #flushing: Promise<void> | null = null;
   #error: unknown = null;
   #appends = 0;
+  #lastAppendAt = Number.NEGATIVE_INFINITY;
+  /** Ends the current max-wait early (set while waiting). */
+  #hurry: (() => void) | null = null;
+  #hurried = false;
 
   constructor(
     private readonly write: (batch: Delta[]) => Promise<unknown>,
@@ -95,6 +106,9 @@ export class DeltaWriter {
   async #drain(): Promise<void> {
     try {
       while (this.#pending.length > 0 && this.#error === null) {
+        const wait = this.#lastAppendAt + this.limits.minIntervalMs - Date.now();
+        if (wait > 0 && !this.#hurried) await this.#wait(wait);
+        this.#lastAppendAt = Date.now();
         const { deltas, consumed } = takeDeltas(this.#pending, this.#next, this.limits);
         this.#pending = this.#pending.slice(consumed);
         this.#next += deltas.length;
@@ -108,8 +122,25 @@ export class DeltaWriter {
     }
   }
 
-  /** Waits for every text pushed so far to be appended; rethrows the first append failure. */
+  #wait(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#hurry = null;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.#hurry = done;
+    });
+  }
+
+  /**
+   * Waits for every text pushed so far to be appended, without the max-wait (the text is
+   * complete); rethrows the first append failure.
+   */
   async flush(): Promise<void> {
+    this.#hurried = true;
+    this.#hurry?.();
     while (this.#flushing) await this.#flushing;
     if (this.#pending.length > 0 && this.#error === null) {
       this.#flushing = this.#drain();
