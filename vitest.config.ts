@@ -49,7 +49,10 @@ const workers = (name: string, include: string[], bindings: Record<string, unkno
 export default defineConfig({
   test: {
     projects: [
-      workers("workers", ["test/workers/**/*.test.ts", "test/unit/**/*.test.ts"]),
+      workers("workers", ["test/workers/**/*.test.ts", "test/unit/**/*.test.ts"], {
+        // Large enough that a 2 MB message reaches the scripted model whole (sessions-large).
+        MODEL_CONTENT_MAX_BYTES: "2500000",
+      }),
       // Sessions whose scripted model is slow enough to be caught mid-turn, and whose model
       // retries back off quickly: crash, cancel and failure tests.
       workers("sessions-slow", ["test/sessions/**/*.test.ts"], {

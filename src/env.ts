@@ -23,6 +23,8 @@ export interface Env {
   OPENAI_API_KEY?: string;
   /** Base delay of the backoff between model request attempts (429/5xx), in ms. */
   MODEL_RETRY_BASE_MS?: string;
+  /** Most UTF-8 bytes of one message (user text, tool result) a prompt carries (default 256 KiB). */
+  MODEL_CONTENT_MAX_BYTES?: string;
   LONG_POLL_TIMEOUT_MS?: string;
   SSE_MAX_DURATION_MS?: string;
   /** Comma-separated `BINDING:method` pairs that callables (subscriptions) may call (callables/policy.ts). */
@@ -63,6 +65,12 @@ const settingsSchema = z.object({
   DELIVERY_RETRY_BASE_MS: z.coerce.number().int().min(1).max(3_600_000).default(1_000),
   DELIVERY_RETRY_MAX_MS: z.coerce.number().int().min(1).max(86_400_000).default(300_000),
   MODEL_RETRY_BASE_MS: z.coerce.number().int().min(1).max(600_000).default(1_000),
+  MODEL_CONTENT_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1_024)
+    .max(64 * 1024 * 1024)
+    .default(256 * 1024),
 });
 export type Settings = z.infer<typeof settingsSchema>;
 

@@ -121,6 +121,8 @@ export function openApiDocument() {
         post: {
           summary: "Send a message (queued while a turn runs, answered after it)",
           ...tokenOr("write"),
+          description:
+            "The body may be up to 8 MiB (a larger one is a 413 naming the limit). Content over 64 KiB is stored as content/chunk-added events and referenced by session/input-added (contentRef).",
           requestBody: body(messageSchema),
           responses: { "202": ok("The message was accepted", messageAcceptedSchema), ...errors },
         },

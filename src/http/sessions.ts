@@ -7,7 +7,8 @@
  *   GET    /v1/sessions?status=&limit=&cursor=            newest first, from D1
  *   GET    /v1/sessions/:id                               D1 row + live state (pending approvals)
  *   POST   /v1/sessions/:id/messages                      { content, idempotencyKey? } → 202
- *          (a message sent while a turn runs is queued and answered after that turn)
+ *          (a message sent while a turn runs is queued and answered after that turn; the body
+ *          may be up to 8 MiB, like a stream append: content over 64 KiB is stored in chunks)
  *   GET    /v1/sessions/:id/events                        the session stream (Durable Streams
  *          reads with offset/live, or EventSource SSE with `id:` offsets and Last-Event-ID)
  *   POST   /v1/sessions/:id/tool-calls/:toolCallId/decision { approved, reason? } → 200
@@ -35,13 +36,14 @@ import {
   sessionStatusSchema,
 } from "../db/sessions-index";
 import { SESSION_VIEWS } from "../sessions/client-view";
+import { MAX_INPUT_CONTENT_BYTES, utf8Bytes } from "../sessions/content";
 import { defaultModelSpec, modelSpecSchema } from "../sessions/models/registry";
 import { sessionPath } from "../sessions/session-agent";
-import { builtinTools } from "../sessions/tools/builtin";
-import { INTERNAL } from "../streams/protocol/handler";
+import { builtinTools, DEFAULT_TOOLS } from "../sessions/tools/builtin";
+import { INTERNAL, MAX_BODY_BYTES } from "../streams/protocol/handler";
 import type * as api from "./api-schemas";
 import type { AppEnv } from "./app";
-import { notFound } from "./errors";
+import { ApiError, notFound } from "./errors";
 import { access, agent, rpc } from "./session-access";
 import { forwardToStream } from "./stream-proxy";
 import { jsonInput, paramInput, queryInput } from "./validators";
@@ -72,7 +74,8 @@ export const createSchema = z.strictObject({
 });
 
 export const messageSchema = z.strictObject({
-  content: z.string().min(1).max(100_000),
+  /** Up to MAX_INPUT_CONTENT_BYTES UTF-8 bytes (checked after parsing: a 413). */
+  content: z.string().min(1),
   idempotencyKey: z.string().min(1).max(200).optional(),
 });
 
@@ -101,7 +104,7 @@ export function sessionRoutes() {
           title: body.title ?? "",
           model: body.model ?? defaultModelSpec(c.env),
           system: body.system ?? "",
-          tools: body.tools ?? builtinTools.names(),
+          tools: body.tools ?? DEFAULT_TOOLS,
         }),
       );
       return c.json({ session: live } satisfies z.input<typeof api.sessionCreatedSchema>, 201);
@@ -121,10 +124,18 @@ export function sessionRoutes() {
       "/:id/messages",
       paramInput(idParams),
       access("write"),
-      jsonInput(messageSchema),
+      jsonInput(messageSchema, { maxBytes: MAX_BODY_BYTES }),
       async (c) => {
         const { id } = c.req.valid("param");
         const body = c.req.valid("json");
+        const bytes = utf8Bytes(body.content);
+        if (bytes > MAX_INPUT_CONTENT_BYTES)
+          throw new ApiError(
+            413,
+            "payload_too_large",
+            `content of ${bytes} bytes exceeds the ${MAX_INPUT_CONTENT_BYTES}-byte limit of a message`,
+            { limitBytes: MAX_INPUT_CONTENT_BYTES },
+          );
         const result = await rpc(() => agent(c, id).sendMessage(body.content, body.idempotencyKey));
         return c.json(result satisfies z.input<typeof api.messageAcceptedSchema>, 202);
       },

@@ -17,7 +17,7 @@ type Target<K extends string, S extends z.ZodType> = {
 
 export function jsonInput<S extends z.ZodType, E extends Env = Env, P extends string = string>(
   schema: S,
-  options: { optional?: boolean } = {},
+  options: { optional?: boolean; maxBytes?: number } = {},
 ): MiddlewareHandler<E, P, Target<"json", S>> {
   return async (c, next) => {
     c.req.addValidatedData("json", (await jsonBody(c, schema, options)) as object);

@@ -56,6 +56,7 @@ export const modelContract = defineContract({
   emits: [
     "model/request-started",
     "model/delta-produced",
+    "content/chunk-added",
     "model/request-completed",
     "model/request-failed",
   ],
@@ -98,7 +99,7 @@ export const toolsContract = defineContract({
     "turn/cancelled",
     "session/deleted",
   ],
-  emits: ["tool/approval-requested", "tool/call-completed"],
+  emits: ["tool/approval-requested", "tool/call-completed", "content/chunk-added"],
   state: z.object({
     /** Tools enabled for this session (from session/created). */
     enabled: z.array(z.string()).default([]),

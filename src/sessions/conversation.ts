@@ -8,6 +8,7 @@
  * subscription existed all converge on exactly one append per cause.
  */
 import { z } from "zod";
+import { contentRefSchema } from "./content";
 import {
   chatMessageSchema,
   type SessionEventPayload,
@@ -33,7 +34,9 @@ const turnSchema = z.object({
       done: z.boolean(),
     }),
   ),
-  completion: z.object({ at: z.number().int(), text: z.string() }).nullable(),
+  completion: z
+    .object({ at: z.number().int(), text: z.string(), textRef: contentRefSchema.optional() })
+    .nullable(),
   failure: z.object({ at: z.number().int(), error: z.string() }).nullable(),
   cancel: z.object({ at: z.number().int(), reason: z.string().nullable() }).nullable(),
 });
@@ -46,7 +49,14 @@ export const agentStateSchema = z.object({
     .default(null),
   messages: z.array(chatMessageSchema).default([]),
   queue: z
-    .array(z.object({ messageId: z.string(), content: z.string(), offset: z.number().int() }))
+    .array(
+      z.object({
+        messageId: z.string(),
+        content: z.string(),
+        contentRef: contentRefSchema.optional(),
+        offset: z.number().int(),
+      }),
+    )
     .default([]),
   turn: turnSchema.nullable().default(null),
 });
@@ -85,7 +95,7 @@ export function reduceAgent(previous: AgentState, event: SessionEvent): AgentSta
       return {
         ...state,
         queue: state.queue.filter((q) => q.messageId !== event.payload.messageId),
-        messages: [...state.messages, { role: "user", content: event.payload.content }],
+        messages: [...state.messages, userMessage(event.payload)],
         turn: {
           turnId: event.payload.turnId,
           requestId: null,
@@ -102,16 +112,20 @@ export function reduceAgent(previous: AgentState, event: SessionEvent): AgentSta
         readyAt: null,
       }));
     case "model/request-completed": {
-      const { requestId, text, toolCalls } = event.payload;
+      const { requestId, text, textRef, toolCalls } = event.payload;
       if (state.turn?.requestId !== requestId) return state; // stale: cancelled or superseded
+      const ref = textRef ? { contentRef: textRef } : {};
       const next = {
         ...state,
-        messages: [...state.messages, { role: "assistant" as const, content: text, toolCalls }],
+        messages: [
+          ...state.messages,
+          { role: "assistant" as const, content: text, ...ref, toolCalls },
+        ],
       };
       return withTurn(next, undefined, () => ({
         requestId: null,
         calls: toolCalls.map((c) => ({ ...c, causeAt: at, requested: false, done: false })),
-        completion: toolCalls.length === 0 ? { at, text } : null,
+        completion: toolCalls.length === 0 ? { at, text, ...(textRef ? { textRef } : {}) } : null,
       }));
     }
     case "model/request-failed":
@@ -129,12 +143,13 @@ export function reduceAgent(previous: AgentState, event: SessionEvent): AgentSta
     case "tool/call-completed": {
       const call = state.turn?.calls.find((c) => c.toolCallId === event.payload.toolCallId);
       if (!call || call.done) return state;
-      const { toolCallId, toolName, result, isError } = event.payload;
+      const { toolCallId, toolName, result, resultRef, isError } = event.payload;
+      const ref = resultRef ? { resultRef } : {};
       const next = {
         ...state,
         messages: [
           ...state.messages,
-          { role: "tool" as const, toolCallId, toolName, result, isError },
+          { role: "tool" as const, toolCallId, toolName, result, ...ref, isError },
         ],
       };
       return withTurn(next, undefined, (turn) => {
@@ -185,7 +200,12 @@ export function obligations(state: AgentState, tools: ToolCatalog): Obligation[]
       const turnId = `turn-${next.offset}`;
       out.push({
         type: "turn/started",
-        payload: { turnId, messageId: next.messageId, content: next.content },
+        payload: {
+          turnId,
+          messageId: next.messageId,
+          content: next.content,
+          ...(next.contentRef ? { contentRef: next.contentRef } : {}),
+        },
         key: "start-turn",
         causeOffset: next.offset,
       });
@@ -196,7 +216,7 @@ export function obligations(state: AgentState, tools: ToolCatalog): Obligation[]
           turnId,
           model: config.model,
           system: config.system,
-          messages: [...state.messages, { role: "user", content: next.content }],
+          messages: [...state.messages, userMessage(next)],
           tools: toolSpecs(config.tools, tools),
         },
         key: "request-model",
@@ -223,7 +243,11 @@ export function obligations(state: AgentState, tools: ToolCatalog): Obligation[]
       : turn.completion
         ? {
             type: "turn/completed",
-            payload: { turnId: turn.turnId, text: turn.completion.text },
+            payload: {
+              turnId: turn.turnId,
+              text: turn.completion.text,
+              ...(turn.completion.textRef ? { textRef: turn.completion.textRef } : {}),
+            },
             key: "complete-turn",
             causeOffset: turn.completion.at,
           }
@@ -260,6 +284,16 @@ export function obligations(state: AgentState, tools: ToolCatalog): Obligation[]
     });
   }
   return out;
+}
+
+/** A user message with its content inline, or by reference when it was stored in chunks. */
+function userMessage(input: {
+  content: string;
+  contentRef?: z.infer<typeof contentRefSchema> | undefined;
+}): z.infer<typeof chatMessageSchema> {
+  return input.contentRef
+    ? { role: "user", content: input.content, contentRef: input.contentRef }
+    : { role: "user", content: input.content };
 }
 
 function toolSpecs(names: string[], tools: ToolCatalog) {

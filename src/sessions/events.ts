@@ -5,6 +5,7 @@
  * a payload's shape.
  */
 import { z } from "zod";
+import { contentChunkSchema, contentRefSchema } from "./content";
 
 // Ids key records in processor state; `__proto__` cannot be an own key of a parsed record.
 const id = z
@@ -21,12 +22,21 @@ export const toolCallSchema = z.object({
 });
 export type ToolCall = z.infer<typeof toolCallSchema>;
 
-/** The conversation as the model sees it (provider-neutral). */
+/**
+ * The conversation as the model sees it (provider-neutral). Large content is not embedded:
+ * a `contentRef`/`resultRef` (content.ts) names the chunk events holding it, and the inline
+ * field is then empty (`""` / `null`); the prompt builder reads the chunks.
+ */
 export const chatMessageSchema = z.discriminatedUnion("role", [
-  z.object({ role: z.literal("user"), content: z.string() }),
+  z.object({
+    role: z.literal("user"),
+    content: z.string(),
+    contentRef: contentRefSchema.optional(),
+  }),
   z.object({
     role: z.literal("assistant"),
     content: z.string(),
+    contentRef: contentRefSchema.optional(),
     toolCalls: z.array(toolCallSchema).default([]),
   }),
   z.object({
@@ -34,6 +44,8 @@ export const chatMessageSchema = z.discriminatedUnion("role", [
     toolCallId: id,
     toolName: z.string(),
     result: json,
+    /** The result's JSON text in chunks (then `result` is null). */
+    resultRef: contentRefSchema.optional(),
     isError: z.boolean(),
   }),
 ]);
@@ -52,12 +64,31 @@ export const sessionEvents = {
     system: z.string().max(20_000),
     tools: z.array(z.string()),
   }),
-  "session/input-added": z.object({ messageId: id, content: z.string().min(1).max(100_000) }),
+  /** `content` inline (up to 100,000 chars; new events inline ≤ 64 KiB), or "" plus `contentRef`. */
+  "session/input-added": z
+    .object({
+      messageId: id,
+      content: z.string().max(100_000),
+      contentRef: contentRefSchema.optional(),
+    })
+    .refine((p) => (p.content === "") !== (p.contentRef === undefined), {
+      message: "exactly one of a non-empty content and a contentRef",
+      path: ["content"],
+    }),
   "session/cancel-requested": z.object({ reason: z.string().max(2_000).nullable() }),
   "session/failed": z.object({ error: z.string(), turnId: id.nullable() }),
   "session/deleted": z.object({}),
-  "turn/started": z.object({ turnId: id, messageId: id, content: z.string() }),
-  "turn/completed": z.object({ turnId: id, text: z.string() }),
+  "turn/started": z.object({
+    turnId: id,
+    messageId: id,
+    content: z.string(),
+    contentRef: contentRefSchema.optional(),
+  }),
+  "turn/completed": z.object({
+    turnId: id,
+    text: z.string(),
+    textRef: contentRefSchema.optional(),
+  }),
   "turn/cancelled": z.object({ turnId: id, reason: z.string().nullable() }),
   "model/request-requested": z.object({
     requestId: id,
@@ -76,7 +107,9 @@ export const sessionEvents = {
   }),
   "model/request-completed": z.object({
     requestId: id,
+    /** The reply inline, or "" with `textRef` naming its chunks. */
     text: z.string(),
+    textRef: contentRefSchema.optional(),
     toolCalls: z.array(toolCallSchema),
     finishReason: z.string(),
   }),
@@ -102,9 +135,13 @@ export const sessionEvents = {
   "tool/call-completed": z.object({
     toolCallId: id,
     toolName: z.string(),
+    /** The result inline, or null with `resultRef` naming the chunks of its JSON text. */
     result: json,
+    resultRef: contentRefSchema.optional(),
     isError: z.boolean(),
   }),
+  /** One piece of large content, appended before the event whose `*Ref` names it (content.ts). */
+  "content/chunk-added": contentChunkSchema,
 } as const;
 
 export type SessionEventType = keyof typeof sessionEvents;

@@ -17,6 +17,13 @@ import { ProcessorHost, subscriptionKeyFor } from "../processors/host";
 import type { DeliveryBatch } from "../streams/delivery";
 import type { StreamEvent } from "../streams/messages";
 import { streamName } from "../streams/naming";
+import {
+  CHUNK_EVENT,
+  MAX_INPUT_CONTENT_BYTES,
+  needsChunks,
+  storeContent,
+  utf8Bytes,
+} from "./content";
 import type { AgentState } from "./conversation";
 import { type SessionEventPayload, sessionEvents } from "./events";
 import { resolveModel } from "./models/registry";
@@ -112,6 +119,8 @@ export class SessionAgent extends DurableObject<Env> {
       new ModelProcessor({
         resolve: (spec) => resolveModel(spec, env),
         readRequest: (offset) => this.#readRequest(offset),
+        readEvent: (offset) => this.#readEvent(offset),
+        contentBudgetBytes: readSettings(env).MODEL_CONTENT_MAX_BYTES,
         inFlight: () => this.ctx.waitUntil(this.#armWatchdog()),
         maxAttempts: MODEL_MAX_ATTEMPTS,
         retryBaseMs: readSettings(env).MODEL_RETRY_BASE_MS,
@@ -229,11 +238,36 @@ export class SessionAgent extends DurableObject<Env> {
     return this.#call(async () => {
       const summary = this.host.state<typeof this.agent.contract>("agent").summary;
       if (summary.status === "deleted") throw notFound("session not found");
+      const bytes = utf8Bytes(content);
+      if (content === "" || bytes > MAX_INPUT_CONTENT_BYTES)
+        throw new ApiError(
+          content === "" ? 400 : 413,
+          content === "" ? "validation_failed" : "payload_too_large",
+          content === ""
+            ? "a message needs content"
+            : `content of ${bytes} bytes exceeds the ${MAX_INPUT_CONTENT_BYTES}-byte limit of a message`,
+        );
       const messageId = idempotencyKey ? `msg-${idempotencyKey}` : `msg-${ulid()}`;
-      const [event] = await this.#stream().appendBatch([
+      const stream = this.#stream();
+      // Large content goes first, as chunk events (bounded appends, keyed by the message).
+      const keyBase = idempotencyKey ? `input:${idempotencyKey}` : `input-${messageId}`;
+      const contentRef = needsChunks(content)
+        ? await storeContent(messageId, content, async (chunks) =>
+            (
+              await stream.appendBatch(
+                chunks.map((chunk) => ({
+                  type: CHUNK_EVENT,
+                  payload: chunk,
+                  idempotencyKey: `${keyBase}/chunk-${chunk.index}`,
+                })),
+              )
+            ).map((e) => e.offset),
+          )
+        : undefined;
+      const [event] = await stream.appendBatch([
         {
           type: "session/input-added",
-          payload: { messageId, content },
+          payload: contentRef ? { messageId, content: "", contentRef } : { messageId, content },
           ...(idempotencyKey ? { idempotencyKey: `input:${idempotencyKey}` } : {}),
         },
       ]);
@@ -455,6 +489,11 @@ export class SessionAgent extends DurableObject<Env> {
       if (!sub || sub.cursor >= target || Date.now() > deadline) return;
       await new Promise((r) => setTimeout(r, 10));
     }
+  }
+
+  async #readEvent(offset: number): Promise<StreamEvent | undefined> {
+    const { events } = await this.#stream().read({ after: offset - 1, limit: 1 });
+    return events[0];
   }
 
   async #readRequest(offset: number): Promise<SessionEventPayload<"model/request-requested">> {

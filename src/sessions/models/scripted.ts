@@ -17,10 +17,14 @@
  *   - `fail <status> <count|always> [cleanup]` → the first `count` attempts (or every
  *     attempt) fail with an `APICallError` (`statusCode` = status; retryable for
  *     408/409/429/5xx); later attempts reply `You said: <message>`.
+ *   - `reply <bytes>` (bytes ≤ 16 MiB) → a reply of exactly that many ASCII bytes: the words
+ *     of `scriptedReplyText(bytes)` (deterministic), for tests and benchmarks of long replies.
  *   - anything else → `You said: <message>`.
  * - Text replies stream word by word: each text-delta is a word plus its trailing whitespace,
  *   so the deltas concatenate to the reply exactly. `delayMs` is slept before every delta
- *   after the first.
+ *   after the first. At zero delay the stream still yields to the event loop every
+ *   YIELD_EVERY deltas (as a network-bound provider does), so a long reply never holds the
+ *   isolate: the consumer's appends, and other requests, make progress while it streams.
  *
  * How failures surface (consumers must handle both, as they must for real providers):
  * - `fail <status> <n|always>`: `doStream` REJECTS with the `APICallError`, before any
@@ -85,6 +89,15 @@ const TOOL_NAME = "[a-z_][a-z0-9_]*";
 const CALL_LINE = new RegExp(`^call[ \\t]+(${TOOL_NAME})(?:[ \\t]+(.*))?$`);
 const CALL_BLOCK = new RegExp(`^call[ \\t]+(${TOOL_NAME})(?:\\s+([\\s\\S]*))?$`);
 const FAIL = /^fail\s+(\d{3})\s+(\d+|always)(\s+cleanup)?$/;
+const REPLY = /^reply\s+(\d{1,8})$/;
+const MAX_SCRIPTED_REPLY_BYTES = 16 * 1024 * 1024;
+const REPLY_WORDS = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor ";
+
+/** The text of `reply <bytes>`: words and spaces, exactly `bytes` ASCII characters. */
+export function scriptedReplyText(bytes: number): string {
+  const whole = REPLY_WORDS.repeat(Math.floor(bytes / REPLY_WORDS.length));
+  return whole + REPLY_WORDS.slice(0, bytes - whole.length);
+}
 
 const FINISH_STOP: LanguageModelV4FinishReason = { unified: "stop", raw: "stop" };
 const FINISH_TOOL_CALLS: LanguageModelV4FinishReason = { unified: "tool-calls", raw: "tool_calls" };
@@ -134,6 +147,10 @@ export function planScriptedReply(call: LanguageModelV4CallOptions): ScriptedPla
   const message = lastUserText(call.prompt);
   const calls = parseToolCalls(message, requestId);
   if (calls) return { kind: "tool-calls", calls };
+
+  const reply = REPLY.exec(message.trim());
+  if (reply && Number(reply[1]) <= MAX_SCRIPTED_REPLY_BYTES)
+    return { kind: "text", text: scriptedReplyText(Number(reply[1])) };
 
   const fail = FAIL.exec(message.trim());
   if (fail) {
@@ -305,6 +322,7 @@ function scriptedStream(
         }
         if (next.type === "text-delta" && index > 0 && parts[index - 1]?.type === "text-delta") {
           await sleep(delayMs, signal);
+          if (delayMs <= 0 && index % YIELD_EVERY === 0) await yieldToEventLoop();
           if (done) return; // aborted while sleeping: already errored by the listener
         }
         index++;
@@ -372,6 +390,12 @@ function abortError(signal: AbortSignal): Error {
 
 function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw abortError(signal);
+}
+
+const YIELD_EVERY = 1024;
+
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
 }
 
 /** Sleeps `ms` (no timer at all for 0); an abort ends the sleep early without throwing. */

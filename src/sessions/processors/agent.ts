@@ -1,9 +1,12 @@
 /**
  * The agent processor: conversation state and orchestration. All of its decisions are
  * obligations derived from reduced state (conversation.ts) and fulfilled after every batch
- * with idempotent appends, so it never acts twice and never forgets a cause.
+ * with idempotent appends, so it never acts twice and never forgets a cause. If the stream
+ * refuses what the agent owes (a 4xx, e.g. an event over the size limit), retrying cannot
+ * help: the agent emits `session/failed` with the reason, so the session shows `failed`
+ * with `lastError` instead of retrying the delivery in silence.
  */
-
+import { ApiError } from "../../http/errors";
 import type { StateOf, TypedEvent } from "../../processors/contract";
 import type { BatchHookArgs } from "../../processors/processor";
 import { StreamProcessor } from "../../processors/processor";
@@ -39,7 +42,20 @@ export class AgentProcessor extends StreamProcessor<typeof agentContract> {
           key: o.key,
           causeOffset: o.causeOffset,
         })),
-      ),
+      ).catch(async (error) => {
+        const known = ApiError.from(error);
+        if (!(known instanceof ApiError) || known.status >= 500) throw error;
+        const cause = owed[0]!;
+        await this.append({
+          type: "session/failed",
+          payload: {
+            error: `the session cannot continue: ${cause.type} was refused: ${known.message}`,
+            turnId: state.turn?.turnId ?? null,
+          },
+          key: `refused-${cause.key}`,
+          causeOffset: cause.causeOffset,
+        });
+      }),
     );
   }
 }

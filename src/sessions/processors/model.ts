@@ -7,18 +7,44 @@
  * 5xx, transport) back off and try again. After a crash the entry is still in state and is
  * executed again with the next attempt number; every append is keyed by the request's own
  * offset, so nothing is duplicated and late output of a cancelled request is discarded.
+ *
+ * Text is streamed through a DeltaWriter (coalesced, bounded appends; delta-writer.ts). A
+ * reply larger than the inline limit is stored as chunk events and the completion carries a
+ * reference (content.ts); messages whose content is such a reference are read back chunk by
+ * chunk when the prompt is built, cut to the model's per-content budget with an explicit
+ * `[truncated: N of M bytes]` note. If the outcome cannot be appended (a non-retryable
+ * append error), the request is failed with that error rather than retried forever.
  */
 import type { LanguageModelV4 } from "@ai-sdk/provider";
+import { ApiError } from "../../http/errors";
 import type { StateOf, TypedEvent } from "../../processors/contract";
 import {
   type BatchHookArgs,
   type EventHookArgs,
   StreamProcessor,
 } from "../../processors/processor";
+import type { JsonValue } from "../../streams/messages";
+import {
+  CHUNK_EVENT,
+  type ChunkEventLike,
+  type ContentRef,
+  needsChunks,
+  readContent,
+  storeContent,
+  truncateForPrompt,
+  utf8Bytes,
+} from "../content";
 import { modelContract } from "../contracts";
-import type { SessionEventPayload } from "../events";
-import { collectStream, ModelError, retryDelayMs, toModelError } from "../models/collect";
+import type { ChatMessage, SessionEventPayload } from "../events";
+import {
+  type CollectedResponse,
+  collectStream,
+  ModelError,
+  retryDelayMs,
+  toModelError,
+} from "../models/collect";
 import { toPrompt } from "../prompt";
+import { DeltaWriter } from "./delta-writer";
 
 type Request = StateOf<typeof modelContract>["requests"][string];
 
@@ -26,6 +52,10 @@ export interface ModelRuntime {
   resolve(spec: string): LanguageModelV4;
   /** Reads the `model/request-requested` payload stored at `offset`. */
   readRequest(offset: number): Promise<SessionEventPayload<"model/request-requested">>;
+  /** Reads the event stored at `offset` (one bounded read; for chunks of large content). */
+  readEvent(offset: number): Promise<ChunkEventLike | undefined>;
+  /** Most UTF-8 bytes of one message's content a prompt carries; more is cut, with a note. */
+  contentBudgetBytes: number;
   /** Called when work starts or ends, so the host keeps an alarm armed while requests run. */
   inFlight(count: number): void;
   maxAttempts: number;
@@ -98,6 +128,104 @@ export class ModelProcessor extends StreamProcessor<typeof modelContract> {
     if (event.type === "turn/cancelled") this.#abort((turnId) => turnId === event.payload.turnId);
   }
 
+  #refused = new ModelError("", { retryable: false });
+
+  /**
+   * Appends the completion; a reply over the inline limit goes to chunk events first. An
+   * outcome the stream refuses (a 4xx: too large, invalid) must not leave the request retrying
+   * in silence: it returns false with the failure in `#refused`. Other errors propagate (the
+   * request is then run again, like after a crash).
+   */
+  async #complete(
+    requestId: string,
+    attempt: number,
+    cause: number,
+    result: CollectedResponse,
+  ): Promise<boolean> {
+    try {
+      await this.#appendCompletion(requestId, attempt, cause, result);
+      return true;
+    } catch (error) {
+      const known = ApiError.from(error);
+      if (!(known instanceof ApiError) || known.status >= 500) throw error;
+      this.#refused = new ModelError(`the reply could not be stored: ${known.message}`, {
+        status: known.status,
+        retryable: false,
+      });
+      return false;
+    }
+  }
+
+  async #appendCompletion(
+    requestId: string,
+    attempt: number,
+    cause: number,
+    result: CollectedResponse,
+  ): Promise<void> {
+    let text = result.text;
+    let textRef: ContentRef | undefined;
+    if (needsChunks(text)) {
+      textRef = await storeContent(`${requestId}-reply-${attempt}`, text, async (chunks) =>
+        (
+          await this.append(
+            ...chunks.map((chunk) => ({
+              type: CHUNK_EVENT,
+              payload: chunk,
+              key: `reply-${attempt}-chunk-${chunk.index}`,
+              causeOffset: cause,
+            })),
+          )
+        ).map((e) => e.offset),
+      );
+      text = "";
+    }
+    await this.append({
+      type: "model/request-completed",
+      payload: {
+        requestId,
+        text,
+        ...(textRef ? { textRef } : {}),
+        toolCalls: result.toolCalls,
+        finishReason: result.finishReason,
+      },
+      key: "completed",
+      causeOffset: cause,
+    });
+  }
+
+  /**
+   * The messages with every content reference read back and every content cut to the
+   * per-content budget (with a note saying how much the model does not see).
+   */
+  async #resolve(messages: ChatMessage[]): Promise<ChatMessage[]> {
+    const budget = this.runtime.contentBudgetBytes;
+    const read = async (ref: ContentRef) => {
+      const { text } = await readContent(ref, (offset) => this.runtime.readEvent(offset), {
+        maxBytes: budget,
+      });
+      return truncateForPrompt(text, ref.bytes, budget);
+    };
+    const cut = (text: string) =>
+      text.length * 3 <= budget ? text : truncateForPrompt(text, utf8Bytes(text), budget);
+    const out: ChatMessage[] = [];
+    for (const message of messages) {
+      if (message.role === "tool") {
+        const { resultRef, ...rest } = message;
+        if (resultRef) {
+          const text = await read(resultRef);
+          out.push({ ...rest, result: resultRef.bytes <= budget ? parseJson(text) : text });
+        } else {
+          const json = JSON.stringify(message.result) ?? "null";
+          out.push(utf8Bytes(json) <= budget ? rest : { ...rest, result: cut(json) });
+        }
+      } else {
+        const { contentRef, ...rest } = message;
+        out.push({ ...rest, content: contentRef ? await read(contentRef) : cut(message.content) });
+      }
+    }
+    return out;
+  }
+
   #abort(which: (turnId: string) => boolean) {
     for (const run of this.#running.values()) if (which(run.turnId)) run.abort.abort();
   }
@@ -144,10 +272,12 @@ export class ModelProcessor extends StreamProcessor<typeof modelContract> {
       );
       let failure: ModelError;
       try {
+        const messages = await this.#resolve(spec.messages);
+        if (signal.aborted) return;
         const result = await collectStream(
           model,
           {
-            prompt: toPrompt(spec.system, spec.messages),
+            prompt: toPrompt(spec.system, messages),
             tools: spec.tools.map((t) => ({
               type: "function" as const,
               name: t.name,
@@ -161,18 +291,8 @@ export class ModelProcessor extends StreamProcessor<typeof modelContract> {
         );
         await deltas.flush();
         if (signal.aborted) return;
-        await this.append({
-          type: "model/request-completed",
-          payload: {
-            requestId,
-            text: result.text,
-            toolCalls: result.toolCalls,
-            finishReason: result.finishReason,
-          },
-          key: "completed",
-          causeOffset: cause,
-        });
-        return;
+        if (await this.#complete(requestId, attempt, cause, result)) return;
+        failure = this.#refused;
       } catch (error) {
         failure = error instanceof ModelError ? error : toModelError(error, signal);
       }
@@ -207,41 +327,11 @@ export class ModelProcessor extends StreamProcessor<typeof modelContract> {
   }
 }
 
-/** Appends deltas in order; deltas that arrive while an append is in flight go out together. */
-class DeltaWriter {
-  #queue: { index: number; text: string }[] = [];
-  #next = 0;
-  #flushing: Promise<void> | null = null;
-  #error: unknown = null;
-
-  constructor(
-    private readonly write: (batch: { index: number; text: string }[]) => Promise<unknown>,
-  ) {}
-
-  push(text: string): Promise<void> {
-    this.#queue.push({ index: this.#next++, text });
-    if (!this.#flushing) this.#flushing = this.#drain();
-    return Promise.resolve();
-  }
-
-  async #drain(): Promise<void> {
-    try {
-      while (this.#queue.length > 0 && this.#error === null) {
-        const batch = this.#queue.splice(0);
-        await this.write(batch);
-      }
-    } catch (error) {
-      this.#error ??= error;
-    } finally {
-      this.#flushing = null;
-    }
-  }
-
-  /** Waits for every delta pushed so far to be appended; rethrows the first append failure. */
-  async flush(): Promise<void> {
-    while (this.#flushing) await this.#flushing;
-    if (this.#queue.length > 0 && this.#error === null) await this.#drain();
-    if (this.#error !== null) throw this.#error;
+function parseJson(text: string): JsonValue {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
   }
 }
 

@@ -5,10 +5,31 @@
  * through a per-call row in the session's SQLite (tool_executions), so a tool runs at most
  * once per tool call id whatever is redelivered or restarted; a synchronous tool's effect
  * and its recorded result commit in one transaction, so it runs exactly once.
+ *
+ * Large results: a result whose JSON exceeds the inline limit is appended as chunk events
+ * before `tool/call-completed`, which then carries `resultRef` (content.ts); in the session's
+ * SQLite it is kept in row-sized pieces (tool_result_chunks), since one row holds ~2 MB at
+ * most. A result over MAX_TOOL_RESULT_BYTES, or one the stream refuses, becomes an error
+ * result the model sees: the call always completes, nothing retries in silence.
  */
+
+import { ApiError } from "../../http/errors";
 import type { StateOf, TypedEvent } from "../../processors/contract";
-import { type BatchHookArgs, StreamProcessor } from "../../processors/processor";
+import {
+  type BatchHookArgs,
+  type EventHookArgs,
+  StreamProcessor,
+} from "../../processors/processor";
 import type { JsonValue } from "../../streams/messages";
+import {
+  CHUNK_EVENT,
+  type ContentRef,
+  MAX_TOOL_RESULT_BYTES,
+  needsChunks,
+  splitText,
+  storeContent,
+  utf8Bytes,
+} from "../content";
 import { toolsContract } from "../contracts";
 import type { ToolRegistry } from "../tools/define";
 
@@ -20,7 +41,15 @@ const SCHEMA = `CREATE TABLE IF NOT EXISTS tool_executions (
   status TEXT NOT NULL,
   result TEXT,
   is_error INTEGER
+);
+CREATE TABLE IF NOT EXISTS tool_result_chunks (
+  tool_call_id TEXT NOT NULL,
+  idx INTEGER NOT NULL,
+  text TEXT NOT NULL,
+  PRIMARY KEY (tool_call_id, idx)
 )`;
+/** A stored result larger than this is kept in several rows of tool_result_chunks. */
+const ROW_TEXT_BYTES = 512 * 1024;
 
 export interface ToolRuntime {
   storage: DurableObjectStorage;
@@ -104,6 +133,20 @@ export class ToolProcessor extends StreamProcessor<typeof toolsContract> {
     return { ...state, calls: { ...calls } };
   }
 
+  /**
+   * Once a large result's completion is on the stream, the stream holds it: the pieces kept
+   * here (only for a re-run of processBatch before that completion was reduced) are dropped.
+   */
+  override processEvent({ event }: EventHookArgs<typeof toolsContract>) {
+    if (event.type !== "tool/call-completed" || !event.payload.resultRef) return;
+    const sql = this.runtime.storage.sql;
+    sql.exec("DELETE FROM tool_result_chunks WHERE tool_call_id = ?", event.payload.toolCallId);
+    sql.exec(
+      "UPDATE tool_executions SET status = 'released', result = NULL WHERE tool_call_id = ?",
+      event.payload.toolCallId,
+    );
+  }
+
   override async processBatch({ state }: BatchHookArgs<typeof toolsContract>) {
     for (const [toolCallId, call] of Object.entries(state.calls)) {
       if (call.status === "needs-approval") {
@@ -126,14 +169,47 @@ export class ToolProcessor extends StreamProcessor<typeof toolsContract> {
                   isError: true,
                 };
         await this.blockProcessorWhile(
-          this.append({
-            type: "tool/call-completed",
-            payload: { toolCallId, toolName: call.toolName, ...outcome },
-            key: `completed-${toolCallId}`,
-            causeOffset: call.decision?.at ?? call.causeAt,
-          }),
+          this.#complete(toolCallId, call, outcome, call.decision?.at ?? call.causeAt),
         );
       }
+    }
+  }
+
+  /**
+   * Appends the call's completion; a large result goes to chunk events first. If the stream
+   * refuses the result (a 4xx), the call completes with an error saying so instead.
+   */
+  async #complete(toolCallId: string, call: Call, outcome: Outcome, cause: number) {
+    const completed = (payload: { result: JsonValue; resultRef?: ContentRef; isError: boolean }) =>
+      this.append({
+        type: "tool/call-completed",
+        payload: { toolCallId, toolName: call.toolName, ...payload },
+        key: `completed-${toolCallId}`,
+        causeOffset: cause,
+      });
+    try {
+      const json = JSON.stringify(outcome.result) ?? "null";
+      if (!needsChunks(json)) return await completed(outcome);
+      const resultRef = await storeContent(`${toolCallId}-result`, json, async (chunks) =>
+        (
+          await this.append(
+            ...chunks.map((chunk) => ({
+              type: CHUNK_EVENT,
+              payload: chunk,
+              key: `result-${toolCallId}-chunk-${chunk.index}`,
+              causeOffset: cause,
+            })),
+          )
+        ).map((e) => e.offset),
+      );
+      return await completed({ result: null, resultRef, isError: outcome.isError });
+    } catch (error) {
+      const known = ApiError.from(error);
+      if (!(known instanceof ApiError) || known.status >= 500) throw error;
+      return completed({
+        result: { error: `the result of ${call.toolName} could not be stored: ${known.message}` },
+        isError: true,
+      });
     }
   }
 
@@ -145,8 +221,15 @@ export class ToolProcessor extends StreamProcessor<typeof toolsContract> {
         toolCallId,
       )
       .toArray()[0];
+    if (row?.status === "released") {
+      // Its completion is already stored; appending again returns that original (same key).
+      return { result: { error: "result already delivered" }, isError: true };
+    }
     if (row?.status === "done")
-      return { result: JSON.parse(row.result ?? "null") as JsonValue, isError: row.is_error === 1 };
+      return {
+        result: JSON.parse(row.result ?? this.#storedChunks(toolCallId)) as JsonValue,
+        isError: row.is_error === 1,
+      };
     if (row?.status === "running") {
       return this.#record(toolCallId, {
         result: {
@@ -180,25 +263,63 @@ export class ToolProcessor extends StreamProcessor<typeof toolsContract> {
       });
     }
     if (outcome) return outcome;
+    let settled: Outcome;
     try {
-      return this.#record(toolCallId, { result: await pending!, isError: false });
+      settled = { result: await pending!, isError: false };
     } catch (error) {
-      return this.#record(toolCallId, {
-        result: { error: String((error as Error)?.message ?? error) },
-        isError: true,
-      });
+      settled = { result: { error: String((error as Error)?.message ?? error) }, isError: true };
     }
+    return this.runtime.storage.transactionSync(() => this.#record(toolCallId, settled));
   }
 
-  #record(toolCallId: string, outcome: Outcome): Outcome {
-    this.runtime.storage.sql.exec(
+  /**
+   * Records the outcome (inside the caller's transaction). A result over the size limit is
+   * replaced by an error result; one larger than a row is stored in row-sized pieces.
+   */
+  #record(toolCallId: string, given: Outcome): Outcome {
+    const sql = this.runtime.storage.sql;
+    let outcome = given;
+    let json = JSON.stringify(outcome.result) ?? "null";
+    if (json.length > MAX_TOOL_RESULT_BYTES / 3 && utf8Bytes(json) > MAX_TOOL_RESULT_BYTES) {
+      outcome = {
+        result: {
+          error: `the result of ${utf8Bytes(json)} bytes exceeds the ${MAX_TOOL_RESULT_BYTES}-byte limit of a tool result`,
+        },
+        isError: true,
+      };
+      json = JSON.stringify(outcome.result);
+    }
+    const pieces = json.length * 3 > ROW_TEXT_BYTES ? splitText(json, ROW_TEXT_BYTES) : [json];
+    sql.exec("DELETE FROM tool_result_chunks WHERE tool_call_id = ?", toolCallId);
+    if (pieces.length > 1)
+      pieces.forEach((text, idx) => {
+        sql.exec(
+          "INSERT INTO tool_result_chunks (tool_call_id, idx, text) VALUES (?, ?, ?)",
+          toolCallId,
+          idx,
+          text,
+        );
+      });
+    sql.exec(
       `INSERT INTO tool_executions (tool_call_id, status, result, is_error) VALUES (?, 'done', ?, ?)
        ON CONFLICT (tool_call_id) DO UPDATE SET status = 'done', result = excluded.result, is_error = excluded.is_error`,
       toolCallId,
-      JSON.stringify(outcome.result),
+      pieces.length > 1 ? null : json,
       outcome.isError ? 1 : 0,
     );
     return outcome;
+  }
+
+  /** A result stored in pieces, joined (a result row without its pieces is corrupt). */
+  #storedChunks(toolCallId: string): string {
+    const rows = this.runtime.storage.sql
+      .exec<{ text: string }>(
+        "SELECT text FROM tool_result_chunks WHERE tool_call_id = ? ORDER BY idx",
+        toolCallId,
+      )
+      .toArray();
+    if (rows.length === 0) throw new Error(`stored result of tool call ${toolCallId} is missing`);
+    return rows.map((r) => r.text).join("");
   }
 }
 

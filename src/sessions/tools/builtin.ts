@@ -1,5 +1,10 @@
-/** The built-in tools every session can use. Notes live in the session's own storage. */
+/**
+ * The built-in tools every session can use. Notes live in the session's own storage.
+ * `blob_make` exists for tests and benchmarks of large tool results; it is not enabled unless
+ * a session asks for it by name (DEFAULT_TOOLS leaves it out).
+ */
 import { z } from "zod";
+import { MAX_TOOL_RESULT_BYTES } from "../content";
 import { defineTool, ToolRegistry } from "./define";
 
 const NOTES =
@@ -52,4 +57,36 @@ export const notesRead = defineTool({
   },
 });
 
-export const builtinTools = new ToolRegistry([echo, clockNow, notesWrite, notesRead] as never[]);
+const BLOB_PATTERN = "0123456789abcdefghijklmnopqrstuvwxyz-ABCDEFGHIJKLMNOPQRSTUVWXYZ_";
+
+/** The deterministic text `blob_make` returns for `bytes` (ASCII, so bytes = characters). */
+export function blobText(bytes: number): string {
+  const whole = BLOB_PATTERN.repeat(Math.floor(bytes / BLOB_PATTERN.length));
+  return whole + BLOB_PATTERN.slice(0, bytes - whole.length);
+}
+
+/** TEST/BENCH TOOL: returns a string of exactly `bytes` ASCII characters (result JSON: bytes + 2). */
+export const blobMake = defineTool({
+  name: "blob_make",
+  description: "Test tool: returns a deterministic string of the given number of bytes.",
+  input: z.object({
+    bytes: z
+      .number()
+      .int()
+      .min(0)
+      .max(MAX_TOOL_RESULT_BYTES - 2),
+  }),
+  needsApproval: false,
+  execute: ({ bytes }) => blobText(bytes),
+});
+
+export const builtinTools = new ToolRegistry([
+  echo,
+  clockNow,
+  notesWrite,
+  notesRead,
+  blobMake,
+] as never[]);
+
+/** The tools a session gets when it names none (test-only tools left out). */
+export const DEFAULT_TOOLS = ["echo", "clock_now", "notes_write", "notes_read"];
