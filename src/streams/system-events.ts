@@ -29,7 +29,10 @@ export const principalSchema = z
   .string()
   .min(1)
   .max(300)
-  .regex(/^(admin|tenant:[^/\s]+\/key:[A-Za-z0-9_-]+)$/, "principal is `admin` or `tenant:<id>/key:<prefix>`");
+  .regex(
+    /^(admin|tenant:[^/\s]+\/key:[A-Za-z0-9_-]+)$/,
+    "principal is `admin` or `tenant:<id>/key:<prefix>`",
+  );
 export type Principal = z.infer<typeof principalSchema>;
 
 export const startAtSchema = z.union([

@@ -83,8 +83,10 @@ async function status(stream: StreamStub, key: string): Promise<SubscriptionStat
 
 /** How many deliveries the subscriber has refused so far (it counts down from failNext). */
 async function failuresLeft(subscriber: SubscriberStub): Promise<number> {
-  return runInDurableObject(subscriber, (_: unknown, state: DurableObjectState) =>
-    state.storage.sql.exec<{ v: number }>("SELECT v FROM settings WHERE k = 'failures'").one().v,
+  return runInDurableObject(
+    subscriber,
+    (_: unknown, state: DurableObjectState) =>
+      state.storage.sql.exec<{ v: number }>("SELECT v FROM settings WHERE k = 'failures'").one().v,
   );
 }
 
@@ -136,7 +138,11 @@ async function parkedSetup(label: string) {
   const sub = newSubscriber(label);
   await sub.stub.failNext(1_000);
   const key = await subscribe(stream.stub, sub.name);
-  const appended = await stream.stub.appendBatch([ev("test/a", 1), ev("test/b", 2), ev("test/a", 3)]);
+  const appended = await stream.stub.appendBatch([
+    ev("test/a", 1),
+    ev("test/b", 2),
+    ev("test/a", 3),
+  ]);
   await pumpUntil(stream.stub, async () => (await status(stream.stub, key)).status === "parked");
   return { stream, sub, key, appended: appended as StreamEvent[] };
 }
@@ -191,7 +197,10 @@ describe("parking", () => {
     const { stream, key } = await parkedSetup("isolated");
     const good = newSubscriber("isolated-good");
     const goodKey = await subscribe(stream.stub, good.name);
-    const later = (await stream.stub.appendBatch([ev("test/a", 4), ev("test/a", 5)])) as StreamEvent[];
+    const later = (await stream.stub.appendBatch([
+      ev("test/a", 4),
+      ev("test/a", 5),
+    ])) as StreamEvent[];
     await waitFor(async () => (await status(stream.stub, goodKey)).lag === 0);
     const all = (await stream.stub.read({ after: 0, limit: 1_000 })).events as StreamEvent[];
     expect(await received(good.stub)).toEqual(
@@ -324,11 +333,7 @@ describe("resume and skip refuse what they cannot do, and change nothing", () =>
       [await action("resume", `/park/no-stream-${uid()}`, key), 404, "not_found"],
       [await action("resume", stream.path, activeKey), 409, "conflict"],
       [await action("skip", stream.path, activeKey), 409, "conflict"],
-      [
-        await action("skip", stream.path, key, { offset: appended[2]!.offset }),
-        409,
-        "conflict",
-      ],
+      [await action("skip", stream.path, key, { offset: appended[2]!.offset }), 409, "conflict"],
       [await action("skip", stream.path, key, { offset: "one" }), 400, "validation_failed"],
       [await action("resume", stream.path, "bad key with spaces"), 400, "validation_failed"],
     ];
@@ -360,7 +365,13 @@ describe("admin and RPC doors", () => {
   it("the admin routes resume a tenant's subscription as `admin`", async () => {
     const { stream, sub, key } = await parkedSetup("admin");
     await sub.stub.failNext(0);
-    const unauthorized = await action("resume", stream.path, key, undefined, "/admin/tenants/default");
+    const unauthorized = await action(
+      "resume",
+      stream.path,
+      key,
+      undefined,
+      "/admin/tenants/default",
+    );
     expect(unauthorized.status).toBe(401);
     await unauthorized.body?.cancel();
     const res = await action("resume", stream.path, key, undefined, "/admin/tenants/default", {
