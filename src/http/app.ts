@@ -23,6 +23,15 @@ export type AppEnv = {
   Variables: { tenant: string };
 };
 
+/**
+ * A request refused before its body was read still has the client's body in flight: cancel
+ * it, or workerd fails reading it after the response ("Can't read from request stream after
+ * response has been sent").
+ */
+async function discardBody(request: Request): Promise<void> {
+  if (request.body && !request.bodyUsed) await request.body.cancel().catch(() => {});
+}
+
 export function createApp() {
   const app = new Hono<AppEnv>();
 
@@ -72,13 +81,15 @@ export function createApp() {
     return forwardToStream(c, path);
   });
 
-  app.notFound((c) =>
-    errorResponse(
+  app.notFound(async (c) => {
+    await discardBody(c.req.raw);
+    return errorResponse(
       new ApiError(404, "not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`),
-    ),
-  );
+    );
+  });
 
-  app.onError((error) => {
+  app.onError(async (error, c) => {
+    await discardBody(c.req.raw);
     const known = ApiError.from(error);
     if (known instanceof ApiError) return errorResponse(known);
     console.error(
