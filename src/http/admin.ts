@@ -15,6 +15,7 @@ import { bearerToken, forgetKey } from "../auth/authenticate";
 import { secretsEqual } from "../auth/secrets";
 import { dbOf } from "../db/client";
 import { createApiKey, createTenant, revokeApiKey, tenantIdSchema } from "../db/tenants";
+import { unwrap } from "../rpc/result";
 import { type SessionAgentRpc, sessionObjectName } from "../sessions/session-agent";
 import type { AppEnv } from "./app";
 import { ApiError, notFound } from "./errors";
@@ -84,11 +85,7 @@ export function adminRoutes() {
     const stub = c.env.SESSIONS.get(
       c.env.SESSIONS.idFromName(sessionObjectName(id, session)),
     ) as unknown as SessionAgentRpc;
-    try {
-      await stub.reindex();
-    } catch (error) {
-      throw ApiError.from(error);
-    }
+    await unwrap(stub.reindex());
     return c.json({ reindexing: { tenant: id, session } }, 202);
   });
 

@@ -24,12 +24,13 @@ import {
   MAX_LIST_LIMIT,
   sessionStatusSchema,
 } from "../db/sessions-index";
+import { type RpcResult, unwrap } from "../rpc/result";
 import { defaultModelSpec, modelSpecSchema } from "../sessions/models/registry";
 import { type SessionAgentRpc, sessionObjectName, sessionPath } from "../sessions/session-agent";
 import { builtinTools } from "../sessions/tools/builtin";
 import { INTERNAL } from "../streams/protocol/handler";
 import type { AppEnv } from "./app";
-import { ApiError, notFound } from "./errors";
+import { notFound } from "./errors";
 import { forwardToStream } from "./stream-proxy";
 import { jsonBody, parseWith, query } from "./validation";
 
@@ -74,13 +75,8 @@ function agent(c: C, id: string): SessionAgentRpc {
   ) as unknown as SessionAgentRpc;
 }
 
-async function rpc<T>(call: () => Promise<T>): Promise<T> {
-  try {
-    return await call();
-  } catch (error) {
-    throw ApiError.from(error);
-  }
-}
+/** Calls the session's object; its result envelope becomes the value or an ApiError here. */
+const rpc = <T>(call: () => Promise<RpcResult<T>>): Promise<T> => unwrap(call());
 
 const idParam = (c: C) => parseWith(sessionId, c.req.param("id"), "session id");
 

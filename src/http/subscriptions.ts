@@ -15,6 +15,7 @@ import { z } from "zod";
 import { bearerToken } from "../auth/authenticate";
 import { callableSchema } from "../callables/descriptor";
 import { parseApiKey } from "../db/tenants";
+import { unwrap } from "../rpc/result";
 import { streamName } from "../streams/naming";
 import { validateStreamPath } from "../streams/path";
 import type { StreamDurableObject } from "../streams/stream-do";
@@ -25,7 +26,7 @@ import {
   subscriptionKeySchema,
 } from "../streams/system-events";
 import type { AppEnv } from "./app";
-import { ApiError, badRequest } from "./errors";
+import { badRequest } from "./errors";
 import { jsonBody, query } from "./validation";
 
 const streamPath = z
@@ -83,19 +84,12 @@ export async function parkingAction(
   const stub = c.env.STREAMS.get(
     c.env.STREAMS.idFromName(streamName(tenant, stream)),
   ) as unknown as ParkingApi;
-  const call = async <T>(fn: () => Promise<T>): Promise<T> => {
-    try {
-      return await fn();
-    } catch (error) {
-      throw ApiError.from(error);
-    }
-  };
   if (action === "resume") {
-    const subscription = await call(() => stub.resumeSubscription(key, principal));
+    const subscription = await unwrap(stub.resumeSubscription(key, principal));
     return c.json({ stream, subscription });
   }
   const body = await jsonBody(c, skipSchema, { optional: true });
-  const result = await call(() =>
+  const result = await unwrap(
     stub.skipSubscription(key, principal, { offset: body.offset, reason: body.reason ?? null }),
   );
   return c.json({ stream, skipped: result.skipped, subscription: result.subscription });
@@ -105,14 +99,12 @@ export async function parkingAction(
 export function subscriptionRoutes() {
   const routes = new Hono<AppEnv>();
   const stub = (c: Context<AppEnv>, path: string) =>
-    c.env.STREAMS.get(c.env.STREAMS.idFromName(streamName(c.get("tenant"), path)));
-  const rpc = async <T>(call: () => Promise<T>): Promise<T> => {
-    try {
-      return await call();
-    } catch (error) {
-      throw ApiError.from(error);
-    }
-  };
+    c.env.STREAMS.get(
+      c.env.STREAMS.idFromName(streamName(c.get("tenant"), path)),
+    ) as unknown as Pick<
+      StreamDurableObject,
+      "configureSubscription" | "listSubscriptions" | "removeSubscription"
+    >;
 
   routes.put("/", async (c) => {
     const body = await jsonBody(c, putSchema);
@@ -128,7 +120,7 @@ export function subscriptionRoutes() {
         "validation_failed",
       );
     }
-    const result = await rpc(() => stub(c, stream).configureSubscription(input));
+    const result = await unwrap(stub(c, stream).configureSubscription(input));
     return c.json(
       {
         stream,
@@ -141,13 +133,13 @@ export function subscriptionRoutes() {
 
   routes.get("/", async (c) => {
     const { stream } = query(c, z.object({ stream: streamPath }));
-    const subscriptions = await rpc(() => stub(c, stream).listSubscriptions());
+    const subscriptions = await unwrap(stub(c, stream).listSubscriptions());
     return c.json({ stream, subscriptions });
   });
 
   routes.delete("/", async (c) => {
     const { stream, key } = query(c, z.object({ stream: streamPath, key: subscriptionKeySchema }));
-    await rpc(() => stub(c, stream).removeSubscription(key));
+    await unwrap(stub(c, stream).removeSubscription(key));
     return c.body(null, 204);
   });
 

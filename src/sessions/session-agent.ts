@@ -14,9 +14,11 @@ import { deleteSessionRow, upsertSessionRow } from "../db/sessions-index";
 import { type Env, readSettings } from "../env";
 import { ApiError, conflict, notFound } from "../http/errors";
 import { ProcessorHost, subscriptionKeyFor } from "../processors/host";
+import { type RpcResult, rpcClient, serveRpc, type Unwrapped } from "../rpc/result";
 import type { DeliveryBatch } from "../streams/delivery";
 import type { StreamEvent } from "../streams/messages";
 import { streamName } from "../streams/naming";
+import type { StreamDurableObject } from "../streams/stream-do";
 import type { AgentState } from "./conversation";
 import { type SessionEventPayload, sessionEvents } from "./events";
 import { resolveModel } from "./models/registry";
@@ -71,16 +73,20 @@ export interface SessionLive {
   lastOffset: number;
 }
 
-type StreamStub = {
-  create(name: string, path: string, options?: { contentType?: string }): Promise<unknown>;
-  appendBatch(events: unknown[]): Promise<StreamEvent[]>;
-  read(options: { after?: number; limit?: number }): Promise<{ events: StreamEvent[] }>;
-  head(): Promise<{ lastOffset: number; closed: boolean }>;
-  close(options: { status?: "ended" | "failed"; reason?: string | null }): Promise<unknown>;
-  listSubscriptions(): Promise<{ key: string; cursor: number }[]>;
-  resumeDeliveries(): Promise<void>;
-  removeSubscription(key: string): Promise<void>;
-};
+/** The session stream's RPC, unwrapped (values, or ApiErrors thrown on this side). */
+type StreamStub = Unwrapped<
+  Pick<
+    StreamDurableObject,
+    | "create"
+    | "appendBatch"
+    | "read"
+    | "head"
+    | "close"
+    | "listSubscriptions"
+    | "resumeDeliveries"
+    | "removeSubscription"
+  >
+>;
 
 export class SessionAgent extends DurableObject<Env> {
   readonly host: ProcessorHost;
@@ -148,8 +154,8 @@ export class SessionAgent extends DurableObject<Env> {
   }
 
   #stream(): StreamStub {
-    return this.env.STREAMS.get(
-      this.env.STREAMS.idFromName(this.#streamName()),
+    return rpcClient(
+      this.env.STREAMS.get(this.env.STREAMS.idFromName(this.#streamName())),
     ) as unknown as StreamStub;
   }
 
@@ -161,20 +167,16 @@ export class SessionAgent extends DurableObject<Env> {
     return PROCESSORS.some((p) => key === subscriptionKeyFor(p, SESSION_BINDING, host));
   }
 
-  async #call<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (error) {
-      const known = ApiError.from(error);
-      if (known instanceof ApiError) throw known.toRpcError();
-      throw error;
-    }
+  /** Runs an RPC body and answers its result envelope (expected errors as values). */
+  #call<T>(fn: () => Promise<T>): Promise<RpcResult<T>> {
+    const where = this.#identityOrNull()?.sessionId ?? "(new)";
+    return serveRpc(`session ${where}`, fn);
   }
 
   // ---- RPC for the HTTP API -----------------------------------------------------------
 
   /** Creates the session: its stream, the processors' subscriptions, and `session/created`. */
-  create(input: CreateSessionInput): Promise<SessionLive> {
+  create(input: CreateSessionInput): Promise<RpcResult<SessionLive>> {
     return this.#call(async () => {
       const existing = this.#identityOrNull();
       if (
@@ -228,7 +230,7 @@ export class SessionAgent extends DurableObject<Env> {
   sendMessage(
     content: string,
     idempotencyKey?: string,
-  ): Promise<{ offset: number; messageId: string; queued: boolean }> {
+  ): Promise<RpcResult<{ offset: number; messageId: string; queued: boolean }>> {
     return this.#call(async () => {
       const summary = this.host.state<typeof this.agent.contract>("agent").summary;
       if (summary.status === "deleted") throw notFound("session not found");
@@ -258,7 +260,7 @@ export class SessionAgent extends DurableObject<Env> {
     toolCallId: string,
     approved: boolean,
     reason: string | null,
-  ): Promise<{ toolCallId: string; approved: boolean; reason: string | null }> {
+  ): Promise<RpcResult<{ toolCallId: string; approved: boolean; reason: string | null }>> {
     return this.#call(async () => {
       await this.#catchUp("tools");
       const call = this.host.state<typeof this.tools.contract>("tools").calls[toolCallId];
@@ -291,7 +293,7 @@ export class SessionAgent extends DurableObject<Env> {
   }
 
   /** Requests cancellation of the running turn (its model request is aborted, approvals cancelled). */
-  cancel(reason: string | null): Promise<{ offset: number }> {
+  cancel(reason: string | null): Promise<RpcResult<{ offset: number }>> {
     return this.#call(async () => {
       const [event] = await this.#stream().appendBatch([
         { type: "session/cancel-requested", payload: { reason } },
@@ -301,7 +303,7 @@ export class SessionAgent extends DurableObject<Env> {
   }
 
   /** Deletes the session: `session/deleted`, then the stream is closed and the index row removed. */
-  remove(): Promise<void> {
+  remove(): Promise<RpcResult<void>> {
     return this.#call(async () => {
       const { tenant, sessionId } = this.#identity();
       const stream = this.#stream();
@@ -321,7 +323,7 @@ export class SessionAgent extends DurableObject<Env> {
    * and its subscription configured anew from the beginning, so every event is reduced again
    * (as history: no side effects but the row write of each batch).
    */
-  reindex(): Promise<void> {
+  reindex(): Promise<RpcResult<void>> {
     return this.#call(async () => {
       const { tenant, sessionId } = this.#identity();
       const stream = this.#stream();
@@ -331,8 +333,7 @@ export class SessionAgent extends DurableObject<Env> {
         sessionObjectName(tenant, sessionId),
       );
       await stream.removeSubscription(key).catch((error: unknown) => {
-        const known = ApiError.from(error);
-        if (!(known instanceof ApiError && known.status === 404)) throw error;
+        if (!(error instanceof ApiError && error.status === 404)) throw error;
       });
       this.host.reset("index");
       await this.host.subscribe("index", {
@@ -343,7 +344,7 @@ export class SessionAgent extends DurableObject<Env> {
     });
   }
 
-  live(): Promise<SessionLive> {
+  live(): Promise<RpcResult<SessionLive>> {
     return this.#call(async () => this.#live());
   }
 

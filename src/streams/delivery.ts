@@ -19,6 +19,7 @@
 import { CallableError } from "../callables/errors";
 import { invokeCallable } from "../callables/invoke";
 import type { CallablePolicy } from "../callables/policy";
+import { isRpcResult } from "../rpc/result";
 import type { StreamCore } from "./core";
 import type { StreamLog, StreamMeta } from "./log";
 import { decodeEvent, encodeEvent, type StreamEvent } from "./messages";
@@ -212,13 +213,17 @@ export class Deliveries {
               nextOffset: batch.nextOffset,
             }
           : batch;
-      const result = await invokeCallable(sub.callable, payload, {
+      const answer = await invokeCallable(sub.callable, payload, {
         env: this.deps.env,
         policy: this.deps.policy(),
         secret: sub.secret,
         // Stable across retries of the same events (the scanned range may grow meanwhile).
         messageId: `${sub.key}@${batch.events[0]!.offset}-${batch.events.at(-1)!.offset}`,
       });
+      // In-platform subscribers (processor hosts) answer a result envelope (src/rpc/result.ts).
+      if (isRpcResult(answer) && !answer.ok)
+        throw new CallableError("remote", answer.error.message, true);
+      const result = isRpcResult(answer) && answer.ok ? answer.value : answer;
       const ack = Math.min(ackOffsetOf(result) ?? through, through);
       if (ack > sub.cursor) {
         this.#settle(

@@ -3,8 +3,8 @@
  * - typed RPC (`create`, `appendBatch`, `append`, `read`, `head`, `close`, …) for the worker
  *   and for other Durable Objects, and
  * - `fetch`, the Durable Streams HTTP protocol, for any Durable Streams client.
- * Errors thrown over RPC are ApiErrors flattened into their message (see http/errors.ts);
- * callers rebuild them with `ApiError.from`.
+ * RPC methods answer a result envelope (src/rpc/result.ts): expected errors are values, not
+ * exceptions that workerd would log as uncaught; callers use `rpcClient(stub)` or `unwrap`.
  */
 import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
@@ -13,7 +13,8 @@ import { CallableError } from "../callables/errors";
 import { checkCallable, readPolicy } from "../callables/policy";
 import { newWebhookSecret } from "../callables/webhook";
 import { type Env, readSettings } from "../env";
-import { ApiError, badRequest, conflict, notFound } from "../http/errors";
+import { badRequest, conflict, notFound } from "../http/errors";
+import { type RpcResult, rpcClient, serveRpc } from "../rpc/result";
 import { type AppendOutcome, type ForkSnapshotRequest, StreamCore, type StreamPeers } from "./core";
 import { DEFAULT_DELIVERY, Deliveries, matches } from "./delivery";
 import { type StoredMessage, StreamLog, type StreamMeta } from "./log";
@@ -217,20 +218,21 @@ export class StreamDurableObject extends DurableObject<Env> {
   }
 
   #peer(name: string) {
-    return this.env.STREAMS.get(this.env.STREAMS.idFromName(name));
+    return rpcClient(
+      this.env.STREAMS.get(this.env.STREAMS.idFromName(name)) as unknown as Pick<
+        StreamDurableObject,
+        "forkSnapshot" | "exportMessages" | "releaseFork"
+      >,
+    );
   }
 
-  /** Runs an RPC body, flattening ApiErrors so that they survive the hop. */
-  async #rpc<T>(fn: () => T | Promise<T>): Promise<T> {
-    try {
+  /** Runs an RPC body and answers its result envelope (expected errors as values). */
+  #rpc<T>(fn: () => T | Promise<T>): Promise<RpcResult<Awaited<T>>> {
+    return serveRpc(`stream ${this.#core.log.meta()?.path ?? "(new)"}`, async () => {
       const result = await fn();
       await this.#armAlarm();
       return result;
-    } catch (error) {
-      const known = ApiError.from(error);
-      if (known instanceof ApiError) throw known.toRpcError();
-      throw error;
-    }
+    });
   }
 
   override async fetch(request: Request): Promise<Response> {
@@ -246,7 +248,7 @@ export class StreamDurableObject extends DurableObject<Env> {
     name: string,
     path: string,
     options: CreateOptions = {},
-  ): Promise<{ created: boolean; head: StreamHead }> {
+  ): Promise<RpcResult<{ created: boolean; head: StreamHead }>> {
     return this.#rpc(async () => {
       const opts = parse(createOptionsSchema, options, "create options");
       const result = await this.#core.create({
@@ -264,7 +266,10 @@ export class StreamDurableObject extends DurableObject<Env> {
   }
 
   /** Appends typed events atomically; repeated idempotency keys return the original events. */
-  appendBatch(events: EventInput[], options: AppendOptions = {}): Promise<StreamEvent[]> {
+  appendBatch(
+    events: EventInput[],
+    options: AppendOptions = {},
+  ): Promise<RpcResult<StreamEvent[]>> {
     return this.#rpc(() => {
       const input = parse(z.array(eventInputSchema).min(1).max(1_000), events, "events");
       const opts = parse(appendOptionsSchema, options, "append options");
@@ -277,9 +282,9 @@ export class StreamDurableObject extends DurableObject<Env> {
     });
   }
 
-  async append(event: EventInput, options: AppendOptions = {}): Promise<StreamEvent> {
-    const [committed] = await this.appendBatch([event], options);
-    return committed!;
+  async append(event: EventInput, options: AppendOptions = {}): Promise<RpcResult<StreamEvent>> {
+    const result = await this.appendBatch([event], options);
+    return result.ok ? { ok: true, value: result.value[0]! } : result;
   }
 
   /**
@@ -306,7 +311,7 @@ export class StreamDurableObject extends DurableObject<Env> {
   /** Events with offset > after, oldest first. */
   read(
     options: ReadOptions = {},
-  ): Promise<{ events: StreamEvent[]; head: StreamHead; upToDate: boolean }> {
+  ): Promise<RpcResult<{ events: StreamEvent[]; head: StreamHead; upToDate: boolean }>> {
     return this.#rpc(() => {
       const opts = parse(readOptionsSchema, options, "read options");
       const { events, meta } = this.#core.readEvents(opts.after, opts.limit);
@@ -315,7 +320,7 @@ export class StreamDurableObject extends DurableObject<Env> {
     });
   }
 
-  getByIdempotencyKey(key: string): Promise<StreamEvent | null> {
+  getByIdempotencyKey(key: string): Promise<RpcResult<StreamEvent | null>> {
     return this.#rpc(() => {
       const k = parse(z.string().min(1).max(512), key, "idempotency key");
       this.#core.live(Date.now());
@@ -324,12 +329,12 @@ export class StreamDurableObject extends DurableObject<Env> {
     });
   }
 
-  head(): Promise<StreamHead> {
+  head(): Promise<RpcResult<StreamHead>> {
     return this.#rpc(() => toHead(this.#core.live(Date.now())));
   }
 
   /** Closes the stream. Idempotent: the first terminal writer's status and reason stay. */
-  close(options: CloseOptions = {}): Promise<StreamHead> {
+  close(options: CloseOptions = {}): Promise<RpcResult<StreamHead>> {
     return this.#rpc(() => {
       const opts = parse(closeOptionsSchema, options, "close options");
       return toHead(this.#core.close(opts.status, opts.reason));
@@ -345,7 +350,7 @@ export class StreamDurableObject extends DurableObject<Env> {
    */
   configureSubscription(
     input: SubscriptionInput,
-  ): Promise<{ created: boolean; subscription: SubscriptionStatus; secret?: string }> {
+  ): Promise<RpcResult<{ created: boolean; subscription: SubscriptionStatus; secret?: string }>> {
     return this.#rpc(() => {
       const wanted = parse(subscriptionInputSchema, input, "subscription");
       try {
@@ -388,7 +393,7 @@ export class StreamDurableObject extends DurableObject<Env> {
     });
   }
 
-  removeSubscription(key: string): Promise<void> {
+  removeSubscription(key: string): Promise<RpcResult<void>> {
     return this.#rpc(() => {
       const k = parse(subscriptionKeySchema, key, "subscription key");
       this.#core.live(Date.now());
@@ -424,7 +429,7 @@ export class StreamDurableObject extends DurableObject<Env> {
    * retries from the cursor at once (the stuck event first), with a fresh attempt budget.
    * Unknown key → 404; a subscription that is not parked → 409.
    */
-  resumeSubscription(key: string, by: Principal): Promise<SubscriptionStatus> {
+  resumeSubscription(key: string, by: Principal): Promise<RpcResult<SubscriptionStatus>> {
     return this.#rpc(() => {
       const k = parse(subscriptionKeySchema, key, "subscription key");
       const principal = parse(principalSchema, by, "principal");
@@ -449,7 +454,7 @@ export class StreamDurableObject extends DurableObject<Env> {
     key: string,
     by: Principal,
     options: SkipOptions = {},
-  ): Promise<{ skipped: number[]; subscription: SubscriptionStatus }> {
+  ): Promise<RpcResult<{ skipped: number[]; subscription: SubscriptionStatus }>> {
     return this.#rpc(() => {
       const k = parse(subscriptionKeySchema, key, "subscription key");
       const principal = parse(principalSchema, by, "principal");
@@ -487,11 +492,11 @@ export class StreamDurableObject extends DurableObject<Env> {
   }
 
   /** Starts any delivery that is due now (subscribers call this when they restart). */
-  resumeDeliveries(): Promise<void> {
+  resumeDeliveries(): Promise<RpcResult<void>> {
     return this.#rpc(() => this.#deliveries.kick());
   }
 
-  listSubscriptions(): Promise<SubscriptionStatus[]> {
+  listSubscriptions(): Promise<RpcResult<SubscriptionStatus[]>> {
     return this.#rpc(() => {
       const meta = this.#core.live(Date.now());
       return this.#subscriptions.all().map((sub) => toStatus(sub, meta.tail));
@@ -504,11 +509,11 @@ export class StreamDurableObject extends DurableObject<Env> {
     return this.#rpc(() => this.#core.forkSnapshot(fork, request));
   }
 
-  exportMessages(after: number, upTo: number): Promise<StoredMessage[]> {
+  exportMessages(after: number, upTo: number): Promise<RpcResult<StoredMessage[]>> {
     return this.#rpc(() => this.#core.exportMessages(after, upTo));
   }
 
-  releaseFork(fork: string): Promise<void> {
+  releaseFork(fork: string): Promise<RpcResult<void>> {
     return this.#rpc(() => this.#core.releaseFork(fork));
   }
 

@@ -5,11 +5,11 @@
  * `failed` with the error, in D1 and in GET /v1/sessions/:id, across an eviction of the
  * SessionAgent; resuming the subscription runs the turn and the session recovers.
  */
-import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { SessionAgent } from "../../src/sessions/session-agent";
 import type { StreamDurableObject } from "../../src/streams/stream-do";
+import { evictDurableObject, rpcClient, runInDurableObject } from "../support/rpc";
 import {
   api,
   createSession,
@@ -23,9 +23,12 @@ import {
 import { pumpUntil } from "../workers/helpers";
 
 const streamOf = (id: string) =>
-  env.STREAMS.get(
-    env.STREAMS.idFromName(`default:/sessions/${id}`),
-  ) as unknown as DurableObjectStub & Pick<StreamDurableObject, "listSubscriptions">;
+  rpcClient(
+    env.STREAMS.get(env.STREAMS.idFromName(`default:/sessions/${id}`)) as unknown as Pick<
+      StreamDurableObject,
+      "listSubscriptions" | "configureSubscription"
+    >,
+  );
 
 async function d1Row(id: string) {
   return env.DB.prepare("SELECT status, last_error FROM sessions WHERE id = ?")
@@ -103,10 +106,7 @@ describe("a stuck session processor", () => {
   it("a parked subscription that is not the session's own leaves the session alone", async () => {
     const id = await createSession({ title: "not mine" });
     await waitForSession(id, (s) => s.status === "idle");
-    const stream = env.STREAMS.get(
-      env.STREAMS.idFromName(`default:/sessions/${id}`),
-    ) as unknown as Pick<StreamDurableObject, "configureSubscription" | "listSubscriptions"> &
-      DurableObjectStub;
+    const stream = streamOf(id);
     // A tenant's own subscriber on the session stream, under a key that mimics a processor's.
     await stream.configureSubscription({
       key: `agent@SESSIONS/default:someone-else`,

@@ -6,25 +6,33 @@
  * event; both are events naming who did it, over HTTP (tenant and admin) and RPC, and the
  * parked state survives eviction.
  */
-import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import type { Unwrapped } from "../../src/rpc/result";
 import type { DeliveryBatch } from "../../src/streams/delivery";
 import type { EventInput, StreamEvent } from "../../src/streams/messages";
 import type { StreamDurableObject, SubscriptionStatus } from "../../src/streams/stream-do";
+import {
+  evictDurableObject,
+  rpcClient,
+  runDurableObjectAlarm,
+  runInDurableObject,
+} from "../support/rpc";
 import { waitFor } from "../support/wait";
 import { pumpUntil } from "./helpers";
 
 type StreamStub = DurableObjectStub &
-  Pick<
-    StreamDurableObject,
-    | "create"
-    | "appendBatch"
-    | "read"
-    | "configureSubscription"
-    | "listSubscriptions"
-    | "resumeSubscription"
-    | "skipSubscription"
+  Unwrapped<
+    Pick<
+      StreamDurableObject,
+      | "create"
+      | "appendBatch"
+      | "read"
+      | "configureSubscription"
+      | "listSubscriptions"
+      | "resumeSubscription"
+      | "skipSubscription"
+    >
   >;
 
 interface SubscriberStub extends DurableObjectStub {
@@ -43,7 +51,7 @@ const uid = () => crypto.randomUUID().slice(0, 8);
 const ev = (type: string, n: number): EventInput => ({ type, payload: { n } });
 
 const streamStub = (name: string) =>
-  testEnv.STREAMS.get(testEnv.STREAMS.idFromName(name)) as unknown as StreamStub;
+  rpcClient(testEnv.STREAMS.get(testEnv.STREAMS.idFromName(name))) as unknown as StreamStub;
 
 async function newStream(label: string) {
   const path = `/park/${label}-${uid()}`;

@@ -7,12 +7,12 @@
  * Batches are either hand-made and handed to the host directly (`deliverTo`), or delivered
  * for real by a Stream DO subscription.
  */
-import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { DeliveryBatch } from "../../src/streams/delivery";
 import type { EventInput, StreamEvent } from "../../src/streams/messages";
 import type { StartAt } from "../../src/streams/system-events";
+import { rpcClient, runInDurableObject } from "../support/rpc";
 import { waitFor } from "../support/wait";
 import { pumpUntil } from "./helpers";
 
@@ -74,7 +74,9 @@ const uid = () => crypto.randomUUID().slice(0, 8);
 async function newStream(label: string) {
   const path = `/ph/${label}-${uid()}`;
   const name = `default:${path}`;
-  const stub = testEnv.STREAMS.get(testEnv.STREAMS.idFromName(name)) as unknown as StreamStub;
+  const stub = rpcClient(
+    testEnv.STREAMS.get(testEnv.STREAMS.idFromName(name)),
+  ) as unknown as StreamStub;
   await stub.create(name, path);
   return { path, name, stub };
 }

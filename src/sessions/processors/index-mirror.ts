@@ -10,8 +10,8 @@
  * row shows `failed` with the stuck processor's error within one delivery. `-resumed`,
  * `-skipped` or `-recovered` clear it, and the status returns to what the session's own
  * events say (the park stays in the stream as history). One gap is inherent: if the index's
- * own subscription is parked it cannot write D1; the subscription status and the stream's
- * event still show it, and `GET /v1/sessions/:id` reads the parked state live.
+ * own subscription is parked, it sees neither the event nor D1; the subscription's status
+ * (`GET /v1/subscriptions`) and the stream's event still show it.
  */
 import type { StateOf, TypedEvent } from "../../processors/contract";
 import { type BatchHookArgs, StreamProcessor } from "../../processors/processor";
