@@ -4,6 +4,7 @@
  * driver Durable Object that runs the measurements inside workerd (one clock, no HTTP in the
  * measured path). Never deployed.
  */
+
 import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
 import type { Env as AppEnv } from "../src/env";
@@ -11,6 +12,7 @@ import app from "../src/index";
 import { defineContract } from "../src/processors/contract";
 import { ProcessorHost } from "../src/processors/host";
 import { type EventHookArgs, StreamProcessor } from "../src/processors/processor";
+import { rpcClient } from "../src/rpc/result";
 import type { DeliveryBatch } from "../src/streams/delivery";
 
 export { SessionAgent } from "../src/sessions/session-agent";
@@ -92,10 +94,12 @@ export class BenchDriver extends DurableObject<Env> {
   }
 
   #stream(name: string) {
-    return this.env.STREAMS.get(this.env.STREAMS.idFromName(name)) as unknown as Pick<
-      StreamDurableObject,
-      "create" | "append" | "appendBatch" | "head"
-    >;
+    return rpcClient(
+      this.env.STREAMS.get(this.env.STREAMS.idFromName(name)) as unknown as Pick<
+        StreamDurableObject,
+        "create" | "append" | "appendBatch" | "head"
+      >,
+    );
   }
 
   async #setup(run: string, subscribers: number) {

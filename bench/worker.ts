@@ -24,6 +24,7 @@ import { z } from "zod";
 import { authenticate } from "../src/auth/authenticate";
 import type { Env } from "../src/env";
 import production from "../src/index";
+import { unwrap } from "../src/rpc/result";
 import { StreamLog } from "../src/streams/log";
 import { decodeEvent, encodeEvent, eventInputSchema } from "../src/streams/messages";
 import { STREAM_ROUTE, streamName } from "../src/streams/naming";
@@ -145,15 +146,16 @@ export class StreamDurableObject extends ProdStreamDurableObject {
     const events = benchEvents(batchSize, padBytes);
     const body = encodeEvent(benchEvents(1, padBytes)[0]!).body as string;
     const name = streamName(request.tenant, request.path);
-    const head = await this.head().catch(() => null);
-    if (head === null) await this.create(name, request.path, { contentType: "application/json" });
+    const head = await this.head();
+    if (!head.ok)
+      await unwrap(this.create(name, request.path, { contentType: "application/json" }));
     this.#scratch();
 
     const started = Date.now();
     let rows = batches * batchSize;
     switch (op) {
       case "appendBatch":
-        for (let b = 0; b < batches; b++) await this.appendBatch(events);
+        for (let b = 0; b < batches; b++) await unwrap(this.appendBatch(events));
         break;
       case "rawInsert":
       case "rawInsertTxn": {

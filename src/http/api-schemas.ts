@@ -67,7 +67,7 @@ const subscriptionSchema = z.looseObject({
   eventTypes: z.array(z.string()),
   cursor: z.number().int(),
   lag: z.number().int(),
-  status: z.string(),
+  status: z.string().describe("healthy, failing or parked"),
   attempts: z.number().int(),
   lastError: z.string().nullable(),
   nextRetryAt: z.string().nullable(),
@@ -80,4 +80,13 @@ export const subscriptionPutSchema = z.object({
 export const subscriptionListSchema = z.object({
   stream: z.string(),
   subscriptions: z.array(subscriptionSchema),
+});
+export const subscriptionResumedSchema = z.object({
+  stream: z.string(),
+  subscription: subscriptionSchema,
+});
+export const subscriptionSkippedSchema = z.object({
+  stream: z.string(),
+  skipped: z.array(z.number().int()).describe("the offsets skipped"),
+  subscription: subscriptionSchema,
 });

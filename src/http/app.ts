@@ -28,6 +28,15 @@ export type AppEnv = {
   Variables: { tenant: string; principal: Principal };
 };
 
+/**
+ * A request refused before its body was read still has the client's body in flight: cancel
+ * it, or workerd fails reading it after the response ("Can't read from request stream after
+ * response has been sent").
+ */
+async function discardBody(request: Request): Promise<void> {
+  if (request.body && !request.bodyUsed) await request.body.cancel().catch(() => {});
+}
+
 export function createApp() {
   const app = new Hono<AppEnv>();
 
@@ -91,7 +100,8 @@ export function createApp() {
   // A known path with an unsupported method is a 405 naming the methods it has (from the
   // route table, built on first use when every route is registered).
   let allowed: ((pathname: string) => string[]) | undefined;
-  app.notFound((c) => {
+  app.notFound(async (c) => {
+    await discardBody(c.req.raw);
     const pathname = new URL(c.req.url).pathname;
     allowed ??= allowIndex(app.routes);
     const methods = allowed(pathname);
@@ -111,7 +121,8 @@ export function createApp() {
     );
   });
 
-  app.onError((error) => {
+  app.onError(async (error, c) => {
+    await discardBody(c.req.raw);
     const known = ApiError.from(error);
     if (known instanceof ApiError) return errorResponse(known);
     console.error(

@@ -1,8 +1,9 @@
 /**
  * One error type for every failure a caller can act on. It carries an HTTP status and a
- * stable machine code, renders as `{ error: { code, message, details? } }`, and survives a
- * Workers RPC hop: RPC keeps only an error's message, so the code and status travel inside
- * the message and `ApiError.from` rebuilds the typed error on the caller's side.
+ * stable machine code and renders as `{ error: { code, message, details? } }`. Across a
+ * Durable Object RPC hop it travels as a value in a result envelope (src/rpc/result.ts), not
+ * as an exception (workerd logs those as uncaught). `ApiError.from` still rebuilds one from
+ * the older `ApiError:{…}` message form.
  */
 export type ErrorCode =
   | "bad_request"
@@ -27,6 +28,7 @@ export type ErrorCode =
   | "tokens_not_configured"
   | "internal";
 
+/** Prefix of the older message form of an ApiError that crossed RPC as an exception. */
 const RPC_PREFIX = "ApiError";
 
 export class ApiError extends Error {
@@ -50,13 +52,6 @@ export class ApiError extends Error {
         ...(this.details === undefined ? {} : { details: this.details }),
       },
     };
-  }
-
-  /** The message form that crosses an RPC boundary intact. */
-  toRpcError(): Error {
-    return new Error(
-      `${RPC_PREFIX}:${JSON.stringify({ s: this.status, c: this.code, m: this.message, d: this.details })}`,
-    );
   }
 
   /** Rebuilds an ApiError thrown on the far side of an RPC call; anything else is returned as is. */

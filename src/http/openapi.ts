@@ -20,10 +20,12 @@ import {
   sessionSchema,
   subscriptionListSchema,
   subscriptionPutSchema,
+  subscriptionResumedSchema,
+  subscriptionSkippedSchema,
   tokenSchema,
 } from "./api-schemas";
 import { cancelSchema, createSchema, decisionSchema, listSchema, messageSchema } from "./sessions";
-import { putSchema } from "./subscriptions";
+import { putSchema, skipSchema } from "./subscriptions";
 
 const json = (schema: z.ZodType) => z.toJSONSchema(schema, { io: "input", unrepresentable: "any" });
 const out = (schema: z.ZodType) => z.toJSONSchema(schema, { io: "output", unrepresentable: "any" });
@@ -230,6 +232,26 @@ export function openApiDocument() {
           summary: "Remove a subscription",
           parameters: [query("stream", true), query("key", true)],
           responses: { "204": { description: "Removed" }, ...errors },
+        },
+      },
+      "/v1/subscriptions/resume": {
+        post: {
+          summary:
+            "Resume a parked subscription: retry from its cursor (409 when it is not parked)",
+          parameters: [query("stream", true), query("key", true)],
+          responses: {
+            "200": ok("The resumed subscription", subscriptionResumedSchema),
+            ...errors,
+          },
+        },
+      },
+      "/v1/subscriptions/skip": {
+        post: {
+          summary:
+            "Skip the event a parked subscription is stuck on (recorded with who skipped it; 409 when it is not parked or `offset` is not the stuck one)",
+          parameters: [query("stream", true), query("key", true)],
+          requestBody: body(skipSchema, false),
+          responses: { "200": ok("What was skipped", subscriptionSkippedSchema), ...errors },
         },
       },
     },

@@ -12,9 +12,10 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { forbidden } from "../auth/principal";
 import { invalidToken, type TokenScope } from "../auth/session-tokens";
+import { type RpcResult, unwrap } from "../rpc/result";
 import { type SessionAgentRpc, sessionObjectName } from "../sessions/session-agent";
 import type { AppEnv } from "./app";
-import { ApiError, notFound } from "./errors";
+import { notFound } from "./errors";
 
 export function agent(c: Context<AppEnv>, id: string): SessionAgentRpc {
   return c.env.SESSIONS.get(
@@ -22,13 +23,8 @@ export function agent(c: Context<AppEnv>, id: string): SessionAgentRpc {
   ) as unknown as SessionAgentRpc;
 }
 
-export async function rpc<T>(call: () => Promise<T>): Promise<T> {
-  try {
-    return await call();
-  } catch (error) {
-    throw ApiError.from(error);
-  }
-}
+/** Calls the session's object; its result envelope becomes the value or an ApiError here. */
+export const rpc = <T>(call: () => Promise<RpcResult<T>>): Promise<T> => unwrap(call());
 
 export function access(scope: TokenScope | null): MiddlewareHandler<AppEnv> {
   return async (c, next) => {

@@ -6,7 +6,7 @@
 import type { Context } from "hono";
 import { STREAM_ROUTE, streamName } from "../streams/naming";
 import { validateStreamPath } from "../streams/path";
-import { INTERNAL } from "../streams/protocol/handler";
+import { INTERNAL, MAX_BODY_BYTES, tooLarge } from "../streams/protocol/handler";
 import type { AppEnv } from "./app";
 import { badRequest } from "./errors";
 
@@ -30,6 +30,9 @@ export function forwardToStream(
       : forkedFrom;
     headers.set(INTERNAL.forkSource, streamName(tenant, validateStreamPath(source)));
   }
+  // A body declared too large is refused here, before it is piped to the Durable Object (which
+  // would answer 413 while the pipe still reads the client's body after the response).
+  if (Number(c.req.header("content-length") ?? "0") > MAX_BODY_BYTES) throw tooLarge();
   const stub = c.env.STREAMS.get(c.env.STREAMS.idFromName(streamName(tenant, path)));
   const hasBody = c.req.method !== "GET" && c.req.method !== "HEAD";
   // A session token in the query (EventSource) has done its work: it goes no further.

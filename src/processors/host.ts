@@ -18,6 +18,7 @@
 import type { z } from "zod";
 import type { Env } from "../env";
 import { ApiError } from "../http/errors";
+import { type RpcResult, rpcFail, rpcOk, unwrap } from "../rpc/result";
 import type { DeliveryBatch } from "../streams/delivery";
 import type { StreamEvent } from "../streams/messages";
 import type { StartAt } from "../streams/system-events";
@@ -152,17 +153,19 @@ export class ProcessorHost {
     const processor = this.#processor(name);
     this.#bind(name, options.streamName);
     const stub = this.env.STREAMS.get(this.env.STREAMS.idFromName(options.streamName));
-    return stub.configureSubscription({
-      key: subscriptionKeyFor(name, this.identity.binding, options.hostName),
-      callable: {
-        kind: "durable-object",
-        binding: this.identity.binding,
-        name: options.hostName,
-        method: this.identity.method ?? "deliver",
-      },
-      eventTypes: consumedTypes(processor.contract),
-      startAt: options.startAt ?? "beginning",
-    });
+    return unwrap(
+      stub.configureSubscription({
+        key: subscriptionKeyFor(name, this.identity.binding, options.hostName),
+        callable: {
+          kind: "durable-object",
+          binding: this.identity.binding,
+          name: options.hostName,
+          method: this.identity.method ?? "deliver",
+        },
+        eventTypes: consumedTypes(processor.contract),
+        startAt: options.startAt ?? "beginning",
+      }),
+    );
   }
 
   /**
@@ -184,9 +187,22 @@ export class ProcessorHost {
     return next.then(() => undefined);
   }
 
-  /** Entry point for deliveries: routes the batch to the processor named by its subscription key. */
-  deliver(batch: DeliveryBatch): Promise<{ ackOffset: number }> {
-    return this.deliverTo(processorOfKey(batch.subscriptionKey), batch);
+  /**
+   * Entry point for deliveries: routes the batch to the processor named by its subscription
+   * key. A failed batch answers `{ ok: false, error }` (the stream retries it and logs the
+   * failure once) rather than throwing an exception workerd would log as uncaught here too.
+   */
+  async deliver(batch: DeliveryBatch): Promise<RpcResult<{ ackOffset: number }>> {
+    try {
+      return rpcOk(await this.deliverTo(processorOfKey(batch.subscriptionKey), batch));
+    } catch (error) {
+      const known = ApiError.from(error);
+      return rpcFail(
+        known instanceof ApiError
+          ? known
+          : new ApiError(500, "internal", String((error as Error)?.message ?? error)),
+      );
+    }
   }
 
   /** Processes a batch for one processor, after any batch already running for it. */
@@ -321,13 +337,12 @@ export class ProcessorHost {
 
   async #append(streamName: string, events: AppendRequest[]): Promise<StreamEvent[]> {
     const stub: {
-      appendBatch(events: AppendRequest[], options: { asProcessor: true }): Promise<StreamEvent[]>;
+      appendBatch(
+        events: AppendRequest[],
+        options: { asProcessor: true },
+      ): Promise<RpcResult<StreamEvent[]>>;
     } = this.env.STREAMS.get(this.env.STREAMS.idFromName(streamName)) as never;
-    try {
-      // Processor keys (`<processor>/<key>@<offset>`) are reserved for processors' own appends.
-      return await stub.appendBatch(events, { asProcessor: true });
-    } catch (error) {
-      throw ApiError.from(error);
-    }
+    // Processor keys (`<processor>/<key>@<offset>`) are reserved for processors' own appends.
+    return unwrap(stub.appendBatch(events, { asProcessor: true }));
   }
 }

@@ -14,9 +14,11 @@ import { deleteSessionRow, upsertSessionRow } from "../db/sessions-index";
 import { type Env, readSettings } from "../env";
 import { ApiError, conflict, notFound } from "../http/errors";
 import { ProcessorHost, subscriptionKeyFor } from "../processors/host";
+import { type RpcResult, rpcClient, serveRpc, type Unwrapped } from "../rpc/result";
 import type { DeliveryBatch } from "../streams/delivery";
 import type { StreamEvent } from "../streams/messages";
 import { streamName } from "../streams/naming";
+import type { StreamDurableObject } from "../streams/stream-do";
 import {
   CHUNK_EVENT,
   MAX_INPUT_CONTENT_BYTES,
@@ -28,7 +30,7 @@ import type { AgentState } from "./conversation";
 import { type SessionEventPayload, sessionEvents } from "./events";
 import { resolveModel } from "./models/registry";
 import { AgentProcessor } from "./processors/agent";
-import { IndexProcessor, type IndexRow } from "./processors/index-mirror";
+import { effectiveStatus, IndexProcessor, type IndexRow } from "./processors/index-mirror";
 import { ModelProcessor } from "./processors/model";
 import { ToolProcessor } from "./processors/tools";
 import type { SessionSummary } from "./summary";
@@ -86,16 +88,20 @@ export interface SessionLive {
   lastOffset: number;
 }
 
-type StreamStub = {
-  create(name: string, path: string, options?: { contentType?: string }): Promise<unknown>;
-  appendBatch(events: unknown[]): Promise<StreamEvent[]>;
-  read(options: { after?: number; limit?: number }): Promise<{ events: StreamEvent[] }>;
-  head(): Promise<{ lastOffset: number; closed: boolean }>;
-  close(options: { status?: "ended" | "failed"; reason?: string | null }): Promise<unknown>;
-  listSubscriptions(): Promise<{ key: string; cursor: number }[]>;
-  resumeDeliveries(): Promise<void>;
-  removeSubscription(key: string): Promise<void>;
-};
+/** The session stream's RPC, unwrapped (values, or ApiErrors thrown on this side). */
+type StreamStub = Unwrapped<
+  Pick<
+    StreamDurableObject,
+    | "create"
+    | "appendBatch"
+    | "read"
+    | "head"
+    | "close"
+    | "listSubscriptions"
+    | "resumeDeliveries"
+    | "removeSubscription"
+  >
+>;
 
 export class SessionAgent extends DurableObject<Env> {
   readonly host: ProcessorHost;
@@ -133,7 +139,13 @@ export class SessionAgent extends DurableObject<Env> {
         sessionId: () => this.#identity().sessionId,
       }),
     );
-    this.index = this.host.register("index", new IndexProcessor((row) => this.#writeIndex(row)));
+    this.index = this.host.register(
+      "index",
+      new IndexProcessor(
+        (row) => this.#writeIndex(row),
+        (key) => this.#ownKey(key),
+      ),
+    );
     // Resume work that was in flight when the object died. Not inside blockConcurrencyWhile:
     // deliveries are inbound calls, and a closed input gate would deadlock them.
     ctx.waitUntil(this.#resume());
@@ -162,25 +174,29 @@ export class SessionAgent extends DurableObject<Env> {
   }
 
   #stream(): StreamStub {
-    return this.env.STREAMS.get(
-      this.env.STREAMS.idFromName(this.#streamName()),
+    return rpcClient(
+      this.env.STREAMS.get(this.env.STREAMS.idFromName(this.#streamName())),
     ) as unknown as StreamStub;
   }
 
-  async #call<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (error) {
-      const known = ApiError.from(error);
-      if (known instanceof ApiError) throw known.toRpcError();
-      throw error;
-    }
+  /** Whether a subscription key belongs to one of this session's processors. */
+  #ownKey(key: string): boolean {
+    const identity = this.#identityOrNull();
+    if (!identity) return false;
+    const host = sessionObjectName(identity.tenant, identity.sessionId);
+    return PROCESSORS.some((p) => key === subscriptionKeyFor(p, SESSION_BINDING, host));
+  }
+
+  /** Runs an RPC body and answers its result envelope (expected errors as values). */
+  #call<T>(fn: () => Promise<T>): Promise<RpcResult<T>> {
+    const where = this.#identityOrNull()?.sessionId ?? "(new)";
+    return serveRpc(`session ${where}`, fn);
   }
 
   // ---- RPC for the HTTP API -----------------------------------------------------------
 
   /** Creates the session: its stream, the processors' subscriptions, and `session/created`. */
-  create(input: CreateSessionInput): Promise<SessionLive> {
+  create(input: CreateSessionInput): Promise<RpcResult<SessionLive>> {
     return this.#call(async () => {
       const existing = this.#identityOrNull();
       if (
@@ -234,7 +250,7 @@ export class SessionAgent extends DurableObject<Env> {
   sendMessage(
     content: string,
     idempotencyKey?: string,
-  ): Promise<{ offset: number; messageId: string; queued: boolean }> {
+  ): Promise<RpcResult<{ offset: number; messageId: string; queued: boolean }>> {
     return this.#call(async () => {
       const summary = this.host.state<typeof this.agent.contract>("agent").summary;
       if (summary.status === "deleted") throw notFound("session not found");
@@ -289,7 +305,7 @@ export class SessionAgent extends DurableObject<Env> {
     toolCallId: string,
     approved: boolean,
     reason: string | null,
-  ): Promise<{ toolCallId: string; approved: boolean; reason: string | null }> {
+  ): Promise<RpcResult<{ toolCallId: string; approved: boolean; reason: string | null }>> {
     return this.#call(async () => {
       await this.#catchUp("tools");
       const calls = this.host.state<typeof this.tools.contract>("tools").calls;
@@ -324,7 +340,7 @@ export class SessionAgent extends DurableObject<Env> {
   }
 
   /** Requests cancellation of the running turn (its model request is aborted, approvals cancelled). */
-  cancel(reason: string | null): Promise<{ offset: number }> {
+  cancel(reason: string | null): Promise<RpcResult<{ offset: number }>> {
     return this.#call(async () => {
       const [event] = await this.#stream().appendBatch([
         { type: "session/cancel-requested", payload: { reason } },
@@ -334,7 +350,7 @@ export class SessionAgent extends DurableObject<Env> {
   }
 
   /** Deletes the session: `session/deleted`, then the stream is closed and the index row removed. */
-  remove(): Promise<void> {
+  remove(): Promise<RpcResult<void>> {
     return this.#call(async () => {
       const { tenant, sessionId } = this.#identity();
       const stream = this.#stream();
@@ -354,7 +370,7 @@ export class SessionAgent extends DurableObject<Env> {
    * and its subscription configured anew from the beginning, so every event is reduced again
    * (as history: no side effects but the row write of each batch).
    */
-  reindex(): Promise<void> {
+  reindex(): Promise<RpcResult<void>> {
     return this.#call(async () => {
       const { tenant, sessionId } = this.#identity();
       const stream = this.#stream();
@@ -364,8 +380,7 @@ export class SessionAgent extends DurableObject<Env> {
         sessionObjectName(tenant, sessionId),
       );
       await stream.removeSubscription(key).catch((error: unknown) => {
-        const known = ApiError.from(error);
-        if (!(known instanceof ApiError && known.status === 404)) throw error;
+        if (!(error instanceof ApiError && error.status === 404)) throw error;
       });
       this.host.reset("index");
       await this.host.subscribe("index", {
@@ -376,7 +391,7 @@ export class SessionAgent extends DurableObject<Env> {
     });
   }
 
-  live(): Promise<SessionLive> {
+  live(): Promise<RpcResult<SessionLive>> {
     return this.#call(async () => this.#live());
   }
 
@@ -386,7 +401,7 @@ export class SessionAgent extends DurableObject<Env> {
    * The generation session tokens are minted with and checked against; 404 once the session
    * is deleted (which ends its tokens) or when it never existed.
    */
-  tokenGeneration(): Promise<number> {
+  tokenGeneration(): Promise<RpcResult<number>> {
     return this.#call(async () => {
       this.#identity();
       const summary = this.host.state<typeof this.agent.contract>("agent").summary;
@@ -396,7 +411,7 @@ export class SessionAgent extends DurableObject<Env> {
   }
 
   /** Revokes every token minted so far: they carry the old generation. */
-  revokeTokens(): Promise<{ generation: number }> {
+  revokeTokens(): Promise<RpcResult<{ generation: number }>> {
     return this.#call(async () => {
       this.#identity();
       const generation = this.#generation() + 1;
@@ -418,14 +433,17 @@ export class SessionAgent extends DurableObject<Env> {
   async #live(): Promise<SessionLive> {
     const { sessionId } = this.#identity();
     const { state, checkpoint } = this.host.snapshot<typeof this.agent.contract>("agent");
+    // A parked processor (known durably to the index processor) makes the session failed.
+    const { parked } = this.host.state<typeof this.index.contract>("index");
+    const { status, lastError } = effectiveStatus(state.summary, parked);
     return {
       id: sessionId,
-      status: state.summary.status,
+      status,
       title: state.summary.title,
       model: state.summary.model,
       pendingApprovals: state.summary.pendingApprovals,
       queuedMessages: state.queue.length,
-      lastError: state.summary.lastError,
+      lastError,
       messages: state.messages,
       lastOffset: checkpoint,
     };

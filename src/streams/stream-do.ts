@@ -3,8 +3,8 @@
  * - typed RPC (`create`, `appendBatch`, `append`, `read`, `head`, `close`, …) for the worker
  *   and for other Durable Objects, and
  * - `fetch`, the Durable Streams HTTP protocol, for any Durable Streams client.
- * Errors thrown over RPC are ApiErrors flattened into their message (see http/errors.ts);
- * callers rebuild them with `ApiError.from`.
+ * RPC methods answer a result envelope (src/rpc/result.ts): expected errors are values, not
+ * exceptions that workerd would log as uncaught; callers use `rpcClient(stub)` or `unwrap`.
  */
 import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
@@ -14,9 +14,10 @@ import { resolveTarget } from "../callables/invoke";
 import { checkCallable, readPolicy } from "../callables/policy";
 import { newWebhookSecret } from "../callables/webhook";
 import { type Env, readSettings } from "../env";
-import { ApiError, badRequest, conflict, notFound } from "../http/errors";
+import { badRequest, conflict, notFound } from "../http/errors";
+import { type RpcResult, rpcClient, serveRpc } from "../rpc/result";
 import { type AppendOutcome, type ForkSnapshotRequest, StreamCore, type StreamPeers } from "./core";
-import { DEFAULT_DELIVERY, Deliveries } from "./delivery";
+import { DEFAULT_DELIVERY, Deliveries, matches } from "./delivery";
 import { checkTtl, EXPIRY_CEILING_MS, parseExpiresAt } from "./expiry";
 import { type StoredMessage, StreamLog, type StreamMeta } from "./log";
 import {
@@ -32,7 +33,10 @@ import { handleProtocol, type ProtocolSettings } from "./protocol/handler";
 import { type Subscription, SubscriptionTable } from "./subscriptions";
 import {
   eventTypesSchema,
+  type Principal,
+  principalSchema,
   type SubscriptionConfigured,
+  type SystemEventPayload,
   startAtSchema,
   subscriptionKeySchema,
 } from "./system-events";
@@ -76,6 +80,13 @@ const readOptionsSchema = z.strictObject({
 });
 export type ReadOptions = z.input<typeof readOptionsSchema>;
 
+const skipOptionsSchema = z.strictObject({
+  /** The stuck offset the operator saw; a different one is a 409 (never skip blindly). */
+  offset: z.number().int().positive().optional(),
+  reason: z.string().max(2_000).nullable().default(null),
+});
+export type SkipOptions = z.input<typeof skipOptionsSchema>;
+
 const closeOptionsSchema = z.strictObject({
   status: z.enum(["ended", "failed"]).default("ended"),
   reason: z.string().max(2_000).nullable().default(null),
@@ -107,6 +118,7 @@ export type SubscriptionInput = z.input<typeof subscriptionInputSchema>;
 
 /** A subscription as the API shows it: configuration and delivery status, never the secret. */
 export type SubscriptionStatus = Omit<Subscription, "secret" | "health" | "nextRetryAt"> & {
+  /** `active`, `failing` (retrying with backoff) or `parked` (stopped: resume or skip it). */
   lag: number;
   status: Subscription["health"];
   nextRetryAt: string | null;
@@ -126,6 +138,8 @@ function toStatus(sub: Subscription, tail: number): SubscriptionStatus {
     lastError: sub.lastError,
     lastErrorRetryable: sub.lastErrorRetryable,
     nextRetryAt: sub.nextRetryAt === null ? null : new Date(sub.nextRetryAt).toISOString(),
+    stuckOffset: sub.stuckOffset,
+    stuckThrough: sub.stuckThrough,
   };
 }
 
@@ -176,6 +190,12 @@ export class StreamDurableObject extends DurableObject<Env> {
           subscriptions.configured(offset, payload as SubscriptionConfigured);
         if (type === "stream/subscription-removed")
           subscriptions.removed((payload as { key: string }).key);
+        if (type === "stream/subscriber-resumed")
+          subscriptions.resumed((payload as { key: string }).key);
+        if (type === "stream/subscriber-skipped") {
+          const skipped = payload as SystemEventPayload<"stream/subscriber-skipped">;
+          subscriptions.skipped(skipped.key, skipped.cursor);
+        }
       },
       committed: () => queueMicrotask(() => this.#deliveries.kick()),
       purged: () => subscriptions.clear(),
@@ -189,6 +209,7 @@ export class StreamDurableObject extends DurableObject<Env> {
       ...DEFAULT_DELIVERY,
       retryBaseMs: settings.DELIVERY_RETRY_BASE_MS,
       retryMaxMs: settings.DELIVERY_RETRY_MAX_MS,
+      maxAttempts: settings.DELIVERY_MAX_ATTEMPTS,
     };
     this.#deliveries = new Deliveries(log, subscriptions, this.#core, {
       env,
@@ -202,20 +223,21 @@ export class StreamDurableObject extends DurableObject<Env> {
   }
 
   #peer(name: string) {
-    return this.env.STREAMS.get(this.env.STREAMS.idFromName(name));
+    return rpcClient(
+      this.env.STREAMS.get(this.env.STREAMS.idFromName(name)) as unknown as Pick<
+        StreamDurableObject,
+        "forkSnapshot" | "exportMessages" | "releaseFork"
+      >,
+    );
   }
 
-  /** Runs an RPC body, flattening ApiErrors so that they survive the hop. */
-  async #rpc<T>(fn: () => T | Promise<T>): Promise<T> {
-    try {
+  /** Runs an RPC body and answers its result envelope (expected errors as values). */
+  #rpc<T>(fn: () => T | Promise<T>): Promise<RpcResult<Awaited<T>>> {
+    return serveRpc(`stream ${this.#core.log.meta()?.path ?? "(new)"}`, async () => {
       const result = await fn();
       await this.#armAlarm();
       return result;
-    } catch (error) {
-      const known = ApiError.from(error);
-      if (known instanceof ApiError) throw known.toRpcError();
-      throw error;
-    }
+    });
   }
 
   override async fetch(request: Request): Promise<Response> {
@@ -231,7 +253,7 @@ export class StreamDurableObject extends DurableObject<Env> {
     name: string,
     path: string,
     options: CreateOptions = {},
-  ): Promise<{ created: boolean; head: StreamHead }> {
+  ): Promise<RpcResult<{ created: boolean; head: StreamHead }>> {
     return this.#rpc(async () => {
       const opts = parse(createOptionsSchema, options, "create options");
       if (opts.ttlSeconds !== undefined && opts.expiresAt !== undefined)
@@ -258,7 +280,10 @@ export class StreamDurableObject extends DurableObject<Env> {
   }
 
   /** Appends typed events atomically; repeated idempotency keys return the original events. */
-  appendBatch(events: EventInput[], options: AppendOptions = {}): Promise<StreamEvent[]> {
+  appendBatch(
+    events: EventInput[],
+    options: AppendOptions = {},
+  ): Promise<RpcResult<StreamEvent[]>> {
     return this.#rpc(() => {
       const input = parse(z.array(eventInputSchema).min(1).max(1_000), events, "events");
       const opts = parse(appendOptionsSchema, options, "append options");
@@ -272,9 +297,9 @@ export class StreamDurableObject extends DurableObject<Env> {
     });
   }
 
-  async append(event: EventInput, options: AppendOptions = {}): Promise<StreamEvent> {
-    const [committed] = await this.appendBatch([event], options);
-    return committed!;
+  async append(event: EventInput, options: AppendOptions = {}): Promise<RpcResult<StreamEvent>> {
+    const result = await this.appendBatch([event], options);
+    return result.ok ? { ok: true, value: result.value[0]! } : result;
   }
 
   /**
@@ -301,7 +326,7 @@ export class StreamDurableObject extends DurableObject<Env> {
   /** Events with offset > after, oldest first. */
   read(
     options: ReadOptions = {},
-  ): Promise<{ events: StreamEvent[]; head: StreamHead; upToDate: boolean }> {
+  ): Promise<RpcResult<{ events: StreamEvent[]; head: StreamHead; upToDate: boolean }>> {
     return this.#rpc(() => {
       const opts = parse(readOptionsSchema, options, "read options");
       const { events, meta } = this.#core.readEvents(opts.after, opts.limit);
@@ -310,7 +335,7 @@ export class StreamDurableObject extends DurableObject<Env> {
     });
   }
 
-  getByIdempotencyKey(key: string): Promise<StreamEvent | null> {
+  getByIdempotencyKey(key: string): Promise<RpcResult<StreamEvent | null>> {
     return this.#rpc(() => {
       const k = parse(z.string().min(1).max(512), key, "idempotency key");
       this.#core.live(Date.now());
@@ -319,12 +344,12 @@ export class StreamDurableObject extends DurableObject<Env> {
     });
   }
 
-  head(): Promise<StreamHead> {
+  head(): Promise<RpcResult<StreamHead>> {
     return this.#rpc(() => toHead(this.#core.live(Date.now())));
   }
 
   /** Closes the stream. Idempotent: the first terminal writer's status and reason stay. */
-  close(options: CloseOptions = {}): Promise<StreamHead> {
+  close(options: CloseOptions = {}): Promise<RpcResult<StreamHead>> {
     return this.#rpc(() => {
       const opts = parse(closeOptionsSchema, options, "close options");
       return toHead(this.#core.close(opts.status, opts.reason));
@@ -340,7 +365,7 @@ export class StreamDurableObject extends DurableObject<Env> {
    */
   configureSubscription(
     input: SubscriptionInput,
-  ): Promise<{ created: boolean; subscription: SubscriptionStatus; secret?: string }> {
+  ): Promise<RpcResult<{ created: boolean; subscription: SubscriptionStatus; secret?: string }>> {
     return this.#rpc(() => {
       const wanted = parse(subscriptionInputSchema, input, "subscription");
       try {
@@ -384,7 +409,7 @@ export class StreamDurableObject extends DurableObject<Env> {
     });
   }
 
-  removeSubscription(key: string): Promise<void> {
+  removeSubscription(key: string): Promise<RpcResult<void>> {
     return this.#rpc(() => {
       const k = parse(subscriptionKeySchema, key, "subscription key");
       this.#core.live(Date.now());
@@ -399,12 +424,95 @@ export class StreamDurableObject extends DurableObject<Env> {
     });
   }
 
+  /** A parked subscription, or a 404 / 409 that says why there is none. */
+  #parked(key: string): Subscription & { stuckOffset: number; stuckThrough: number } {
+    const sub = this.#subscriptions.get(key);
+    if (!sub) throw notFound(`subscription ${key} not found`);
+    if (sub.health !== "parked" || sub.stuckOffset === null || sub.stuckThrough === null) {
+      throw conflict(`subscription ${key} is not parked (it is ${sub.health})`, {
+        status: sub.health,
+      });
+    }
+    return sub as Subscription & { stuckOffset: number; stuckThrough: number };
+  }
+
+  #appendSystem(event: Parameters<typeof encodeEvent>[0]): void {
+    this.#core.append({ body: { kind: "messages", messages: [encodeEvent(event)] }, system: true });
+  }
+
+  /**
+   * Resumes a parked subscription: `stream/subscriber-resumed` is appended and delivery
+   * retries from the cursor at once (the stuck event first), with a fresh attempt budget.
+   * Unknown key → 404; a subscription that is not parked → 409.
+   */
+  resumeSubscription(key: string, by: Principal): Promise<RpcResult<SubscriptionStatus>> {
+    return this.#rpc(() => {
+      const k = parse(subscriptionKeySchema, key, "subscription key");
+      const principal = parse(principalSchema, by, "principal");
+      this.#core.live(Date.now());
+      const sub = this.#parked(k);
+      this.#appendSystem({
+        type: "stream/subscriber-resumed",
+        payload: { key: k, cursor: sub.cursor, by: principal },
+      });
+      return toStatus(this.#subscriptions.get(k)!, this.#core.log.meta()!.tail);
+    });
+  }
+
+  /**
+   * Skips what a parked subscription is stuck on: its cursor moves past the stuck event (a
+   * single event, since failing subscriptions are retried one event at a time; a batch only
+   * when the very first attempt parked it) and `stream/subscriber-skipped` names exactly the
+   * skipped offsets and the principal. Later events are delivered as usual. With `offset`,
+   * the skip happens only if that is the stuck offset (409 otherwise).
+   */
+  skipSubscription(
+    key: string,
+    by: Principal,
+    options: SkipOptions = {},
+  ): Promise<RpcResult<{ skipped: number[]; subscription: SubscriptionStatus }>> {
+    return this.#rpc(() => {
+      const k = parse(subscriptionKeySchema, key, "subscription key");
+      const principal = parse(principalSchema, by, "principal");
+      const opts = parse(skipOptionsSchema, options, "skip options");
+      this.#core.live(Date.now());
+      const sub = this.#parked(k);
+      if (opts.offset !== undefined && opts.offset !== sub.stuckOffset) {
+        throw conflict(
+          `subscription ${k} is stuck on offset ${sub.stuckOffset}, not ${opts.offset}`,
+          { stuckOffset: sub.stuckOffset, stuckThrough: sub.stuckThrough },
+        );
+      }
+      const span = sub.stuckThrough - sub.cursor;
+      const skipped = this.#core.log
+        .read(sub.cursor, sub.stuckThrough, span)
+        .filter((m) => matches(sub.eventTypes, m.type))
+        .map((m) => m.offset);
+      if (skipped.length === 0) throw new Error(`parked subscription ${k} has no stuck event`);
+      this.#appendSystem({
+        type: "stream/subscriber-skipped",
+        payload: {
+          key: k,
+          offsets: skipped,
+          from: sub.cursor,
+          cursor: sub.stuckThrough,
+          by: principal,
+          reason: opts.reason,
+        },
+      });
+      return {
+        skipped,
+        subscription: toStatus(this.#subscriptions.get(k)!, this.#core.log.meta()!.tail),
+      };
+    });
+  }
+
   /** Starts any delivery that is due now (subscribers call this when they restart). */
-  resumeDeliveries(): Promise<void> {
+  resumeDeliveries(): Promise<RpcResult<void>> {
     return this.#rpc(() => this.#deliveries.kick());
   }
 
-  listSubscriptions(): Promise<SubscriptionStatus[]> {
+  listSubscriptions(): Promise<RpcResult<SubscriptionStatus[]>> {
     return this.#rpc(() => {
       const meta = this.#core.live(Date.now());
       return this.#subscriptions.all().map((sub) => toStatus(sub, meta.tail));
@@ -417,11 +525,11 @@ export class StreamDurableObject extends DurableObject<Env> {
     return this.#rpc(() => this.#core.forkSnapshot(fork, request));
   }
 
-  exportMessages(after: number, upTo: number): Promise<StoredMessage[]> {
+  exportMessages(after: number, upTo: number): Promise<RpcResult<StoredMessage[]>> {
     return this.#rpc(() => this.#core.exportMessages(after, upTo));
   }
 
-  releaseFork(fork: string): Promise<void> {
+  releaseFork(fork: string): Promise<RpcResult<void>> {
     return this.#rpc(() => this.#core.releaseFork(fork));
   }
 

@@ -3,6 +3,7 @@ import { env, exports } from "cloudflare:workers";
 import type { SessionAgentRpc } from "../../src/sessions/session-agent";
 import type { StreamEvent } from "../../src/streams/messages";
 import type { StreamDurableObject } from "../../src/streams/stream-do";
+import { rpcClient } from "./rpc";
 import { waitFor } from "./wait";
 
 export interface SessionView {
@@ -70,10 +71,9 @@ export async function waitForSession(
 /** Reads the whole session stream over RPC. */
 export async function sessionEvents(id: string, tenant = "default"): Promise<StreamEvent[]> {
   const name = `${tenant}:/sessions/${id}`;
-  const stub = env.STREAMS.get(env.STREAMS.idFromName(name)) as unknown as Pick<
-    StreamDurableObject,
-    "read"
-  >;
+  const stub = rpcClient(
+    env.STREAMS.get(env.STREAMS.idFromName(name)) as unknown as Pick<StreamDurableObject, "read">,
+  );
   const out: StreamEvent[] = [];
   for (;;) {
     const page = await stub.read({ after: out.at(-1)?.offset ?? 0, limit: 1000 });
@@ -86,9 +86,9 @@ export async function sessionEvents(id: string, tenant = "default"): Promise<Str
 export const sessionAgent = (id: string, tenant = "default"): DurableObjectStub =>
   env.SESSIONS.get(env.SESSIONS.idFromName(`${tenant}:${id}`)) as unknown as DurableObjectStub;
 
-/** The same object through its RPC methods. */
+/** The same object through its RPC methods (answers unwrapped: values, or ApiErrors thrown). */
 export const sessionRpc = (id: string, tenant = "default") =>
-  sessionAgent(id, tenant) as unknown as SessionAgentRpc;
+  rpcClient(sessionAgent(id, tenant) as unknown as SessionAgentRpc);
 
 /** Every idempotency key appears once (no event was appended twice). */
 export function duplicateKeys(events: StreamEvent[]): string[] {

@@ -13,6 +13,7 @@ import type { Env } from "../../src/env";
 import { createApp } from "../../src/http/app";
 import { ApiError } from "../../src/http/errors";
 import { streamName } from "../../src/streams/naming";
+import { rpcClient } from "../support/rpc";
 
 const ORIGIN = "http://auth.test";
 const DEV_KEY = "das_dev_local_development_key_0000";
@@ -167,7 +168,7 @@ describe("bearer keys on /v1", () => {
     await res.body?.cancel();
     expect(res.status).toBe(201);
     // The stream belongs to tenant "dev": its Durable Object is named dev:<path>.
-    const stub = env.STREAMS.get(env.STREAMS.idFromName(streamName("dev", path)));
+    const stub = rpcClient(env.STREAMS.get(env.STREAMS.idFromName(streamName("dev", path))));
     expect((await stub.head()).lastOffset).toBe(0);
     // The test tenant ("default", requests without a header) does not see it.
     const other = await call(`/v1/stream${path}?offset=-1`);
@@ -197,7 +198,7 @@ describe("admin routes", () => {
     const res = await putJson(path, bearer(key));
     await res.body?.cancel();
     expect(res.status).toBe(201);
-    const stub = env.STREAMS.get(env.STREAMS.idFromName(streamName(id, path)));
+    const stub = rpcClient(env.STREAMS.get(env.STREAMS.idFromName(streamName(id, path))));
     expect((await stub.head()).lastOffset).toBe(0);
   });
 

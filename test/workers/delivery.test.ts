@@ -4,7 +4,6 @@
  * (status, health events), isolation between subscribers, coalescing of concurrent commits,
  * reserved event types, and removal.
  */
-import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import { ApiError } from "../../src/http/errors";
@@ -13,6 +12,12 @@ import type { EventInput, StreamEvent } from "../../src/streams/messages";
 import type { SubscriptionStatus } from "../../src/streams/stream-do";
 import { StreamDurableObject } from "../../src/streams/stream-do";
 import type { StartAt } from "../../src/streams/system-events";
+import {
+  evictDurableObject,
+  rpcClient,
+  runDurableObjectAlarm,
+  runInDurableObject,
+} from "../support/rpc";
 import { waitFor } from "../support/wait";
 import { pumpUntil } from "./helpers";
 
@@ -63,7 +68,7 @@ const testEnv = env as unknown as {
 const uid = () => crypto.randomUUID().slice(0, 8);
 
 const streamStub = (name: string) =>
-  testEnv.STREAMS.get(testEnv.STREAMS.idFromName(name)) as unknown as StreamStub;
+  rpcClient(testEnv.STREAMS.get(testEnv.STREAMS.idFromName(name))) as unknown as StreamStub;
 
 async function newStream(label: string) {
   const path = `/dl/${label}-${uid()}`;
@@ -599,7 +604,9 @@ describe("concurrent commits", () => {
       await Promise.all(
         Array.from({ length: 40 }, (_, i) =>
           (
-            testEnv.STREAMS.get(testEnv.STREAMS.idFromName(stream.name)) as unknown as StreamStub
+            rpcClient(
+              testEnv.STREAMS.get(testEnv.STREAMS.idFromName(stream.name)),
+            ) as unknown as StreamStub
           ).append(ev("test/a", i)),
         ),
       )

@@ -2,12 +2,13 @@
  * Shared helpers for the workerd integration tests: unique stream paths, RPC stubs for the
  * stream behind an HTTP path, HTTP requests through the worker, and error unwrapping.
  */
-import { runDurableObjectAlarm } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { expect } from "vitest";
 import { ApiError } from "../../src/http/errors";
+import type { Unwrapped } from "../../src/rpc/result";
 import { streamName } from "../../src/streams/naming";
 import type { StreamDurableObject } from "../../src/streams/stream-do";
+import { rpcClient, runDurableObjectAlarm } from "../support/rpc";
 import { waitFor } from "../support/wait";
 
 export const ORIGIN = "http://streams.test";
@@ -22,9 +23,11 @@ export function uniquePath(label: string): string {
  * The stream's RPC methods as the class declares them. (The generated `Rpc.Stub` type of
  * methods returning `unknown` payloads trips TypeScript's instantiation depth limit.)
  */
-export type StreamApi = Pick<
-  StreamDurableObject,
-  "create" | "appendBatch" | "append" | "read" | "head" | "close" | "getByIdempotencyKey"
+export type StreamApi = Unwrapped<
+  Pick<
+    StreamDurableObject,
+    "create" | "appendBatch" | "append" | "read" | "head" | "close" | "getByIdempotencyKey"
+  >
 >;
 
 /**
@@ -36,10 +39,13 @@ const TENANT = (env as { INSECURE_DEFAULT_TENANT?: string }).INSECURE_DEFAULT_TE
 /** The stream's Durable Object name for an HTTP path, as the worker derives it. */
 export const nameOf = (path: string) => streamName(TENANT, path);
 
-/** The Durable Object the worker routes `/v1/stream<path>` to (usable with cloudflare:test). */
+/**
+ * The Durable Object the worker routes `/v1/stream<path>` to, as an unwrapping RPC client
+ * (usable with the cloudflare:test wrappers of test/support/rpc.ts).
+ */
 export function stubFor(path: string): DurableObjectStub & StreamApi {
   const stub = env.STREAMS.get(env.STREAMS.idFromName(nameOf(path)));
-  return stub as unknown as DurableObjectStub & StreamApi;
+  return rpcClient(stub) as unknown as DurableObjectStub & StreamApi;
 }
 
 /** A request through the worker (the exported default handler). */
@@ -143,7 +149,7 @@ export function sseReader(res: Response) {
  * that backoff retries run deterministically instead of on the wall clock.
  */
 export async function pumpUntil(
-  stream: DurableObjectStub & { listSubscriptions(): Promise<{ nextRetryAt: string | null }[]> },
+  stream: object & { listSubscriptions(): Promise<{ nextRetryAt: string | null }[]> },
   done: () => Promise<boolean>,
   timeoutMs = 20_000,
 ) {

@@ -27,6 +27,8 @@ describe("GET /openapi.json", () => {
         "/v1/sessions/{id}/tool-calls/{toolCallId}/decision",
         "/v1/sessions/{id}/cancel",
         "/v1/subscriptions",
+        "/v1/subscriptions/resume",
+        "/v1/subscriptions/skip",
       ]),
     );
     const create = doc.paths["/v1/sessions"]!.post!.requestBody!.content["application/json"].schema;

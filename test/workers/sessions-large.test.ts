@@ -5,7 +5,6 @@
  * with a 413; content over the model's per-message budget reaches it cut, with a note; an
  * outcome the stream refuses fails the session visibly.
  */
-import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { assembleContent, CHUNK_EVENT, type ContentRef } from "../../src/sessions/content";
@@ -13,6 +12,7 @@ import { scriptedReplyText, splitWords } from "../../src/sessions/models/scripte
 import { blobText } from "../../src/sessions/tools/builtin";
 import type { StreamEvent } from "../../src/streams/messages";
 import type { StreamDurableObject } from "../../src/streams/stream-do";
+import { rpcClient, runInDurableObject } from "../support/rpc";
 import {
   api,
   createSession,
@@ -36,9 +36,12 @@ const MiB = 1024 * 1024;
 
 /** The whole session stream, read in small pages (some events are half a megabyte). */
 async function allEvents(id: string): Promise<StreamEvent[]> {
-  const stub = env.STREAMS.get(
-    env.STREAMS.idFromName(`default:/sessions/${id}`),
-  ) as unknown as Pick<StreamDurableObject, "read">;
+  const stub = rpcClient(
+    env.STREAMS.get(env.STREAMS.idFromName(`default:/sessions/${id}`)) as unknown as Pick<
+      StreamDurableObject,
+      "read"
+    >,
+  );
   const out: StreamEvent[] = [];
   for (;;) {
     const page = await stub.read({ after: out.at(-1)?.offset ?? 0, limit: 20 });

@@ -3,16 +3,17 @@
  * agreement with the typed RPC door: the same offsets, the same messages, live readers woken
  * by RPC commits, TTL expiry with alarm clean-up, size limits and closed streams.
  */
-import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { MAX_MESSAGE_BYTES } from "../../src/streams/messages";
 import { encodeOffset } from "../../src/streams/offsets";
+import { runDurableObjectAlarm, runInDurableObject } from "../support/rpc";
 import {
   createJsonStream,
   headState,
   http,
   nameOf,
   readAllJson,
+  rpcError,
   type SseEvent,
   sleep,
   sseReader,
@@ -335,11 +336,7 @@ describe("TTL expiry", () => {
     const post = await http(path, json({ type: "a/b", payload: 2 }));
     expect(post.status).toBe(404);
     await post.body?.cancel();
-    expect(
-      await stubFor(path)
-        .getByIdempotencyKey("any")
-        .catch((e) => String(e)),
-    ).toContain("not_found");
+    expect((await rpcError(stubFor(path).getByIdempotencyKey("any"))).code).toBe("not_found");
 
     // The path is free again.
     await createJsonStream(path);
@@ -466,8 +463,7 @@ describe("closed streams", () => {
     expect(again.headers.get("stream-closed")).toBe("true");
     const stub = stubFor(path);
     expect(await stub.head()).toMatchObject({ closed: true, closeStatus: "ended", eventCount: 1 });
-    const rpc = await stub.append({ type: "a/b", payload: 3 }).catch((e: Error) => e.message);
-    expect(rpc).toContain("stream_closed");
+    expect((await rpcError(stub.append({ type: "a/b", payload: 3 }))).code).toBe("stream_closed");
 
     const head = await http(path, { method: "HEAD" });
     expect(head.headers.get("stream-closed")).toBe("true");

@@ -3,9 +3,10 @@
  * keys, optimistic concurrency, closing, input validation, size limits, and durability
  * across evictions and aborts.
  */
-import { abortAllDurableObjects, evictDurableObject } from "cloudflare:test";
+import { abortAllDurableObjects } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { MAX_MESSAGE_BYTES } from "../../src/streams/messages";
+import { evictDurableObject } from "../support/rpc";
 import { nameOf, rpcError, stubFor, uniquePath } from "./helpers";
 
 /** Creates a JSON stream over RPC and returns its stub. */

@@ -126,9 +126,31 @@ export async function handleProtocol(
         );
     }
   } catch (error) {
+    await drainBody(request);
     const known = ApiError.from(error);
     if (known instanceof ApiError) return errorResponse(known);
     throw error;
+  }
+}
+
+/**
+ * An early refusal (a bad header, 404, 409, …) leaves the request body unread while the
+ * worker is still piping the client's body here; the pipe then reads the client's request
+ * after the response has gone ("Can't read from request stream after response has been
+ * sent"). Reading the rest (bounded by the body limit, then cancelling) ends the pipe cleanly.
+ */
+async function drainBody(request: Request): Promise<void> {
+  if (!request.body || request.bodyUsed) return;
+  const reader = request.body.getReader();
+  try {
+    for (let read = 0; read <= MAX_BODY_BYTES; ) {
+      const chunk = await reader.read();
+      if (chunk.done) return;
+      read += chunk.value.byteLength;
+    }
+    await reader.cancel();
+  } catch {
+    // The client went away: nothing left to drain.
   }
 }
 
@@ -140,7 +162,7 @@ async function readBody(request: Request): Promise<Uint8Array> {
   return bytes;
 }
 
-const tooLarge = () =>
+export const tooLarge = () =>
   new ApiError(
     413,
     "payload_too_large",
