@@ -28,6 +28,7 @@ import { defaultModelSpec, modelSpecSchema } from "../sessions/models/registry";
 import { type SessionAgentRpc, sessionObjectName, sessionPath } from "../sessions/session-agent";
 import { builtinTools } from "../sessions/tools/builtin";
 import { INTERNAL } from "../streams/protocol/handler";
+import { trace } from "../trace";
 import type { AppEnv } from "./app";
 import { ApiError, notFound } from "./errors";
 import { forwardToStream } from "./stream-proxy";
@@ -120,7 +121,9 @@ export function sessionRoutes() {
   routes.post("/:id/messages", async (c) => {
     const id = idParam(c);
     const body = await jsonBody(c, messageSchema);
+    trace("http.message.received", () => ({ stream: sessionPath(id) }));
     const result = await rpc(() => agent(c, id).sendMessage(body.content, body.idempotencyKey));
+    trace("http.message.answered", () => ({ stream: sessionPath(id), offsets: [result.offset] }));
     return c.json(result, 202);
   });
 

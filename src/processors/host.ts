@@ -21,6 +21,7 @@ import { ApiError } from "../http/errors";
 import type { DeliveryBatch } from "../streams/delivery";
 import type { StreamEvent } from "../streams/messages";
 import type { StartAt } from "../streams/system-events";
+import { trace } from "../trace";
 import { type AnyContract, consumedTypes, type StateOf, type TypedEvent } from "./contract";
 import {
   type AppendRequest,
@@ -208,6 +209,13 @@ export class ProcessorHost {
     this.#bind(name, batch.streamName);
     const { state: stored, checkpoint } = this.snapshot(name);
     const through = Math.max(batch.nextOffset - 1, ...batch.events.map((e) => e.offset));
+    trace("host.batch", () => ({
+      stream: batch.stream,
+      processor: name,
+      offsets: batch.events.map((e) => e.offset),
+      types: batch.events.map((e) => e.type),
+      checkpoint,
+    }));
     if (through <= checkpoint && !reconcile) return { ackOffset: checkpoint };
 
     const wanted = new Set(consumedTypes(contract));
@@ -260,6 +268,7 @@ export class ProcessorHost {
       settled = upTo;
     }
     if (through > checkpoint) this.#commit(name, contract, state, through);
+    trace("host.committed", () => ({ stream: batch.stream, processor: name, checkpoint: through }));
     return { ackOffset: Math.max(through, checkpoint) };
   }
 
@@ -319,7 +328,17 @@ export class ProcessorHost {
     const stub: { appendBatch(events: AppendRequest[]): Promise<StreamEvent[]> } =
       this.env.STREAMS.get(this.env.STREAMS.idFromName(streamName)) as never;
     try {
-      return await stub.appendBatch(events);
+      trace("host.append", () => ({
+        stream: streamName,
+        processor: currentRun.getStore()?.processor,
+        types: events.map((e) => e.type),
+      }));
+      const committed = await stub.appendBatch(events);
+      trace("host.appended", () => ({
+        stream: streamName,
+        offsets: committed.map((e) => e.offset),
+      }));
+      return committed;
     } catch (error) {
       throw ApiError.from(error);
     }

@@ -13,6 +13,7 @@
 import { CallableError } from "../callables/errors";
 import { invokeCallable } from "../callables/invoke";
 import type { CallablePolicy } from "../callables/policy";
+import { trace } from "../trace";
 import type { StreamCore } from "./core";
 import type { StreamLog, StreamMeta } from "./log";
 import { decodeEvent, encodeEvent, type StreamEvent } from "./messages";
@@ -196,6 +197,12 @@ export class Deliveries {
               nextOffset: batch.nextOffset,
             }
           : batch;
+      trace("delivery.sent", () => ({
+        stream: batch.stream,
+        subscription: sub.key,
+        offsets: batch.events.map((e) => e.offset),
+        types: batch.events.map((e) => e.type),
+      }));
       const result = await invokeCallable(sub.callable, payload, {
         env: this.deps.env,
         policy: this.deps.policy(),
@@ -204,6 +211,7 @@ export class Deliveries {
         messageId: `${sub.key}@${batch.events[0]!.offset}-${batch.events.at(-1)!.offset}`,
       });
       const ack = Math.min(ackOffsetOf(result) ?? through, through);
+      trace("delivery.acked", () => ({ stream: batch.stream, subscription: sub.key, ack }));
       if (ack > sub.cursor) {
         this.#settle(
           sub,

@@ -4,6 +4,7 @@
  * protocol headers out. All stream rules live in core.ts, shared with the RPC door.
  */
 import { ApiError, errorResponse } from "../../http/errors";
+import { trace } from "../../trace";
 import { isJsonType, isSseBinary } from "../content-type";
 import type { AppendOutcome, StreamCore } from "../core";
 import type { PageMessage, StreamMeta } from "../log";
@@ -404,6 +405,11 @@ function sse(
       if (state.kind !== "live") break;
       const chunk = readChunk(core, state.meta, position);
       const frame = framer(chunk);
+      if (chunk.messages.length > 0)
+        trace("sse.write", () => ({
+          stream: state.meta.path,
+          offsets: chunk.messages.map((m) => m.offset),
+        }));
       if (frame !== "") await writer.write(utf8(frame));
       position = chunk.next;
       if (chunk.closedAtEnd) break;
