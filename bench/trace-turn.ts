@@ -6,7 +6,8 @@
  * lines (from wrangler's stdout) with the client's own timestamps (same machine clock) and
  * prints, as medians over the turns:
  * - a phase table: client → worker → Stream DO commit → delivery → each processor → its
- *   appends → SSE → client;
+ *   appends → SSE (`sse.write`: the pump read the events; `sse.flushed`: its write of them
+ *   resolved, i.e. the response stream took them) → client;
  * - the full timeline of every hop, in order, in ms since the POST was sent.
  *
  * Clock caveat: workerd's `Date.now()` only advances on I/O (ms resolution), so compute
@@ -146,6 +147,7 @@ function phases(turn: Turn): Array<[string, number | undefined]> {
   );
   const turnDone = r.find((x) => x.trace === "stream.committed" && has(turn.doneOffset)(x));
   const sse = r.find((x) => x.trace === "sse.write" && has(turn.doneOffset)(x));
+  const flushed = r.find((x) => x.trace === "sse.flushed" && has(turn.doneOffset)(x));
   const appended = r.find((x) => x.trace === "agent.input.appended");
   const caughtUp = r.find((x) => x.trace === "agent.input.caught-up");
   const span = (a: number | undefined, b: number | undefined) =>
@@ -165,7 +167,8 @@ function phases(turn: Turn): Array<[string, number | undefined]> {
     ],
     ["agent processor → turn/completed committed", span(agentGetsCompleted?.t, turnDone?.t)],
     ["turn/completed committed → SSE write", span(turnDone?.t, sse?.t)],
-    ["SSE write → client has turn/completed", span(sse?.t, turn.done)],
+    ["SSE write → written (writer.write resolved)", span(sse?.t, flushed?.t)],
+    ["SSE written → client has turn/completed", span(flushed?.t, turn.done)],
     ["= turn (client POST → turn/completed on SSE)", turn.done - turn.posted],
     ["(side) POST answered, client view", turn.answered - turn.posted],
     ["(side) SessionAgent #catchUp wait in sendMessage", span(appended?.t, caughtUp?.t)],

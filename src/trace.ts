@@ -1,7 +1,7 @@
 /**
  * Turn tracing, for finding where a turn's time goes (`npm run bench:trace`). With the var
  * `TRACE_TURNS=true`, each hop a turn passes (worker route, SessionAgent, Stream DO commit,
- * delivery out and back, each processor's batch and appends, SSE write) logs one JSON line
+ * delivery out and back, each processor's batch and appends, SSE write and flush) logs one JSON line
  * `{"trace":"<hop>","t":<Date.now()>,…fields}`, keyed by stream path and offsets, which the
  * bench script joins across Durable Objects. Off (the default), a hop costs one property
  * read: the fields are built by a callback that is then never called.

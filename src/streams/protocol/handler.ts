@@ -411,6 +411,11 @@ function sse(
           offsets: chunk.messages.map((m) => m.offset),
         }));
       if (frame !== "") await writer.write(utf8(frame));
+      if (chunk.messages.length > 0)
+        trace("sse.flushed", () => ({
+          stream: state.meta.path,
+          offsets: chunk.messages.map((m) => m.offset),
+        }));
       position = chunk.next;
       if (chunk.closedAtEnd) break;
       if (!chunk.upToDate) continue;
