@@ -1,9 +1,9 @@
 /**
  * Turn tracing, for finding where a turn's time goes (`npm run bench:trace`). With the var
  * `TRACE_TURNS=true`, each hop a turn passes (worker route, SessionAgent, Stream DO commit,
- * delivery out and back, each processor's batch and appends, SSE write and flush) logs one JSON line
- * `{"trace":"<hop>","t":<Date.now()>,…fields}`, keyed by stream path and offsets, which the
- * bench script joins across Durable Objects. Off (the default), a hop costs one property
+ * delivery out and back, each processor's batch and appends, SSE write and flush) logs one
+ * JSON line `{"trace":"<hop>","t":<Date.now()>,…fields}`, keyed by stream path and offsets,
+ * which the bench script joins across Durable Objects. Off (the default), a hop costs one property
  * read: the fields are built by a callback that is then never called.
  *
  * Timestamps are workerd's `Date.now()`, which only advances on I/O: a hop's time is that of
