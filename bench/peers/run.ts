@@ -34,11 +34,11 @@ const num = (name: string, fallback: number) => {
   if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer`);
   return value;
 };
-const SEQUENTIAL_TURNS = num("PEERS_SEQUENTIAL_TURNS", 60);
+const SEQUENTIAL_TURNS = num("PEERS_SEQUENTIAL_TURNS", 40);
 const CONCURRENT_ROUNDS = num("PEERS_CONCURRENT_ROUNDS", 3);
-const TURNS_PER_ROUND = num("PEERS_TURNS_PER_ROUND", 48);
+const TURNS_PER_ROUND = num("PEERS_TURNS_PER_ROUND", 32);
 const CREATE_ROUNDS = num("PEERS_CREATE_ROUNDS", 3);
-const CREATES_PER_ROUND = num("PEERS_CREATES_PER_ROUND", 12);
+const CREATES_PER_ROUND = num("PEERS_CREATES_PER_ROUND", 10);
 const CREATE_IN_FLIGHT = 8;
 const TRANSCRIPT_TURNS = 20;
 const RECONNECTS = num("PEERS_RECONNECTS", 30);
