@@ -19,6 +19,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createParser } from "eventsource-parser";
 import { startDevServer } from "../test/support/dev-server.ts";
+import { workerdCpuMs } from "./process-cpu.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const AUTH = { authorization: "Bearer das_dev_local_development_key_0000" };
@@ -227,7 +228,9 @@ async function main() {
     })();
 
     const turns: Turn[] = [];
+    let cpuAtStart: number | null = null;
     for (let i = 0; i < WARMUP + TURNS; i++) {
+      if (i === WARMUP) cpuAtStart = workerdCpuMs(server.child.pid);
       completed = null;
       const done = new Promise<void>((resolve) => {
         onCompleted = resolve;
@@ -260,6 +263,9 @@ async function main() {
       // A quiet gap between turns, so that each turn's records fall in its own time window.
       await new Promise((r) => setTimeout(r, 50));
     }
+    const cpuAtEnd = workerdCpuMs(server.child.pid);
+    const cpuPerTurn =
+      cpuAtStart === null || cpuAtEnd === null ? null : (cpuAtEnd - cpuAtStart) / TURNS;
     // Wait (bounded) until the last turn's SSE write has been logged.
     const last = turns.at(-1)!;
     for (let i = 0; i < 50; i++) {
@@ -303,6 +309,12 @@ async function main() {
         };
     }
 
+    console.log(
+      cpuPerTurn === null
+        ? "workerd CPU per turn: not measurable here (no /proc)"
+        : `workerd CPU per turn (all its processes, user + system, incl. 50 ms idle gaps): ${cpuPerTurn.toFixed(1)} ms`,
+    );
+
     // Full timeline: every hop, labelled relative to the turn's input offset.
     const timeline = new Map<string, number[]>();
     for (const turn of turns) {
@@ -339,7 +351,7 @@ async function main() {
     const file = join(here, "results", "trace-turn.json");
     writeFileSync(
       file,
-      `${JSON.stringify({ turns: turns.length, phases: phaseResult, timeline: rows, raw: turns.map((t) => ({ ...t, received: undefined })) }, null, 2)}\n`,
+      `${JSON.stringify({ turns: turns.length, cpuPerTurn, phases: phaseResult, timeline: rows, raw: turns.map((t) => ({ ...t, received: undefined })) }, null, 2)}\n`,
     );
     console.log(`\nsaved ${file}`);
     controller.abort();

@@ -25,6 +25,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createParser } from "eventsource-parser";
 import { type DevServer, startDevServer } from "../../test/support/dev-server.ts";
+import { workerdCpuMs } from "../process-cpu.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const AUTH = { authorization: "Bearer das_dev_local_development_key_0000" };
@@ -521,9 +522,21 @@ async function main() {
     for (let i = 1; i <= 5; i++) for (const side of SIDES) await seq[side].turn(i);
 
     // 1. Sequential turns on one session, alternating turn by turn.
+    // Also the CPU the side's workerd used during its own turns (wall time hides it on a
+    // loaded machine; workerd's clock stops during compute). Linux only; 10 ms ticks.
     const sequential: Record<Side, number[]> = { ours: [], cf: [] };
+    const cpu: Record<Side, number | null> = { ours: 0, cf: 0 };
     for (let i = 0; i < SEQUENTIAL_TURNS; i++) {
-      for (const side of order(i)) sequential[side].push((await seq[side].turn(100 + i)).ms);
+      for (const side of order(i)) {
+        const group = servers[side].child.pid;
+        const before = workerdCpuMs(group);
+        sequential[side].push((await seq[side].turn(100 + i)).ms);
+        const after = workerdCpuMs(group);
+        cpu[side] =
+          before === null || after === null || cpu[side] === null
+            ? null
+            : cpu[side] + after - before;
+      }
     }
     console.log(`\nsequential: ${SEQUENTIAL_TURNS} turns each, done`);
 
@@ -639,6 +652,17 @@ async function main() {
           true,
         ),
       ];
+    if (cpu.ours !== null && cpu.cf !== null) {
+      rows.push(
+        row(
+          "workerd CPU per sequential turn",
+          cpu.ours / SEQUENTIAL_TURNS,
+          cpu.cf / SEQUENTIAL_TURNS,
+          "ms",
+          true,
+        ),
+      );
+    }
     for (const width of ["8", "32"]) {
       const s = concurrent[width]!;
       rows.push(
