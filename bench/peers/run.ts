@@ -13,8 +13,8 @@
  * Both models do the same work: `You said: <message>` in 7 word deltas, no delay; both persist
  * every message. The run checks and prints that (same reply text, same delta count), and
  * that both transcripts survive a crash (SIGKILL, restart on the same persist dir, read back).
- * Metrics: turn p50/p99 sequential on one session; turns/s and turn p50 with 8 and with 32
- * sessions at once; sessions created + first turn done per second; reconnect to a 20-turn
+ * Metrics: turn p50/p99 sequential on one session (and the workerd CPU each side spent per
+ * turn, from /proc); turns/s and turn p50 with 8 and with 32 sessions at once; sessions created + first turn done per second; reconnect to a 20-turn
  * transcript p50. Prints absolute numbers and ratios ours/CF, saves bench/results/peers.json.
  * Loopback only, bounded loops, exits by itself (a guard kills everything after 8 minutes).
  * Run from the repository root (it uses the root's wrangler, hence the same workerd).
