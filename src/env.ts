@@ -59,6 +59,8 @@ export interface Env {
    * deployment.
    */
   INSECURE_DEFAULT_TENANT?: string;
+  /** `"true"`: log each hop of a turn as a JSON line (src/trace.ts; `npm run bench:trace`). */
+  TRACE_TURNS?: string;
 }
 
 const settingsSchema = z.object({

@@ -41,6 +41,7 @@ import { defaultModelSpec, modelSpecSchema } from "../sessions/models/registry";
 import { sessionPath } from "../sessions/session-agent";
 import { builtinTools, DEFAULT_TOOLS } from "../sessions/tools/builtin";
 import { INTERNAL, MAX_BODY_BYTES } from "../streams/protocol/handler";
+import { trace } from "../trace";
 import type * as api from "./api-schemas";
 import type { AppEnv } from "./app";
 import { ApiError, notFound } from "./errors";
@@ -136,7 +137,12 @@ export function sessionRoutes() {
             `content of ${bytes} bytes exceeds the ${MAX_INPUT_CONTENT_BYTES}-byte limit of a message`,
             { limitBytes: MAX_INPUT_CONTENT_BYTES },
           );
+        trace("http.message.received", () => ({ stream: sessionPath(id) }));
         const result = await rpc(() => agent(c, id).sendMessage(body.content, body.idempotencyKey));
+        trace("http.message.answered", () => ({
+          stream: sessionPath(id),
+          offsets: [result.offset],
+        }));
         return c.json(result satisfies z.input<typeof api.messageAcceptedSchema>, 202);
       },
     )

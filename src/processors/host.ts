@@ -22,6 +22,7 @@ import { type RpcResult, rpcFail, rpcOk, unwrap } from "../rpc/result";
 import type { DeliveryBatch } from "../streams/delivery";
 import type { StreamEvent } from "../streams/messages";
 import type { StartAt } from "../streams/system-events";
+import { trace } from "../trace";
 import { type AnyContract, consumedTypes, type StateOf, type TypedEvent } from "./contract";
 import {
   type AppendRequest,
@@ -224,6 +225,13 @@ export class ProcessorHost {
     this.#bind(name, batch.streamName);
     const { state: stored, checkpoint } = this.snapshot(name);
     const through = Math.max(batch.nextOffset - 1, ...batch.events.map((e) => e.offset));
+    trace("host.batch", () => ({
+      stream: batch.stream,
+      processor: name,
+      offsets: batch.events.map((e) => e.offset),
+      types: batch.events.map((e) => e.type),
+      checkpoint,
+    }));
     if (through <= checkpoint && !reconcile) return { ackOffset: checkpoint };
 
     const wanted = new Set(consumedTypes(contract));
@@ -276,6 +284,7 @@ export class ProcessorHost {
       settled = upTo;
     }
     if (through > checkpoint) this.#commit(name, contract, state, through);
+    trace("host.committed", () => ({ stream: batch.stream, processor: name, checkpoint: through }));
     return { ackOffset: Math.max(through, checkpoint) };
   }
 
@@ -342,7 +351,14 @@ export class ProcessorHost {
         options: { asProcessor: true },
       ): Promise<RpcResult<StreamEvent[]>>;
     } = this.env.STREAMS.get(this.env.STREAMS.idFromName(streamName)) as never;
+    trace("host.append", () => ({
+      stream: streamName,
+      processor: currentRun.getStore()?.processor,
+      types: events.map((e) => e.type),
+    }));
     // Processor keys (`<processor>/<key>@<offset>`) are reserved for processors' own appends.
-    return unwrap(stub.appendBatch(events, { asProcessor: true }));
+    const committed = await unwrap(stub.appendBatch(events, { asProcessor: true }));
+    trace("host.appended", () => ({ stream: streamName, offsets: committed.map((e) => e.offset) }));
+    return committed;
   }
 }

@@ -19,6 +19,7 @@ import type { DeliveryBatch } from "../streams/delivery";
 import type { StreamEvent } from "../streams/messages";
 import { streamName } from "../streams/naming";
 import type { StreamDurableObject } from "../streams/stream-do";
+import { trace } from "../trace";
 import {
   CHUNK_EVENT,
   MAX_INPUT_CONTENT_BYTES,
@@ -287,9 +288,17 @@ export class SessionAgent extends DurableObject<Env> {
           ...(idempotencyKey ? { idempotencyKey: `input:${idempotencyKey}` } : {}),
         },
       ]);
+      trace("agent.input.appended", () => ({
+        stream: this.#streamName(),
+        offsets: [event!.offset],
+      }));
       const payload = sessionEvents["session/input-added"].parse((event as StreamEvent).payload);
       // Queued = something before it is still unanswered (judged once the agent has seen it all).
       await this.#catchUp("agent", event!.offset - 1);
+      trace("agent.input.caught-up", () => ({
+        stream: this.#streamName(),
+        offsets: [event!.offset],
+      }));
       const state = this.host.state<typeof this.agent.contract>("agent");
       const queued = state.turn !== null || state.queue.some((q) => q.offset < event!.offset);
       return { offset: event!.offset, messageId: payload.messageId, queued };

@@ -10,6 +10,7 @@
  */
 import { ulid } from "ulidx";
 import { ApiError, badRequest, conflict, notFound } from "../http/errors";
+import { trace } from "../trace";
 import {
   DEFAULT_CONTENT_TYPE,
   isJsonType,
@@ -400,6 +401,11 @@ export class StreamCore {
       return appended;
     });
     const after = this.log.meta()!;
+    trace("stream.committed", () => ({
+      stream: after.path,
+      offsets: result.offsets,
+      types: messages.map((m) => m.type),
+    }));
     if (result.stored > 0) this.waiters.notifyData(after.tail);
     if (request.close) this.waiters.notifyAll("closed");
     if (result.stored > 0) this.hooks.committed(after.tail);

@@ -20,6 +20,7 @@ import { CallableError } from "../callables/errors";
 import { invokeCallable } from "../callables/invoke";
 import type { CallablePolicy } from "../callables/policy";
 import { isRpcResult } from "../rpc/result";
+import { trace } from "../trace";
 import type { StreamCore } from "./core";
 import type { StreamLog, StreamMeta } from "./log";
 import { decodeEvent, encodeEvent, type StreamEvent } from "./messages";
@@ -213,6 +214,12 @@ export class Deliveries {
               nextOffset: batch.nextOffset,
             }
           : batch;
+      trace("delivery.sent", () => ({
+        stream: batch.stream,
+        subscription: sub.key,
+        offsets: batch.events.map((e) => e.offset),
+        types: batch.events.map((e) => e.type),
+      }));
       const answer = await invokeCallable(sub.callable, payload, {
         env: this.deps.env,
         policy: this.deps.policy(),
@@ -235,6 +242,7 @@ export class Deliveries {
         );
       }
       const ack = Math.min(acked, through);
+      trace("delivery.acked", () => ({ stream: batch.stream, subscription: sub.key, ack }));
       if (ack > sub.cursor) {
         this.#settle(
           sub,

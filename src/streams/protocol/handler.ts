@@ -5,6 +5,7 @@
  */
 import { ApiError, errorResponse } from "../../http/errors";
 import { type SessionView, toClientEvent } from "../../sessions/client-view";
+import { trace } from "../../trace";
 import { isJsonType, isSseBinary } from "../content-type";
 import type { AppendOutcome, StreamCore } from "../core";
 import type { PageMessage, StreamMeta } from "../log";
@@ -481,7 +482,17 @@ function sse(
       if (state.kind !== "live") break;
       const chunk = readChunk(core, state.meta, position);
       const frame = framer(chunk);
+      if (chunk.messages.length > 0)
+        trace("sse.write", () => ({
+          stream: state.meta.path,
+          offsets: chunk.messages.map((m) => m.offset),
+        }));
       if (frame !== "") await writer.write(utf8(frame));
+      if (chunk.messages.length > 0)
+        trace("sse.flushed", () => ({
+          stream: state.meta.path,
+          offsets: chunk.messages.map((m) => m.offset),
+        }));
       position = chunk.next;
       if (chunk.closedAtEnd) break;
       if (!chunk.upToDate) continue;
