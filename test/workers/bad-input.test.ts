@@ -3,11 +3,11 @@
  * `{error:{code,message}}` (4xx other than 304), never a 5xx, and leaves the stream exactly
  * as it was (HEAD status, Stream-Next-Offset and Stream-Closed identical before and after).
  */
-import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { exports } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { encodeOffset } from "../../src/streams/offsets";
 import type { StreamDurableObject, SubscriptionStatus } from "../../src/streams/stream-do";
+import { evictDurableObject, runInDurableObject } from "../support/rpc";
 import { waitFor } from "../support/wait";
 import {
   BASE,
@@ -743,7 +743,7 @@ describe("3. callables reach only allowlisted methods; only a real ack acknowled
     );
     expect(res.status).toBe(201);
     await res.body?.cancel();
-    await waitFor(async () => (await listSubs(path))[0]?.status === "failing");
+    await waitFor(async () => (await listSubs(path))[0]?.status === "parked");
     const [sub] = await listSubs(path);
     expect(sub!.cursor).toBe(0);
     expect(sub!.lag).toBeGreaterThan(0);
@@ -783,7 +783,7 @@ describe("3. callables reach only allowlisted methods; only a real ack acknowled
       );
       expect(res.status).toBe(201);
       await res.body?.cancel();
-      await waitFor(async () => (await listSubs(path))[0]?.status === "failing");
+      await waitFor(async () => (await listSubs(path))[0]?.status === "parked");
       const [sub] = await listSubs(path);
       expect(sub!.cursor).toBe(0);
       expect(sub!.lastError).toMatch(/not an acknowledgement/);
@@ -891,12 +891,12 @@ describe("6. HTTP semantics: 415, 413, 405 with Allow", () => {
     expect(after.sessions.length).toBe(before.sessions.length);
   });
 
-  it("a message over 1 MiB → 413", async () => {
+  it("a message over 8 MiB (the message route's limit) → 413", async () => {
     const created = await worker("/v1/sessions", JSON_OBJECT("POST", {}));
     const { session } = (await created.json()) as { session: { id: string } };
     const res = await worker(
       `/v1/sessions/${session.id}/messages`,
-      JSON_OBJECT("POST", { content: "z".repeat(MiB + 1) }),
+      JSON_OBJECT("POST", { content: "z".repeat(8 * MiB + 1) }),
     );
     await expectJsonError(res, 413, "payload_too_large");
   });
