@@ -18,6 +18,8 @@ const workers = (name: string, include: string[], bindings: Record<string, unkno
           ALLOW_LOOPBACK_WEBHOOKS: "false",
           DELIVERY_RETRY_BASE_MS: "50",
           DELIVERY_RETRY_MAX_MS: "400",
+          // Park a subscription after 6 failed attempts in a row (≈1.2 s of backoff here).
+          DELIVERY_MAX_ATTEMPTS: "6",
           // Auth: the dev key and admin token of .dev.vars, and (test only) requests without
           // an Authorization header act as tenant "default", so tests that do not care about
           // auth need no key. Auth tests send explicit (bad) keys.

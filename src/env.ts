@@ -29,6 +29,8 @@ export interface Env {
   ALLOW_LOOPBACK_WEBHOOKS?: string;
   DELIVERY_RETRY_BASE_MS?: string;
   DELIVERY_RETRY_MAX_MS?: string;
+  /** Failed delivery attempts in a row after which a subscription is parked (default 10). */
+  DELIVERY_MAX_ATTEMPTS?: string;
   /** Local development key (from `.dev.vars`): acts as tenant DEV_TENANT_ID. */
   DEV_API_KEY?: string;
   /** The tenant the dev key belongs to (default `dev`). */
@@ -48,6 +50,7 @@ const settingsSchema = z.object({
   SSE_MAX_DURATION_MS: z.coerce.number().int().min(100).max(3_600_000).default(60_000),
   DELIVERY_RETRY_BASE_MS: z.coerce.number().int().min(1).max(3_600_000).default(1_000),
   DELIVERY_RETRY_MAX_MS: z.coerce.number().int().min(1).max(86_400_000).default(300_000),
+  DELIVERY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(1_000).default(10),
   MODEL_RETRY_BASE_MS: z.coerce.number().int().min(1).max(600_000).default(1_000),
 });
 export type Settings = z.infer<typeof settingsSchema>;

@@ -6,6 +6,8 @@
  *   POST   /admin/tenants/:id/keys              { name }       → 201 { key, prefix, … } (key shown once)
  *   DELETE /admin/tenants/:id/keys/:prefix                     → 204 (404 unknown tenant or key)
  *   POST   /admin/tenants/:id/sessions/:session/reindex       → 202 (rebuilds the session's D1 row)
+ *   POST   /admin/tenants/:id/subscriptions/resume?stream=&key=  a tenant's parked subscription
+ *   POST   /admin/tenants/:id/subscriptions/skip?stream=&key=    { offset?, reason? } (recorded as `admin`)
  */
 import { Hono } from "hono";
 import { z } from "zod";
@@ -16,6 +18,7 @@ import { createApiKey, createTenant, revokeApiKey, tenantIdSchema } from "../db/
 import { type SessionAgentRpc, sessionObjectName } from "../sessions/session-agent";
 import type { AppEnv } from "./app";
 import { ApiError, notFound } from "./errors";
+import { parkingAction } from "./subscriptions";
 import { jsonBody, parseWith } from "./validation";
 
 const nameSchema = z.string().trim().min(1).max(200);
@@ -88,6 +91,13 @@ export function adminRoutes() {
     }
     return c.json({ reindexing: { tenant: id, session } }, 202);
   });
+
+  for (const action of ["resume", "skip"] as const) {
+    routes.post(`/tenants/:id/subscriptions/${action}`, (c) => {
+      const { id } = parseWith(tenantParams, c.req.param(), "path");
+      return parkingAction(c, id, "admin", action);
+    });
+  }
 
   return routes;
 }

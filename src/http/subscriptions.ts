@@ -4,14 +4,26 @@
  *   PUT    /v1/subscriptions                      { stream, key, callable, eventTypes, startAt? }
  *   GET    /v1/subscriptions?stream=<path>
  *   DELETE /v1/subscriptions?stream=<path>&key=<key>
- * `stream` is the path as it appears after /v1/stream (`/orders/eu`).
+ *   POST   /v1/subscriptions/resume?stream=<path>&key=<key>      a parked one: retry from the cursor
+ *   POST   /v1/subscriptions/skip?stream=<path>&key=<key>        { offset?, reason? }: skip the stuck event
+ * `stream` is the path as it appears after /v1/stream (`/orders/eu`). Keys may contain `/`,
+ * so a subscription is addressed by query parameters, never by a path segment. Resume and
+ * skip record who did it: `tenant:<id>/key:<api key prefix>` (`admin` on the admin routes).
  */
 import { type Context, Hono } from "hono";
 import { z } from "zod";
+import { bearerToken } from "../auth/authenticate";
 import { callableSchema } from "../callables/descriptor";
+import { parseApiKey } from "../db/tenants";
 import { streamName } from "../streams/naming";
 import { validateStreamPath } from "../streams/path";
-import { eventTypesSchema, startAtSchema, subscriptionKeySchema } from "../streams/system-events";
+import type { StreamDurableObject } from "../streams/stream-do";
+import {
+  eventTypesSchema,
+  type Principal,
+  startAtSchema,
+  subscriptionKeySchema,
+} from "../streams/system-events";
 import type { AppEnv } from "./app";
 import { ApiError, badRequest } from "./errors";
 import { jsonBody, query } from "./validation";
@@ -36,6 +48,58 @@ export const putSchema = z.strictObject({
   eventTypes: eventTypesSchema,
   startAt: startAtSchema.optional(),
 });
+
+export const addressSchema = z.object({ stream: streamPath, key: subscriptionKeySchema });
+
+export const skipSchema = z.strictObject({
+  /** The stuck offset as the operator saw it in the status; another one is a 409. */
+  offset: z.number().int().positive().optional(),
+  reason: z.string().max(2_000).nullish(),
+});
+
+/** `tenant:<id>/key:<prefix>` for the API key of this request (after authentication). */
+export function principalOf(c: Context<AppEnv>): Principal {
+  const header = c.req.header("authorization");
+  const token = header === undefined ? null : bearerToken(header);
+  const key =
+    token === null
+      ? "none"
+      : c.env.DEV_API_KEY && token === c.env.DEV_API_KEY
+        ? "dev"
+        : (parseApiKey(token)?.prefix ?? "unknown");
+  return `tenant:${c.get("tenant")}/key:${key}`;
+}
+
+type ParkingApi = Pick<StreamDurableObject, "resumeSubscription" | "skipSubscription">;
+
+/** Resume or skip a parked subscription of `tenant`'s stream, as `principal`. */
+export async function parkingAction(
+  c: Context<AppEnv>,
+  tenant: string,
+  principal: Principal,
+  action: "resume" | "skip",
+): Promise<Response> {
+  const { stream, key } = query(c, addressSchema);
+  const stub = c.env.STREAMS.get(
+    c.env.STREAMS.idFromName(streamName(tenant, stream)),
+  ) as unknown as ParkingApi;
+  const call = async <T>(fn: () => Promise<T>): Promise<T> => {
+    try {
+      return await fn();
+    } catch (error) {
+      throw ApiError.from(error);
+    }
+  };
+  if (action === "resume") {
+    const subscription = await call(() => stub.resumeSubscription(key, principal));
+    return c.json({ stream, subscription });
+  }
+  const body = await jsonBody(c, skipSchema, { optional: true });
+  const result = await call(() =>
+    stub.skipSubscription(key, principal, { offset: body.offset, reason: body.reason ?? null }),
+  );
+  return c.json({ stream, skipped: result.skipped, subscription: result.subscription });
+}
 
 /** The routes act for the tenant the /v1 auth middleware put on the context. */
 export function subscriptionRoutes() {
@@ -86,6 +150,9 @@ export function subscriptionRoutes() {
     await rpc(() => stub(c, stream).removeSubscription(key));
     return c.body(null, 204);
   });
+
+  routes.post("/resume", (c) => parkingAction(c, c.get("tenant"), principalOf(c), "resume"));
+  routes.post("/skip", (c) => parkingAction(c, c.get("tenant"), principalOf(c), "skip"));
 
   return routes;
 }

@@ -3,6 +3,7 @@
  */
 import { z } from "zod";
 import { defineContract } from "../processors/contract";
+import { subscriptionKeySchema, systemEventSchemas } from "../streams/system-events";
 import { agentStateSchema, initialAgentState } from "./conversation";
 import { sessionEvents } from "./events";
 import { summarySchema } from "./summary";
@@ -121,11 +122,34 @@ export const toolsContract = defineContract({
   initialState: { enabled: [], calls: {} },
 });
 
+/**
+ * The stream's own health events about subscriptions. The index consumes them (named
+ * explicitly: `*` never matches the reserved `stream/` domain) so that a session whose
+ * processor is parked shows `failed` in D1, and recovers when it is resumed or skipped.
+ */
+export const parkingEvents = {
+  "stream/subscriber-parked": systemEventSchemas["stream/subscriber-parked"],
+  "stream/subscriber-resumed": systemEventSchemas["stream/subscriber-resumed"],
+  "stream/subscriber-skipped": systemEventSchemas["stream/subscriber-skipped"],
+  "stream/subscriber-recovered": systemEventSchemas["stream/subscriber-recovered"],
+} as const;
+
+export const parkedSubscriptionSchema = z.object({
+  key: subscriptionKeySchema,
+  stuckOffset: z.number().int(),
+  error: z.string(),
+});
+export type ParkedSubscription = z.infer<typeof parkedSubscriptionSchema>;
+
 export const indexContract = defineContract({
   name: "index",
   version: 1,
-  events: sessionEvents,
+  events: { ...sessionEvents, ...parkingEvents },
   consumes: [
+    "stream/subscriber-parked",
+    "stream/subscriber-resumed",
+    "stream/subscriber-skipped",
+    "stream/subscriber-recovered",
     "session/created",
     "session/failed",
     "session/deleted",
@@ -140,6 +164,8 @@ export const indexContract = defineContract({
     summary: summarySchema.default(summarySchema.parse({})),
     createdAt: z.string().nullable().default(null),
     updatedAt: z.string().nullable().default(null),
+    /** The session's own subscriptions that are parked now (bounded: one per processor). */
+    parked: z.array(parkedSubscriptionSchema).max(20).default([]),
   }),
-  initialState: { summary: summarySchema.parse({}), createdAt: null, updatedAt: null },
+  initialState: { summary: summarySchema.parse({}), createdAt: null, updatedAt: null, parked: [] },
 });

@@ -21,7 +21,7 @@ import type { AgentState } from "./conversation";
 import { type SessionEventPayload, sessionEvents } from "./events";
 import { resolveModel } from "./models/registry";
 import { AgentProcessor } from "./processors/agent";
-import { IndexProcessor, type IndexRow } from "./processors/index-mirror";
+import { effectiveStatus, IndexProcessor, type IndexRow } from "./processors/index-mirror";
 import { ModelProcessor } from "./processors/model";
 import { ToolProcessor } from "./processors/tools";
 import type { SessionSummary } from "./summary";
@@ -113,7 +113,13 @@ export class SessionAgent extends DurableObject<Env> {
         sessionId: () => this.#identity().sessionId,
       }),
     );
-    this.index = this.host.register("index", new IndexProcessor((row) => this.#writeIndex(row)));
+    this.index = this.host.register(
+      "index",
+      new IndexProcessor(
+        (row) => this.#writeIndex(row),
+        (key) => this.#ownKey(key),
+      ),
+    );
     // Resume work that was in flight when the object died. Not inside blockConcurrencyWhile:
     // deliveries are inbound calls, and a closed input gate would deadlock them.
     ctx.waitUntil(this.#resume());
@@ -145,6 +151,14 @@ export class SessionAgent extends DurableObject<Env> {
     return this.env.STREAMS.get(
       this.env.STREAMS.idFromName(this.#streamName()),
     ) as unknown as StreamStub;
+  }
+
+  /** Whether a subscription key belongs to one of this session's processors. */
+  #ownKey(key: string): boolean {
+    const identity = this.#identityOrNull();
+    if (!identity) return false;
+    const host = sessionObjectName(identity.tenant, identity.sessionId);
+    return PROCESSORS.some((p) => key === subscriptionKeyFor(p, SESSION_BINDING, host));
   }
 
   async #call<T>(fn: () => Promise<T>): Promise<T> {
@@ -336,14 +350,17 @@ export class SessionAgent extends DurableObject<Env> {
   async #live(): Promise<SessionLive> {
     const { sessionId } = this.#identity();
     const { state, checkpoint } = this.host.snapshot<typeof this.agent.contract>("agent");
+    // A parked processor (known durably to the index processor) makes the session failed.
+    const { parked } = this.host.state<typeof this.index.contract>("index");
+    const { status, lastError } = effectiveStatus(state.summary, parked);
     return {
       id: sessionId,
-      status: state.summary.status,
+      status,
       title: state.summary.title,
       model: state.summary.model,
       pendingApprovals: state.summary.pendingApprovals,
       queuedMessages: state.queue.length,
-      lastError: state.summary.lastError,
+      lastError,
       messages: state.messages,
       lastOffset: checkpoint,
     };

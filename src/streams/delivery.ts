@@ -9,6 +9,12 @@
  * — even mid-call — only means the batch is delivered again. Failures back off exponentially
  * (capped, jittered) on the alarm; a failing subscriber never blocks appends or the others.
  * Health transitions are written to the stream as `stream/subscriber-failed|recovered`.
+ *
+ * Poison events: once a subscription fails, its retries carry one event only, so the event
+ * it is stuck on is known exactly. After `maxAttempts` failed attempts (or at once, for a
+ * failure that retrying cannot fix) it is parked: `stream/subscriber-parked` names the
+ * error and the stuck offset, and it gets no delivery (and no alarm) until an operator
+ * resumes it or skips the stuck event (stream-do.ts).
  */
 import { CallableError } from "../callables/errors";
 import { invokeCallable } from "../callables/invoke";
@@ -26,6 +32,8 @@ export interface DeliverySettings {
   maxBatchBytes: number;
   /** While a subscription is behind, the alarm fires at least this often. */
   watchdogMs: number;
+  /** Failed attempts in a row after which a subscription is parked. */
+  maxAttempts: number;
 }
 
 export const DEFAULT_DELIVERY: DeliverySettings = {
@@ -34,6 +42,7 @@ export const DEFAULT_DELIVERY: DeliverySettings = {
   maxBatchEvents: 100,
   maxBatchBytes: 256 * 1024,
   watchdogMs: 30_000,
+  maxAttempts: 10,
 };
 
 /** What a subscriber receives. A webhook gets exactly this as its JSON body. */
@@ -103,7 +112,11 @@ export class Deliveries {
   }
 
   #due(sub: Subscription, meta: StreamMeta, now: number): boolean {
-    return sub.cursor < meta.tail && (sub.nextRetryAt === null || sub.nextRetryAt <= now);
+    return (
+      sub.health !== "parked" &&
+      sub.cursor < meta.tail &&
+      (sub.nextRetryAt === null || sub.nextRetryAt <= now)
+    );
   }
 
   /** When the alarm must next fire for deliveries (retry time, or the watchdog), if ever. */
@@ -113,7 +126,7 @@ export class Deliveries {
     if (!meta || meta.soft_deleted) return null;
     let next: number | null = null;
     for (const sub of this.table.all()) {
-      if (sub.cursor >= meta.tail) continue;
+      if (sub.cursor >= meta.tail || sub.health === "parked") continue;
       // A retry that is already out (its time has passed) is watched, not re-fired; a failure
       // writes a future retry time before arming, so the next retry is still scheduled.
       const watchdog = now + this.deps.settings().watchdogMs;
@@ -150,6 +163,9 @@ export class Deliveries {
     const settings = this.deps.settings();
     const scanned = this.log.read(sub.cursor, meta.tail, settings.maxBatchEvents * 10);
     const events: DeliveryBatch["events"] = [];
+    // A failing subscription is retried one event at a time, so that a poison event is
+    // isolated (and parked, resumed or skipped) exactly, never with its neighbours.
+    const maxEvents = sub.health === "active" ? settings.maxBatchEvents : 1;
     let bytes = 0;
     let through = scanned.at(-1)?.offset ?? sub.cursor;
     for (const message of scanned) {
@@ -157,7 +173,7 @@ export class Deliveries {
       const size = typeof message.body === "string" ? message.body.length : message.body.byteLength;
       if (
         events.length > 0 &&
-        (events.length >= settings.maxBatchEvents || bytes + size > settings.maxBatchBytes)
+        (events.length >= maxEvents || bytes + size > settings.maxBatchBytes)
       ) {
         through = message.offset - 1;
         break;
@@ -224,13 +240,34 @@ export class Deliveries {
           : new CallableError("transport", String(error), true);
     }
     const attempts = sub.attempts + 1;
+    if (attempts >= this.deps.settings().maxAttempts || !failure.retryable) {
+      const stuck = { offset: batch.events[0]!.offset, through: batch.events.at(-1)!.offset };
+      this.#settle(
+        sub,
+        () => this.table.parked(sub.key, failure.message, failure.retryable, stuck),
+        parked(sub, attempts, failure, stuck),
+      );
+      console.error(
+        JSON.stringify({
+          msg: "subscription parked",
+          stream: batch.stream,
+          subscription: sub.key,
+          attempts,
+          retryable: failure.retryable,
+          error: failure.message,
+          stuckOffset: stuck.offset,
+          stuckThrough: stuck.through,
+        }),
+      );
+      return false;
+    }
     const nextRetryAt = Date.now() + retryDelay(attempts, failure.retryable, this.deps.settings());
     this.#settle(
       sub,
       () => this.table.failed(sub.key, failure.message, failure.retryable, nextRetryAt),
       sub.health === "active" ? failed(sub, attempts, failure, nextRetryAt) : null,
     );
-    console.error(
+    console.warn(
       JSON.stringify({
         msg: "delivery failed",
         stream: batch.stream,
@@ -278,6 +315,26 @@ function failed(sub: Subscription, attempts: number, error: CallableError, nextR
       error: error.message,
       retryable: error.retryable,
       nextRetryAt: new Date(nextRetryAt).toISOString(),
+    },
+  };
+}
+
+function parked(
+  sub: Subscription,
+  attempts: number,
+  error: CallableError,
+  stuck: { offset: number; through: number },
+) {
+  return {
+    type: "stream/subscriber-parked",
+    payload: {
+      key: sub.key,
+      attempts,
+      error: error.message,
+      retryable: error.retryable,
+      stuckOffset: stuck.offset,
+      stuckThrough: stuck.through,
+      cursor: sub.cursor,
     },
   };
 }

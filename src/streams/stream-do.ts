@@ -15,7 +15,7 @@ import { newWebhookSecret } from "../callables/webhook";
 import { type Env, readSettings } from "../env";
 import { ApiError, badRequest, conflict, notFound } from "../http/errors";
 import { type AppendOutcome, type ForkSnapshotRequest, StreamCore, type StreamPeers } from "./core";
-import { DEFAULT_DELIVERY, Deliveries } from "./delivery";
+import { DEFAULT_DELIVERY, Deliveries, matches } from "./delivery";
 import { type StoredMessage, StreamLog, type StreamMeta } from "./log";
 import {
   decodeEvent,
@@ -30,7 +30,10 @@ import { handleProtocol, type ProtocolSettings } from "./protocol/handler";
 import { type Subscription, SubscriptionTable } from "./subscriptions";
 import {
   eventTypesSchema,
+  type Principal,
+  principalSchema,
   type SubscriptionConfigured,
+  type SystemEventPayload,
   startAtSchema,
   subscriptionKeySchema,
 } from "./system-events";
@@ -71,6 +74,13 @@ const readOptionsSchema = z.strictObject({
 });
 export type ReadOptions = z.input<typeof readOptionsSchema>;
 
+const skipOptionsSchema = z.strictObject({
+  /** The stuck offset the operator saw; a different one is a 409 (never skip blindly). */
+  offset: z.number().int().positive().optional(),
+  reason: z.string().max(2_000).nullable().default(null),
+});
+export type SkipOptions = z.input<typeof skipOptionsSchema>;
+
 const closeOptionsSchema = z.strictObject({
   status: z.enum(["ended", "failed"]).default("ended"),
   reason: z.string().max(2_000).nullable().default(null),
@@ -102,6 +112,7 @@ export type SubscriptionInput = z.input<typeof subscriptionInputSchema>;
 
 /** A subscription as the API shows it: configuration and delivery status, never the secret. */
 export type SubscriptionStatus = Omit<Subscription, "secret" | "health" | "nextRetryAt"> & {
+  /** `active`, `failing` (retrying with backoff) or `parked` (stopped: resume or skip it). */
   lag: number;
   status: Subscription["health"];
   nextRetryAt: string | null;
@@ -121,6 +132,8 @@ function toStatus(sub: Subscription, tail: number): SubscriptionStatus {
     lastError: sub.lastError,
     lastErrorRetryable: sub.lastErrorRetryable,
     nextRetryAt: sub.nextRetryAt === null ? null : new Date(sub.nextRetryAt).toISOString(),
+    stuckOffset: sub.stuckOffset,
+    stuckThrough: sub.stuckThrough,
   };
 }
 
@@ -171,6 +184,12 @@ export class StreamDurableObject extends DurableObject<Env> {
           subscriptions.configured(offset, payload as SubscriptionConfigured);
         if (type === "stream/subscription-removed")
           subscriptions.removed((payload as { key: string }).key);
+        if (type === "stream/subscriber-resumed")
+          subscriptions.resumed((payload as { key: string }).key);
+        if (type === "stream/subscriber-skipped") {
+          const skipped = payload as SystemEventPayload<"stream/subscriber-skipped">;
+          subscriptions.skipped(skipped.key, skipped.cursor);
+        }
       },
       committed: () => queueMicrotask(() => this.#deliveries.kick()),
       purged: () => subscriptions.clear(),
@@ -184,6 +203,7 @@ export class StreamDurableObject extends DurableObject<Env> {
       ...DEFAULT_DELIVERY,
       retryBaseMs: settings.DELIVERY_RETRY_BASE_MS,
       retryMaxMs: settings.DELIVERY_RETRY_MAX_MS,
+      maxAttempts: settings.DELIVERY_MAX_ATTEMPTS,
     };
     this.#deliveries = new Deliveries(log, subscriptions, this.#core, {
       env,
@@ -380,6 +400,89 @@ export class StreamDurableObject extends DurableObject<Env> {
         },
         system: true,
       });
+    });
+  }
+
+  /** A parked subscription, or a 404 / 409 that says why there is none. */
+  #parked(key: string): Subscription & { stuckOffset: number; stuckThrough: number } {
+    const sub = this.#subscriptions.get(key);
+    if (!sub) throw notFound(`subscription ${key} not found`);
+    if (sub.health !== "parked" || sub.stuckOffset === null || sub.stuckThrough === null) {
+      throw conflict(`subscription ${key} is not parked (it is ${sub.health})`, {
+        status: sub.health,
+      });
+    }
+    return sub as Subscription & { stuckOffset: number; stuckThrough: number };
+  }
+
+  #appendSystem(event: Parameters<typeof encodeEvent>[0]): void {
+    this.#core.append({ body: { kind: "messages", messages: [encodeEvent(event)] }, system: true });
+  }
+
+  /**
+   * Resumes a parked subscription: `stream/subscriber-resumed` is appended and delivery
+   * retries from the cursor at once (the stuck event first), with a fresh attempt budget.
+   * Unknown key → 404; a subscription that is not parked → 409.
+   */
+  resumeSubscription(key: string, by: Principal): Promise<SubscriptionStatus> {
+    return this.#rpc(() => {
+      const k = parse(subscriptionKeySchema, key, "subscription key");
+      const principal = parse(principalSchema, by, "principal");
+      this.#core.live(Date.now());
+      const sub = this.#parked(k);
+      this.#appendSystem({
+        type: "stream/subscriber-resumed",
+        payload: { key: k, cursor: sub.cursor, by: principal },
+      });
+      return toStatus(this.#subscriptions.get(k)!, this.#core.log.meta()!.tail);
+    });
+  }
+
+  /**
+   * Skips what a parked subscription is stuck on: its cursor moves past the stuck event (a
+   * single event, since failing subscriptions are retried one event at a time; a batch only
+   * when the very first attempt parked it) and `stream/subscriber-skipped` names exactly the
+   * skipped offsets and the principal. Later events are delivered as usual. With `offset`,
+   * the skip happens only if that is the stuck offset (409 otherwise).
+   */
+  skipSubscription(
+    key: string,
+    by: Principal,
+    options: SkipOptions = {},
+  ): Promise<{ skipped: number[]; subscription: SubscriptionStatus }> {
+    return this.#rpc(() => {
+      const k = parse(subscriptionKeySchema, key, "subscription key");
+      const principal = parse(principalSchema, by, "principal");
+      const opts = parse(skipOptionsSchema, options, "skip options");
+      this.#core.live(Date.now());
+      const sub = this.#parked(k);
+      if (opts.offset !== undefined && opts.offset !== sub.stuckOffset) {
+        throw conflict(
+          `subscription ${k} is stuck on offset ${sub.stuckOffset}, not ${opts.offset}`,
+          { stuckOffset: sub.stuckOffset, stuckThrough: sub.stuckThrough },
+        );
+      }
+      const span = sub.stuckThrough - sub.cursor;
+      const skipped = this.#core.log
+        .read(sub.cursor, sub.stuckThrough, span)
+        .filter((m) => matches(sub.eventTypes, m.type))
+        .map((m) => m.offset);
+      if (skipped.length === 0) throw new Error(`parked subscription ${k} has no stuck event`);
+      this.#appendSystem({
+        type: "stream/subscriber-skipped",
+        payload: {
+          key: k,
+          offsets: skipped,
+          from: sub.cursor,
+          cursor: sub.stuckThrough,
+          by: principal,
+          reason: opts.reason,
+        },
+      });
+      return {
+        skipped,
+        subscription: toStatus(this.#subscriptions.get(k)!, this.#core.log.meta()!.tail),
+      };
     });
   }
 

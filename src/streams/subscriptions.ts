@@ -3,13 +3,17 @@
  * each subscription's delivery state (durable cursor, health, retry schedule). The reducer
  * runs inside the append transaction that commits the event, so the table and the log never
  * disagree. Webhook secrets live here too (never in the log, which readers can see).
+ *
+ * Health: `active` → (a failure) `failing` → (too many failures) `parked`. A parked row keeps
+ * the offsets it is stuck on and gets no delivery until an operator resumes or skips it; the
+ * state is a column like the cursor, so it survives eviction.
  */
 import { z } from "zod";
 import { type Callable, callableKey, callableSchema } from "../callables/descriptor";
 import { ApiError } from "../http/errors";
 import { type StartAt, type SubscriptionConfigured, startAtSchema } from "./system-events";
 
-export type SubscriptionHealth = "active" | "failing";
+export type SubscriptionHealth = "active" | "failing" | "parked";
 
 export interface Subscription {
   key: string;
@@ -25,6 +29,9 @@ export interface Subscription {
   lastError: string | null;
   lastErrorRetryable: boolean | null;
   nextRetryAt: number | null;
+  /** While parked: the first and last event of the batch that kept failing. */
+  stuckOffset: number | null;
+  stuckThrough: number | null;
   secret: string | null;
 }
 
@@ -35,11 +42,13 @@ const rowSchema = z.object({
   start_at: z.string().transform((s) => startAtSchema.parse(JSON.parse(s))),
   anchor_offset: z.number().int(),
   cursor: z.number().int(),
-  health: z.enum(["active", "failing"]),
+  health: z.enum(["active", "failing", "parked"]),
   attempts: z.number().int(),
   last_error: z.string().nullable(),
   last_error_retryable: z.number().nullable(),
   next_retry_at: z.number().nullable(),
+  stuck_offset: z.number().int().nullable(),
+  stuck_through: z.number().int().nullable(),
   secret: z.string().nullable(),
 });
 
@@ -56,9 +65,13 @@ CREATE TABLE IF NOT EXISTS stream_subscriptions (
   last_error TEXT,
   last_error_retryable INTEGER,
   next_retry_at INTEGER,
-  secret TEXT
+  secret TEXT,
+  stuck_offset INTEGER,
+  stuck_through INTEGER
 );
 `;
+/** Columns added after the first release, for tables created before them. */
+const ADDED_COLUMNS = ["stuck_offset INTEGER", "stuck_through INTEGER"];
 
 export class SubscriptionTable {
   /** Cached row count: every commit asks whether there is anyone to deliver to. */
@@ -66,6 +79,16 @@ export class SubscriptionTable {
 
   constructor(private readonly sql: SqlStorage) {
     sql.exec(SCHEMA);
+    const columns = new Set(
+      sql
+        .exec<{ name: string }>("PRAGMA table_info(stream_subscriptions)")
+        .toArray()
+        .map((c) => c.name),
+    );
+    for (const column of ADDED_COLUMNS) {
+      if (!columns.has(column.split(" ")[0]!))
+        sql.exec(`ALTER TABLE stream_subscriptions ADD COLUMN ${column}`);
+    }
   }
 
   count(): number {
@@ -97,7 +120,8 @@ export class SubscriptionTable {
        VALUES (?, ?, ?, ?, ?, ?)
        ON CONFLICT (key) DO UPDATE SET callable = excluded.callable, event_types = excluded.event_types,
          start_at = excluded.start_at, anchor_offset = excluded.anchor_offset, cursor = excluded.cursor,
-         health = 'active', attempts = 0, last_error = NULL, last_error_retryable = NULL, next_retry_at = NULL`,
+         health = 'active', attempts = 0, last_error = NULL, last_error_retryable = NULL, next_retry_at = NULL,
+         stuck_offset = NULL, stuck_through = NULL`,
       event.key,
       JSON.stringify(event.callable),
       JSON.stringify(event.eventTypes),
@@ -121,10 +145,47 @@ export class SubscriptionTable {
   delivered(key: string, cursor: number): void {
     this.sql.exec(
       `UPDATE stream_subscriptions SET cursor = MAX(cursor, ?), health = 'active', attempts = 0,
-         last_error = NULL, last_error_retryable = NULL, next_retry_at = NULL WHERE key = ?`,
+         last_error = NULL, last_error_retryable = NULL, next_retry_at = NULL,
+         stuck_offset = NULL, stuck_through = NULL WHERE key = ?`,
       cursor,
       key,
     );
+  }
+
+  /** Stops deliveries to the subscription until it is resumed or skipped. */
+  parked(
+    key: string,
+    error: string,
+    retryable: boolean,
+    stuck: { offset: number; through: number },
+  ): void {
+    this.sql.exec(
+      `UPDATE stream_subscriptions SET health = 'parked', attempts = attempts + 1, last_error = ?,
+         last_error_retryable = ?, next_retry_at = NULL, stuck_offset = ?, stuck_through = ?
+       WHERE key = ?`,
+      error.slice(0, 2_000),
+      retryable ? 1 : 0,
+      stuck.offset,
+      stuck.through,
+      key,
+    );
+  }
+
+  /**
+   * Reducer for `stream/subscriber-resumed`: retry from the cursor now, with a fresh
+   * attempt budget. It stays `failing` (last error kept) until a delivery succeeds.
+   */
+  resumed(key: string): void {
+    this.sql.exec(
+      `UPDATE stream_subscriptions SET health = 'failing', attempts = 0, next_retry_at = NULL,
+         stuck_offset = NULL, stuck_through = NULL WHERE key = ? AND health = 'parked'`,
+      key,
+    );
+  }
+
+  /** Reducer for `stream/subscriber-skipped`: the cursor moves past the stuck events. */
+  skipped(key: string, cursor: number): void {
+    this.delivered(key, cursor);
   }
 
   failed(key: string, error: string, retryable: boolean, nextRetryAt: number): void {
@@ -179,6 +240,8 @@ function toSubscription(raw: Record<string, SqlStorageValue>): Subscription {
     lastError: row.last_error,
     lastErrorRetryable: row.last_error_retryable === null ? null : row.last_error_retryable === 1,
     nextRetryAt: row.next_retry_at,
+    stuckOffset: row.stuck_offset,
+    stuckThrough: row.stuck_through,
     secret: row.secret,
   };
 }

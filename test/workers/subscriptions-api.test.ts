@@ -557,15 +557,39 @@ describe("webhook delivery", () => {
     expect(posts[1]!.headers["webhook-id"]).toBe(posts[0]!.headers["webhook-id"]);
   });
 
-  it("a 4xx answer (other than 408/429) is not retryable and waits the cap", async () => {
+  it("a 4xx answer (other than 408/429) is not retryable: parked at once, and a skip names the whole batch", async () => {
     const path = await newStream("hook-4xx");
     await putWebhook(path, "hook/4xx");
     respond = () => new Response("nope", { status: 400 });
-    await append(path, [{ type: "test/a", payload: { n: 1 } }]);
-    await waitFor(async () => (await statusOf(path, "hook/4xx")).status === "failing");
+    await append(path, [
+      { type: "test/a", payload: { n: 1 } },
+      { type: "test/b", payload: { n: 2 } },
+      { type: "test/a", payload: { n: 3 } },
+    ]);
+    await waitFor(async () => (await statusOf(path, "hook/4xx")).status === "parked");
     const st = await statusOf(path, "hook/4xx");
     expect(st.lastErrorRetryable).toBe(false);
     expect(st.lastError).toMatch(/400/);
+    expect(st.attempts).toBe(1);
+    expect(posts).toHaveLength(1);
+    const log = await readAll(path);
+    expect(log.filter((e) => e.type === "stream/subscriber-failed")).toHaveLength(0);
+    expect(log.filter((e) => e.type === "stream/subscriber-parked")).toHaveLength(1);
+
+    // The very first attempt parked a two-event batch: the stuck range is the batch, and a
+    // skip names exactly its matching events (not the test/b between them).
+    const delivered = bodyOf(posts[0]!).events.map((e) => e.offset);
+    expect([st.stuckOffset, st.stuckThrough]).toEqual([delivered[0], delivered[1]]);
+    const res = await call(
+      `/v1/subscriptions/skip?stream=${encodeURIComponent(path)}&key=hook/4xx`,
+      { method: "POST" },
+    );
+    expect(res.status).toBe(200);
+    const skipped = (await res.json()) as { skipped: number[]; subscription: SubscriptionView };
+    expect(skipped.skipped).toEqual(delivered);
+    expect(skipped.subscription).toMatchObject({ status: "active", cursor: delivered[1] });
+    await waitFor(async () => (await statusOf(path, "hook/4xx")).lag === 0);
+    expect(posts).toHaveLength(1);
   });
 
   it('answering { "ackOffset": n } moves the cursor to n only', async () => {
@@ -593,10 +617,14 @@ describe("webhook delivery", () => {
       first.events.slice(1).map((e) => e.offset),
     );
 
+    const switchedAt = posts.length;
     respond = () => new Response(null, { status: 204 });
     await pumpUntil(path, async () => (await statusOf(path, "hook/ack")).lag === 0);
-    const delivered = bodyOf(posts.at(-1)!);
-    expect(delivered.events.map((e) => (e.payload as { n: number }).n)).toEqual([2, 3]);
+    // Retries of a failing subscription carry one event at a time (poison isolation).
+    const delivered = posts
+      .slice(switchedAt)
+      .flatMap((p) => bodyOf(p).events.map((e) => (e.payload as { n: number }).n));
+    expect([...new Set(delivered)]).toEqual([2, 3]);
   });
 
   it("an ackOffset beyond the batch is clamped to it", async () => {

@@ -2,11 +2,21 @@
  * The index processor mirrors each session's status line into D1 (the session list). The
  * D1 row is a projection: an upsert guarded by the offset it reflects, written before the
  * checkpoint moves (blockProcessorWhile), so a replay can only rewrite the same row.
+ *
+ * Stuck processors: when the stream parks one of this session's own subscriptions (e.g. the
+ * agent cannot append its reply), it appends `stream/subscriber-parked` to the session
+ * stream itself. The index consumes that event like any other, so the knowledge is durable
+ * (reduced state + checkpoint, replayed after any eviction, rebuilt by a reindex) and the
+ * row shows `failed` with the stuck processor's error within one delivery. `-resumed`,
+ * `-skipped` or `-recovered` clear it, and the status returns to what the session's own
+ * events say (the park stays in the stream as history). One gap is inherent: if the index's
+ * own subscription is parked it cannot write D1; the subscription status and the stream's
+ * event still show it, and `GET /v1/sessions/:id` reads the parked state live.
  */
 import type { StateOf, TypedEvent } from "../../processors/contract";
 import { type BatchHookArgs, StreamProcessor } from "../../processors/processor";
-import { indexContract } from "../contracts";
-import { reduceSummary, type SessionEvent } from "../summary";
+import { indexContract, type ParkedSubscription } from "../contracts";
+import { reduceSummary, type SessionEvent, type SessionSummary } from "../summary";
 
 export interface IndexRow {
   title: string;
@@ -22,7 +32,11 @@ export interface IndexRow {
 export class IndexProcessor extends StreamProcessor<typeof indexContract> {
   readonly contract = indexContract;
 
-  constructor(private readonly write: (row: IndexRow) => Promise<void>) {
+  constructor(
+    private readonly write: (row: IndexRow) => Promise<void>,
+    /** Whether a subscription key is one of this session's own processors. */
+    private readonly ownKey: (key: string) => boolean,
+  ) {
     super();
   }
 
@@ -37,23 +51,67 @@ export class IndexProcessor extends StreamProcessor<typeof indexContract> {
       summary: reduceSummary(state.summary, event as SessionEvent),
       createdAt: state.createdAt ?? event.createdAt,
       updatedAt: event.createdAt,
+      parked: this.#reduceParked(state.parked, event),
     };
+  }
+
+  #reduceParked(
+    parked: ParkedSubscription[],
+    event: TypedEvent<typeof indexContract>,
+  ): ParkedSubscription[] {
+    switch (event.type) {
+      case "stream/subscriber-parked": {
+        if (!this.ownKey(event.payload.key)) return parked;
+        const entry = {
+          key: event.payload.key,
+          stuckOffset: event.payload.stuckOffset,
+          error: event.payload.error.slice(0, 1_000),
+        };
+        return [...parked.filter((p) => p.key !== entry.key), entry].slice(-20);
+      }
+      case "stream/subscriber-resumed":
+      case "stream/subscriber-skipped":
+      case "stream/subscriber-recovered": {
+        const key = event.payload.key;
+        return parked.some((p) => p.key === key) ? parked.filter((p) => p.key !== key) : parked;
+      }
+      default:
+        return parked;
+    }
   }
 
   override async processBatch({ state, checkpoint }: BatchHookArgs<typeof indexContract>) {
     if (state.createdAt === null) return;
     const { summary } = state;
+    const stuck = effectiveStatus(summary, state.parked);
     await this.blockProcessorWhile(
       this.write({
         title: summary.title,
-        status: summary.status,
+        status: stuck.status,
         model: summary.model,
         createdAt: state.createdAt,
         updatedAt: state.updatedAt ?? state.createdAt,
         lastOffset: checkpoint,
         pendingApprovals: summary.pendingApprovals.length,
-        lastError: summary.lastError,
+        lastError: stuck.lastError,
       }),
     );
   }
+}
+
+/**
+ * A session with a parked processor is `failed`, whatever its events say, with the stuck
+ * processor's error; once nothing is parked it is what its events say.
+ */
+export function effectiveStatus(
+  summary: { status: SessionSummary["status"]; lastError: string | null },
+  parked: ParkedSubscription[],
+): { status: SessionSummary["status"]; lastError: string | null } {
+  const first = parked[0];
+  if (!first || summary.status === "deleted") return summary;
+  const processor = first.key.slice(0, Math.max(0, first.key.indexOf("@")));
+  return {
+    status: "failed",
+    lastError: `${processor} processor parked at offset ${first.stuckOffset}: ${first.error}`,
+  };
 }
