@@ -1,11 +1,12 @@
 /**
  * The same deployment as wrangler.toml, described with alchemy 0.94 for teams that deploy
  * with `alchemy deploy`. Keep the two in step: one worker, its Durable Object namespaces
- * (SQLite-backed) and the D1 database whose migrations live in ./migrations.
+ * (SQLite-backed), the D1 database whose migrations live in ./migrations, and the web
+ * console's static assets (run `npm run build` first).
  * `alchemy dev` needs Cloudflare credentials, so local development uses wrangler.
  */
 import alchemy from "alchemy";
-import { D1Database, DurableObjectNamespace, Worker } from "alchemy/cloudflare";
+import { Assets, D1Database, DurableObjectNamespace, Worker } from "alchemy/cloudflare";
 
 const app = await alchemy("durable-agent-sessions");
 
@@ -24,12 +25,17 @@ const sessions = DurableObjectNamespace("sessions", {
   sqlite: true,
 });
 
+// The web console (`npm run build` → dist/console), served by the same worker.
+const consoleAssets = await Assets({ path: "./dist/console" });
+
 export const worker = await Worker("worker", {
   name: "durable-agent-sessions",
   entrypoint: "./src/index.ts",
   compatibilityDate: "2026-11-01",
   compatibilityFlags: ["nodejs_compat"],
+  assets: { run_worker_first: ["/v1/*", "/admin/*"], not_found_handling: "none" },
   bindings: {
+    ASSETS: consoleAssets,
     DB: db,
     STREAMS: streams,
     SESSIONS: sessions,

@@ -12,11 +12,11 @@ import {
   parseCredential,
   saveCredential,
 } from "./credential";
-import { forgetSnapshots } from "./session-snapshot";
+import { href, navigate, type Route, useRoute } from "./router";
 import { SessionPage } from "./session-page";
+import { forgetSnapshots } from "./session-snapshot";
 import { SessionsPage } from "./sessions-page";
 import { StreamsPage } from "./streams-page";
-import { href, navigate, type Route, useRoute } from "./router";
 
 export function App() {
   const [credential, setCredential] = useState<Credential | null>(() => loadCredential());
@@ -164,8 +164,8 @@ function SignIn({ onSignedIn }: { onSignedIn: (credential: Credential) => void }
         <h1 id="signin-title">Sessions console</h1>
         <p>
           Sign in with a tenant API key (operators: every session and stream of the tenant) or a
-          session token minted with <code>POST /v1/sessions/:id/tokens</code> (one session, with
-          the scopes it carries). It is kept in this tab only and sent in the Authorization header,
+          session token minted with <code>POST /v1/sessions/:id/tokens</code> (one session, with the
+          scopes it carries). It is kept in this tab only and sent in the Authorization header,
           never in a URL.
         </p>
         <label for="credential">API key or session token</label>

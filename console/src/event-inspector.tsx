@@ -51,7 +51,6 @@ export function EventInspector({ api, sessionId }: { api: ConsoleApi; sessionId:
   };
 
   // A new view or start offset: read again from there.
-  // biome-ignore lint/correctness/useExhaustiveDependencies: load reads the refs
   useEffect(() => {
     next.current = from > 0 ? String(from) : "-1";
     setEvents([]);
@@ -61,12 +60,14 @@ export function EventInspector({ api, sessionId }: { api: ConsoleApi; sessionId:
   }, [view, from, sessionId]);
 
   // Follow: keep reading while not caught up, then every FOLLOW_MS.
-  // biome-ignore lint/correctness/useExhaustiveDependencies: load reads the refs
   useEffect(() => {
     if (!follow) return;
-    const timer = setInterval(() => {
-      if (document.visibilityState === "visible") void load();
-    }, upToDate ? FOLLOW_MS : 250);
+    const timer = setInterval(
+      () => {
+        if (document.visibilityState === "visible") void load();
+      },
+      upToDate ? FOLLOW_MS : 250,
+    );
     return () => clearInterval(timer);
   }, [follow, upToDate, view, from]);
 

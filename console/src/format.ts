@@ -64,6 +64,10 @@ export const statusLabel: Record<string, string> = {
   active: "Active",
   failing: "Failing",
   parked: "Parked",
+  approved: "Approved",
+  denied: "Denied",
+  completed: "Completed",
+  streaming: "Streaming",
 };
 
 export function label(status: string): string {

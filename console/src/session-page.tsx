@@ -3,16 +3,17 @@
  * results, approvals, cancel, send), the health of its stream's subscriptions, and a raw
  * event inspector, as three tabs over one live view (switching tabs keeps the stream open).
  */
-import { useEffect, useRef, useState } from "preact/hooks";
+
 import type {
   AssistantMessage,
   PendingApproval,
-  SessionView,
   ToolMessage,
   UserMessage,
   ViewMessage,
 } from "@server/client";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { type ConsoleApi, describeError } from "./api";
+import type { ConsoleView } from "./console-view";
 import { can } from "./credential";
 import { EventInspector } from "./event-inspector";
 import { label, prettyArgs, prettyJson } from "./format";
@@ -77,7 +78,7 @@ function TabLink(props: { id: string; tab: SessionTab; current: SessionTab; text
   );
 }
 
-function ConnectionNote(props: { connection: Connection; resumedFrom: number; view: SessionView }) {
+function ConnectionNote(props: { connection: Connection; resumedFrom: number; view: ConsoleView }) {
   const { connection } = props;
   let text: string;
   let kind = "ok";
@@ -103,13 +104,17 @@ function ConnectionNote(props: { connection: Connection; resumedFrom: number; vi
       break;
   }
   return (
-    <p class={`connection ${kind}`} role={kind === "bad" ? "alert" : "status"} data-testid="connection">
+    <p
+      class={`connection ${kind}`}
+      role={kind === "bad" ? "alert" : "status"}
+      data-testid="connection"
+    >
       {text}
     </p>
   );
 }
 
-function Conversation({ api, id, view }: { api: ConsoleApi; id: string; view: SessionView }) {
+function Conversation({ api, id, view }: { api: ConsoleApi; id: string; view: ConsoleView }) {
   const [actionError, setActionError] = useState<string | null>(null);
   const canWrite = can(api.credential, "write");
   const canApprove = can(api.credential, "approve");
@@ -129,12 +134,12 @@ function Conversation({ api, id, view }: { api: ConsoleApi; id: string; view: Se
   return (
     <div class="conversation">
       {view.lastError && (
-        <p class="error panel" role="alert" data-testid="session-error">
+        <p class="error panel full" role="alert" data-testid="session-error">
           The session failed: {view.lastError}
         </p>
       )}
       {actionError && (
-        <p class="error panel" role="alert" data-testid="action-error">
+        <p class="error panel full" role="alert" data-testid="action-error">
           {actionError}
           <button type="button" class="link" onClick={() => setActionError(null)}>
             Dismiss
@@ -142,37 +147,39 @@ function Conversation({ api, id, view }: { api: ConsoleApi; id: string; view: Se
         </p>
       )}
 
-      {view.pendingApprovals.length > 0 && (
-        <section class="panel attention" aria-labelledby="approvals-title">
-          <h2 id="approvals-title">Waiting for your decision</h2>
-          {view.pendingApprovals.map((approval) => (
-            <ApprovalCard
-              key={approval.toolCallId}
-              approval={approval}
-              disabled={!canApprove}
-              onDecide={(approved, reason) =>
-                act(approved ? "Approving" : "Denying", () =>
-                  api.sessions.decide(id, approval.toolCallId, approved, reason || undefined),
-                )
-              }
-            />
-          ))}
-          {!canApprove && <p class="muted">This token has no approve scope.</p>}
-        </section>
-      )}
-
       <Transcript view={view} />
 
-      <Composer
-        disabled={!canWrite || view.status === "deleted"}
-        canCancel={canWrite && turnActive && !view.cancelling}
-        onSend={(content, key) =>
-          act("Sending", () => api.sessions.send(id, content, { idempotencyKey: key }))
-        }
-        onCancel={() => act("Cancelling", () => api.sessions.cancel(id))}
-        hint={canWrite ? null : "This token has no write scope: it can read only."}
-        running={turnActive}
-      />
+      <aside class="side" aria-label="Actions">
+        {view.pendingApprovals.length > 0 && (
+          <section class="panel attention approvals" aria-labelledby="approvals-title">
+            <h2 id="approvals-title">Waiting for your decision</h2>
+            {view.pendingApprovals.map((approval) => (
+              <ApprovalCard
+                key={approval.toolCallId}
+                approval={approval}
+                disabled={!canApprove}
+                onDecide={(approved, reason) =>
+                  act(approved ? "Approving" : "Denying", () =>
+                    api.sessions.decide(id, approval.toolCallId, approved, reason || undefined),
+                  )
+                }
+              />
+            ))}
+            {!canApprove && <p class="muted">This token has no approve scope.</p>}
+          </section>
+        )}
+
+        <Composer
+          disabled={!canWrite || view.status === "deleted"}
+          canCancel={canWrite && turnActive && !view.cancelling}
+          onSend={(content, key) =>
+            act("Sending", () => api.sessions.send(id, content, { idempotencyKey: key }))
+          }
+          onCancel={() => act("Cancelling", () => api.sessions.cancel(id))}
+          hint={canWrite ? null : "This token has no write scope: it can read only."}
+          running={turnActive}
+        />
+      </aside>
     </div>
   );
 }
@@ -192,7 +199,11 @@ function ApprovalCard(props: {
     setBusy(false);
   };
   return (
-    <article class="approval" data-tool-call-id={approval.toolCallId} aria-label={`Approval for ${approval.toolName}`}>
+    <article
+      class="approval"
+      data-tool-call-id={approval.toolCallId}
+      aria-label={`Approval for ${approval.toolName}`}
+    >
       <h3>
         <span class="mono">{approval.toolName}</span> wants to run with
       </h3>
@@ -221,7 +232,7 @@ function ApprovalCard(props: {
   );
 }
 
-function Transcript({ view }: { view: SessionView }) {
+function Transcript({ view }: { view: ConsoleView }) {
   const ref = useRef<HTMLOListElement>(null);
   const stick = useRef(true);
   // Follow the newest text while the reader is at the bottom; leave them be when scrolled up.
@@ -241,9 +252,21 @@ function Transcript({ view }: { view: SessionView }) {
       {view.messages.length === 0 ? (
         <p class="muted">No messages yet. Send one below.</p>
       ) : (
-        <ol class="transcript" ref={ref} onScroll={onScroll} aria-live="off" aria-label="Transcript" tabIndex={0}>
+        <ol
+          class="transcript"
+          ref={ref}
+          onScroll={onScroll}
+          aria-live="off"
+          aria-label="Transcript"
+          // biome-ignore lint/a11y/noNoninteractiveTabindex: a scrolling region must take focus to scroll by keyboard
+          tabIndex={0}
+        >
           {view.messages.map((message) => (
-            <MessageItem key={`${message.kind}:${message.id}`} message={message} />
+            <MessageItem
+              key={`${message.kind}:${message.id}`}
+              message={message}
+              denied={message.kind === "tool" && view.denied.includes(message.id)}
+            />
           ))}
         </ol>
       )}
@@ -251,14 +274,14 @@ function Transcript({ view }: { view: SessionView }) {
   );
 }
 
-function MessageItem({ message }: { message: ViewMessage }) {
+function MessageItem({ message, denied }: { message: ViewMessage; denied: boolean }) {
   switch (message.kind) {
     case "user":
       return <UserItem message={message} />;
     case "assistant":
       return <AssistantItem message={message} />;
     case "tool":
-      return <ToolItem message={message} />;
+      return <ToolItem message={message} denied={denied} />;
   }
 }
 
@@ -295,12 +318,19 @@ function AssistantItem({ message }: { message: AssistantMessage }) {
   );
 }
 
-function ToolItem({ message }: { message: ToolMessage }) {
+function ToolItem({ message, denied }: { message: ToolMessage; denied: boolean }) {
+  // A denied call ends with an error result the model sees; it stays "denied" here.
+  const status = denied && message.status !== "cancelled" ? "denied" : message.status;
   return (
-    <li class={`msg tool ${message.status}`} data-kind="tool" data-status={message.status} data-tool-call-id={message.id}>
+    <li
+      class={`msg tool ${status}`}
+      data-kind="tool"
+      data-status={status}
+      data-tool-call-id={message.id}
+    >
       <div class="who">
         Tool <span class="mono">{message.toolName}</span>
-        <span class={`tag tool-${message.status}`}>{label(message.status).replace("_", " ")}</span>
+        <span class={`tag tool-${status}`}>{label(status)}</span>
       </div>
       <details open>
         <summary>Arguments</summary>
@@ -309,7 +339,13 @@ function ToolItem({ message }: { message: ToolMessage }) {
       {message.reason && <p class="small">Reason: {message.reason}</p>}
       {message.result !== null && (
         <details open>
-          <summary>{message.status === "failed" ? "Error" : "Result"}</summary>
+          <summary>
+            {status === "failed"
+              ? "Error"
+              : status === "denied"
+                ? "What the model was told"
+                : "Result"}
+          </summary>
           <pre class="code">{prettyJson(message.result)}</pre>
         </details>
       )}

@@ -4,8 +4,9 @@
  * index and kept live by polling every few seconds while the tab is visible: the index is a
  * table, not a stream, and a poll of one page costs one indexed query.
  */
-import { useState } from "preact/hooks";
+
 import type { SessionIndexRow } from "@server/db/sessions-index";
+import { useState } from "preact/hooks";
 import { type ConsoleApi, describeError } from "./api";
 import { formatTime, label } from "./format";
 import { href, navigate } from "./router";
@@ -79,11 +80,7 @@ export function SessionsPage({ api }: { api: ConsoleApi }) {
             )
           )}
           {waiting.data?.nextCursor && (
-            <button
-              type="button"
-              class="link"
-              onClick={() => changeFilter("awaiting_approval")}
-            >
+            <button type="button" class="link" onClick={() => changeFilter("awaiting_approval")}>
               Show all sessions awaiting approval
             </button>
           )}
@@ -189,7 +186,15 @@ function onRowKey(event: KeyboardEvent) {
   }
 }
 
-function SessionTable({ rows, caption, id }: { rows: SessionIndexRow[]; caption: string; id: string }) {
+function SessionTable({
+  rows,
+  caption,
+  id,
+}: {
+  rows: SessionIndexRow[];
+  caption: string;
+  id: string;
+}) {
   return (
     <div class="table-wrap">
       <table class="sessions" id={id} onKeyDown={onRowKey}>

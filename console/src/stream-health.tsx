@@ -25,7 +25,9 @@ export function StreamHealth({ api, stream }: { api: ConsoleApi; stream: string 
         </h2>
         <span class="live-note">
           <span class="dot" aria-hidden="true" />
-          {poll.updatedAt ? `Live · updated ${new Date(poll.updatedAt).toLocaleTimeString()}` : "Live"}
+          {poll.updatedAt
+            ? `Live · updated ${new Date(poll.updatedAt).toLocaleTimeString()}`
+            : "Live"}
         </span>
       </div>
       {poll.error !== null && (
@@ -94,7 +96,7 @@ function SubscriptionCard(props: {
         <h3 class="mono">{sub.key}</h3>
       </div>
       <dl class="facts">
-        <div>
+        <div class="target">
           <dt>Target</dt>
           <dd class="mono small">{describeCallable(sub.callable)}</dd>
         </div>
@@ -146,9 +148,7 @@ function SubscriptionCard(props: {
           <button
             type="button"
             disabled={busy}
-            onClick={() =>
-              run("Resume", () => props.api.resume(props.stream, sub.key))
-            }
+            onClick={() => run("Resume", () => props.api.resume(props.stream, sub.key))}
           >
             Resume
           </button>

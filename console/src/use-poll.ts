@@ -28,14 +28,11 @@ export function usePoll<T>(
   loadRef.current = load;
 
   // New inputs: forget the old data.
-  // biome-ignore lint/correctness/useExhaustiveDependencies: deps are the caller's
   useEffect(() => {
     setData(null);
     setError(null);
     setLoading(true);
   }, deps);
-
-  // biome-ignore lint/correctness/useExhaustiveDependencies: deps are the caller's
   useEffect(() => {
     const controller = new AbortController();
     let timer: ReturnType<typeof setTimeout> | undefined;

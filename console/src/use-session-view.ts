@@ -1,17 +1,14 @@
 /**
- * The live SessionView of one session: the shipped client's resumable `events()` iterator
- * reduced by its pure `reduceSessionView`. It starts from the snapshot a reload left (and
+ * The live view of one session: the shipped client's resumable `events()` iterator reduced
+ * by its pure `reduceSessionView` (through console-view.ts). It starts from the snapshot a reload left (and
  * reads only the events after it) or from the beginning, and keeps the snapshot current.
  * `connection` tells the page whether it is live, reconnecting, or stopped and why.
  */
+
+import { SessionClient } from "@server/client";
 import { useEffect, useState } from "preact/hooks";
-import {
-  initialSessionView,
-  reduceSessionView,
-  SessionClient,
-  type SessionView,
-} from "@server/client";
 import type { ConsoleApi } from "./api";
+import { type ConsoleView, initialConsoleView, reduceConsoleView } from "./console-view";
 import { loadSnapshot, saveSnapshot } from "./session-snapshot";
 
 export type Connection =
@@ -24,15 +21,15 @@ export type Connection =
 const SAVE_EVERY_MS = 300;
 
 export function useSessionView(api: ConsoleApi, sessionId: string) {
-  const [view, setView] = useState<SessionView>(
-    () => loadSnapshot(sessionId) ?? initialSessionView,
+  const [view, setView] = useState<ConsoleView>(
+    () => loadSnapshot(sessionId) ?? initialConsoleView,
   );
   const [connection, setConnection] = useState<Connection>({ state: "connecting" });
   const [resumedFrom, setResumedFrom] = useState(0);
 
   useEffect(() => {
     const controller = new AbortController();
-    let current = loadSnapshot(sessionId) ?? initialSessionView;
+    let current = loadSnapshot(sessionId) ?? initialConsoleView;
     setView(current);
     setResumedFrom(current.lastOffset);
     setConnection({ state: "connecting" });
@@ -67,7 +64,7 @@ export function useSessionView(api: ConsoleApi, sessionId: string) {
           onReconnect: ({ attempt, error }) =>
             setConnection({ state: "reconnecting", attempt, error: String(error) }),
         })) {
-          const next = reduceSessionView(current, event);
+          const next = reduceConsoleView(current, event);
           if (next === current) continue;
           current = next;
           setView(next);

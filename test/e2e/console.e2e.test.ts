@@ -33,7 +33,8 @@ async function api<T = unknown>(path: string, init: RequestInit = {}): Promise<T
     ...init,
     headers: { ...AUTH, "content-type": "application/json", ...init.headers },
   });
-  if (!res.ok) throw new Error(`${init.method ?? "GET"} ${path} → ${res.status}: ${await res.text()}`);
+  if (!res.ok)
+    throw new Error(`${init.method ?? "GET"} ${path} → ${res.status}: ${await res.text()}`);
   return (res.status === 204 ? null : await res.json()) as T;
 }
 
@@ -73,7 +74,21 @@ async function signIn(page: Page, credential = KEY): Promise<void> {
 }
 
 async function shot(page: Page, name: string): Promise<void> {
+  await page.evaluate("window.scrollTo(0, 0)");
   await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: false });
+}
+
+/**
+ * Waits until the assistant message that is still streaming shows text matching `pattern`,
+ * and returns that text as it was at that moment (read in the page, in one step).
+ */
+async function streamingText(page: Page, pattern: RegExp): Promise<string> {
+  const handle = await page.waitForFunction(`(() => {
+    const m = document.querySelector('li.msg[data-kind="assistant"][data-status="streaming"] .text');
+    const text = m === null ? "" : m.textContent;
+    return ${pattern}.test(text) ? text : null;
+  })()`);
+  return (await handle.jsonValue()) as string;
 }
 
 const words = (n: number, from = 0) =>
@@ -174,10 +189,14 @@ describe("web console", () => {
     // Pages of 10: the newest 10 first, then the rest (12 sessions in all).
     await page.getByLabel("Per page").selectOption("10");
     await expect.poll(() => page.locator("#sessions tbody tr").count()).toBe(10);
-    await expect.poll(() => page.locator(`#sessions tr[data-session-id="${idle[10]}"]`).count()).toBe(1);
+    await expect
+      .poll(() => page.locator(`#sessions tr[data-session-id="${idle[10]}"]`).count())
+      .toBe(1);
     await page.getByRole("button", { name: "Older →" }).click();
     await expect.poll(() => page.locator("#sessions tbody tr").count()).toBe(2);
-    await expect.poll(() => page.locator(`#sessions tr[data-session-id="${waiting}"]`).count()).toBe(1);
+    await expect
+      .poll(() => page.locator(`#sessions tr[data-session-id="${waiting}"]`).count())
+      .toBe(1);
     await page.getByRole("button", { name: "← Newer" }).click();
     await expect.poll(() => page.locator("#sessions tbody tr").count()).toBe(10);
 
@@ -198,8 +217,9 @@ describe("web console", () => {
     // Keyboard: arrow keys move between rows, Enter opens the session.
     await page.locator(`#sessions tr[data-session-id="${later}"] a`).focus();
     await page.keyboard.press("ArrowDown");
-    const focused = await page.evaluate(() => document.activeElement?.closest("tr")?.dataset.sessionId);
-    expect(focused).toBe(idle[10]);
+    expect(await page.locator("#sessions tr:has(a:focus)").getAttribute("data-session-id")).toBe(
+      idle[10],
+    );
     await page.keyboard.press("Enter");
     await page.getByRole("heading", { name: "idle 10", level: 1 }).waitFor();
 
@@ -225,12 +245,9 @@ describe("web console", () => {
     const said = words(25);
     await message.fill(said);
     await page.getByRole("button", { name: "Send" }).click();
-    await page.waitForFunction(() => {
-      const m = document.querySelector('li.msg[data-kind="assistant"][data-status="streaming"] .text');
-      return m !== null && /word\d/.test(m.textContent ?? "");
-    });
-    const partial = (await assistant.last().locator(".text").textContent()) ?? "";
+    const partial = await streamingText(page, /word\d/);
     expect(partial.length).toBeLessThan(`You said: ${said}`.length);
+    expect(`You said: ${said}`.startsWith(partial)).toBe(true);
     await page.locator('li.msg[data-kind="assistant"][data-status="completed"]').waitFor();
     expect(await assistant.last().locator(".text").textContent()).toBe(`You said: ${said}`);
     await expect.poll(() => status.textContent()).toBe("Idle");
@@ -262,17 +279,14 @@ describe("web console", () => {
     await page.locator('li.msg[data-kind="tool"][data-status="denied"]').waitFor();
     expect(await tools.last().textContent()).toContain("not this one");
     await expect.poll(() => status.textContent()).toBe("Idle");
+    // Still shown as denied once the model has been told (its error result arrived).
+    await tools.last().getByText("the user denied this call").waitFor();
+    expect(await tools.last().getAttribute("data-status")).toBe("denied");
 
-    // Deciding again is refused and the error is shown plainly (409 via the API).
     // Cancel a reply while it streams.
     await message.fill(words(80, 100));
     await page.getByRole("button", { name: "Send" }).click();
-    await page.waitForFunction(() =>
-      /word1\d\d/.test(
-        document.querySelector('li.msg[data-kind="assistant"][data-status="streaming"] .text')
-          ?.textContent ?? "",
-      ),
-    );
+    await streamingText(page, /word1\d\d/);
     await page.getByRole("button", { name: "Cancel turn" }).click();
     await expect.poll(() => status.textContent(), { timeout: 20_000 }).toBe("Cancelled");
     expect(await assistant.last().getAttribute("data-status")).toBe("cancelled");
@@ -281,12 +295,7 @@ describe("web console", () => {
     const long = words(40, 300);
     await message.fill(long);
     await page.getByRole("button", { name: "Send" }).click();
-    await page.waitForFunction(() =>
-      /word30\d/.test(
-        document.querySelector('li.msg[data-kind="assistant"][data-status="streaming"] .text')
-          ?.textContent ?? "",
-      ),
-    );
+    await streamingText(page, /word30\d/);
     const before = await page.locator("li.msg").count();
     const resumedFrom: number[] = [];
     page.on("request", (request) => {
@@ -296,27 +305,22 @@ describe("web console", () => {
     });
     await page.reload();
     await page.locator('li.msg[data-kind="assistant"][data-status="completed"]').last().waitFor();
-    await page.waitForFunction(
-      (text) =>
-        [...document.querySelectorAll('li.msg[data-kind="assistant"] .text')].some(
-          (m) => m.textContent === text,
-        ),
-      `You said: ${long}`,
-    );
+    await assistant
+      .locator(".text")
+      .filter({ hasText: new RegExp(`^You said: ${long}$`) })
+      .waitFor();
     expect(resumedFrom.length).toBeGreaterThan(0);
     expect(resumedFrom[0]).toBeGreaterThan(0); // resumed after its last event, not replayed
     // Nothing lost or repeated: every message once, the reply whole.
     expect(await page.locator("li.msg").count()).toBe(before);
     expect(await page.locator('li.msg[data-kind="user"]').count()).toBe(5);
-    expect(
-      await page.locator('li.msg[data-kind="assistant"] .text').allTextContents(),
-    ).toContain(`You said: ${long}`);
+    expect(await page.locator('li.msg[data-kind="assistant"] .text').allTextContents()).toContain(
+      `You said: ${long}`,
+    );
     await expect.poll(() => status.textContent()).toBe("Idle");
-    await page.locator("li.msg").last().scrollIntoViewIfNeeded();
     await shot(page, "session-1280x800");
 
-    // A send the server refuses is shown plainly (an empty message cannot be sent at all; a
-    // cancel with nothing running is accepted, so use an unknown session for the error).
+    // An unknown session: the server's 404 is shown plainly.
     await page.goto(`${server.url}/#/sessions/01ARZ3NDEKTSV4RRFFQ69G5FAV`);
     await page.getByTestId("connection").filter({ hasText: /404/ }).waitFor();
 
@@ -330,8 +334,8 @@ describe("web console", () => {
     await page.setViewportSize(WIDE);
     await page.getByRole("link", { name: "Events" }).click();
     await page.locator('table.events tr[data-type="tool/approval-decided"]').first().waitFor();
-    const offsets = await page.locator("table.events tbody tr").evaluateAll((rows) =>
-      rows.map((r) => Number((r as HTMLElement).dataset.offset)),
+    const offsets = await page.evaluate<number[]>(
+      "[...document.querySelectorAll('table.events tbody tr')].map((r) => Number(r.dataset.offset))",
     );
     expect(offsets.slice(0, 3)).toEqual([1, 2, 3]);
     expect(offsets).toEqual([...offsets].sort((a, b) => a - b));
@@ -351,6 +355,23 @@ describe("web console", () => {
   });
 
   it("opens one session with a scoped token, with only what its scopes allow", async () => {
+    // A read+write token that is then revoked: the refused send is shown plainly.
+    const writable = await createSession("revoked token");
+    const rw = await api<{ token: string }>(`/v1/sessions/${writable}/tokens`, {
+      method: "POST",
+      body: JSON.stringify({ scopes: ["read", "write"], ttlSeconds: 600 }),
+    });
+    const revoked = await newPage();
+    await signIn(revoked, rw.token);
+    await revoked.getByRole("heading", { name: "revoked token" }).waitFor();
+    await api(`/v1/sessions/${writable}/tokens/revoke`, { method: "POST" });
+    await revoked.getByLabel("Message").fill("hello?");
+    await revoked.getByRole("button", { name: "Send" }).click();
+    await expect
+      .poll(() => revoked.getByTestId("action-error").textContent())
+      .toMatch(/Sending failed: .*HTTP 401/);
+    await revoked.context().close();
+
     const id = await createSession("token holder");
     await send(id, "hello from the operator");
     const minted = await api<{ token: string }>(`/v1/sessions/${id}/tokens`, {
@@ -367,6 +388,32 @@ describe("web console", () => {
     // No list for a token: the sessions route sends it back to its session.
     await page.goto(`${server.url}/#/`);
     await page.waitForURL(new RegExp(`#/sessions/${id}$`));
+    await page.context().close();
+  });
+
+  it("shows a session at work (the README's screenshot)", async () => {
+    const id = await createSession("Weekend groceries");
+    const page = await newPage();
+    await signIn(page);
+    await page.goto(`${server.url}/#/sessions/${id}`);
+    const message = page.getByLabel("Message");
+    await message.fill("Hello! Please keep a note of what to buy.");
+    await page.getByRole("button", { name: "Send" }).click();
+    await page.locator('li.msg[data-kind="assistant"][data-status="completed"]').waitFor();
+    await message.fill('call notes_write {"key":"groceries","text":"milk, bread, coffee"}');
+    await page.getByRole("button", { name: "Send" }).click();
+    const approval = page.locator("article.approval");
+    await approval.getByLabel(/Reason/).fill("fine to store");
+    await approval.getByRole("button", { name: "Approve" }).click();
+    await page.locator('li.msg[data-kind="tool"][data-status="completed"]').waitFor();
+    await page.locator('li.msg[data-kind="assistant"][data-status="completed"]').nth(1).waitFor();
+    await message.fill('call notes_write {"key":"todo","text":"book the train"}');
+    await page.getByRole("button", { name: "Send" }).click();
+    await approval.waitFor();
+    await expect
+      .poll(() => page.getByTestId("session-status").textContent())
+      .toBe("Awaiting approval");
+    await shot(page, "readme-session");
     await page.context().close();
   });
 
@@ -405,7 +452,14 @@ describe("web console", () => {
     const card = page.locator('li.subscription[data-key="billing-hook"]');
     await card.and(page.locator('[data-status="parked"]')).waitFor({ timeout: 30_000 });
     expect(await card.getByTestId("last-error").textContent()).toContain("webhook answered 500");
-    expect(Number(await card.getByTestId("lag").textContent().then((t) => t?.split(" ")[0]))).toBeGreaterThan(0);
+    expect(
+      Number(
+        await card
+          .getByTestId("lag")
+          .textContent()
+          .then((t) => t?.split(" ")[0]),
+      ),
+    ).toBeGreaterThan(0);
     await shot(page, "parked-1280x800");
     await page.setViewportSize(NARROW);
     await shot(page, "parked-narrow");
@@ -415,7 +469,9 @@ describe("web console", () => {
     hookHealthy = true;
     await card.getByRole("button", { name: "Resume" }).click();
     await card.and(page.locator('[data-status="active"]')).waitFor({ timeout: 30_000 });
-    await expect.poll(() => card.getByTestId("lag").textContent(), { timeout: 30_000 }).toBe("0 events");
+    await expect
+      .poll(() => card.getByTestId("lag").textContent(), { timeout: 30_000 })
+      .toBe("0 events");
     expect(hookCalls.length).toBeGreaterThan(callsBefore);
     const status = await api<{ subscriptions: { key: string; status: string; lag: number }[] }>(
       `/v1/subscriptions?stream=${encodeURIComponent(stream)}`,
