@@ -83,12 +83,19 @@ async function shot(page: Page, name: string): Promise<void> {
  * and returns that text as it was at that moment (read in the page, in one step).
  */
 async function streamingText(page: Page, pattern: RegExp): Promise<string> {
-  const handle = await page.waitForFunction(`(() => {
-    const m = document.querySelector('li.msg[data-kind="assistant"][data-status="streaming"] .text');
-    const text = m === null ? "" : m.textContent;
-    return ${pattern}.test(text) ? text : null;
-  })()`);
-  return (await handle.jsonValue()) as string;
+  // Evaluated by the DevTools protocol (the page's CSP forbids string eval in the page).
+  const read = `document.querySelector('li.msg[data-kind="assistant"][data-status="streaming"] .text')?.textContent ?? ""`;
+  let seen = "";
+  await expect
+    .poll(
+      async () => {
+        seen = await page.evaluate<string>(read);
+        return pattern.test(seen);
+      },
+      { timeout: 30_000, intervals: [20] },
+    )
+    .toBe(true);
+  return seen;
 }
 
 const words = (n: number, from = 0) =>
