@@ -13,6 +13,7 @@ export {
 } from "./client";
 export { SessionApiError } from "./errors";
 export { type EventsOptions, resumableEvents } from "./events";
+export { type Follow, LiveRpc, type LiveRpcOptions, rpcBatch, type SessionsRpc } from "./rpc";
 export type * from "./types";
 export {
   type AssistantMessage,

@@ -6,6 +6,7 @@
 import { Hono } from "hono";
 import { authenticate } from "../auth/authenticate";
 import type { Env } from "../env";
+import { rpcResponse } from "../rpc/serve";
 import { SESSION_STREAMS } from "../sessions/session-agent";
 import { STREAM_ROUTE } from "../streams/naming";
 import { validateStreamPath } from "../streams/path";
@@ -28,7 +29,7 @@ export function createApp() {
 
   app.use("*", async (c, next) => {
     await next();
-    c.res = withStandardHeaders(c.res);
+    if (c.res.status !== 101) c.res = withStandardHeaders(c.res); // a WebSocket upgrade passes as is
   });
 
   app.options("*", () => preflight());
@@ -42,6 +43,11 @@ export function createApp() {
   });
 
   app.route("/admin", adminRoutes());
+
+  // capnweb (HTTP batch and WebSocket): authenticated in-band, so before the bearer check.
+  app.all("/v1/rpc", (c) =>
+    rpcResponse(c.req.raw, c.env, async (request) => app.fetch(request, c.env, c.executionCtx)),
+  );
 
   // Every /v1 route acts for the tenant its bearer key belongs to (preflights stay open).
   app.use("/v1/*", async (c, next) => {

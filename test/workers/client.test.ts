@@ -52,7 +52,7 @@ describe("typed client", () => {
       session.id,
       (v) => v.status === "idle" && v.turnId === null && v.messages.length >= 2,
     );
-    expect(view.messages.map((m) => [m.kind, m.text])).toEqual([
+    expect(view.messages.map((m) => [m.kind, "text" in m ? m.text : m.toolName])).toEqual([
       ["user", "hello there"],
       ["assistant", "You said: hello there"],
     ]);
