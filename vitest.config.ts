@@ -25,6 +25,8 @@ const workers = (name: string, include: string[], bindings: Record<string, unkno
           DEV_API_KEY: "das_dev_local_development_key_0000",
           ADMIN_TOKEN: "dev-admin-token",
           INSECURE_DEFAULT_TENANT: "default",
+          // Signs session tokens in tests (a test value; real ones come from wrangler secret put).
+          SESSION_TOKEN_SECRET: "test-session-token-secret-0123456789abcdef",
           TEST_MIGRATIONS: migrations,
           ...bindings,
         },

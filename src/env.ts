@@ -33,6 +33,18 @@ export interface Env {
   DEV_API_KEY?: string;
   /** The tenant the dev key belongs to (default `dev`). */
   DEV_TENANT_ID?: string;
+  /**
+   * Secret (HMAC-SHA256 key, at least 32 characters) that signs session tokens for browsers
+   * (`POST /v1/sessions/:id/tokens`). Set with `wrangler secret put SESSION_TOKEN_SECRET`;
+   * rotating it ends every token. Unset: minting answers 503 and tokens are refused.
+   */
+  SESSION_TOKEN_SECRET?: string;
+  /**
+   * Comma-separated origins allowed to call the API from a browser (CORS), e.g.
+   * `https://app.example.com,https://admin.example.com`. Unset or empty: any origin (`*`,
+   * without credentials), meant for local development.
+   */
+  CORS_ORIGINS?: string;
   /** Secret guarding the /admin routes; when unset those routes answer 404. */
   ADMIN_TOKEN?: string;
   /**

@@ -4,7 +4,7 @@
  * Streams protocol itself because its live readers wait on in-memory commit signals there.
  */
 import { Hono } from "hono";
-import { authenticate } from "../auth/authenticate";
+import { authenticateRequest, type Principal } from "../auth/principal";
 import type { Env } from "../env";
 import { rpcResponse } from "../rpc/serve";
 import { SESSION_STREAMS } from "../sessions/session-agent";
@@ -13,15 +13,18 @@ import { validateStreamPath } from "../streams/path";
 import { adminRoutes } from "./admin";
 import { ApiError, errorResponse } from "./errors";
 import { openApiDocument } from "./openapi";
-import { preflight, withStandardHeaders } from "./security";
+import { corsPolicy, preflight, withStandardHeaders } from "./security";
 import { sessionRoutes } from "./sessions";
 import { forwardToStream } from "./stream-proxy";
 import { subscriptionRoutes } from "./subscriptions";
 
 export type AppEnv = {
   Bindings: Env;
-  /** `tenant`: the authenticated tenant of a /v1 request (set by the auth middleware). */
-  Variables: { tenant: string };
+  /**
+   * `tenant`: the authenticated tenant of a /v1 request, and `principal`: what authenticated
+   * it (an API key, or a session token with its session and scopes). Set by the auth middleware.
+   */
+  Variables: { tenant: string; principal: Principal };
 };
 
 export function createApp() {
@@ -29,10 +32,17 @@ export function createApp() {
 
   app.use("*", async (c, next) => {
     await next();
-    if (c.res.status !== 101) c.res = withStandardHeaders(c.res); // a WebSocket upgrade passes as is
+    if (c.res.status === 101) return; // a WebSocket upgrade (capnweb) passes as is
+    c.res = withStandardHeaders(
+      c.res,
+      c.req.header("origin") ?? null,
+      corsPolicy(c.env.CORS_ORIGINS),
+    );
   });
 
-  app.options("*", () => preflight());
+  app.options("*", (c) =>
+    preflight(c.req.header("origin") ?? null, corsPolicy(c.env.CORS_ORIGINS)),
+  );
 
   app.get("/healthz", (c) => c.json({ ok: true }));
 
@@ -49,10 +59,13 @@ export function createApp() {
     rpcResponse(c.req.raw, c.env, async (request) => app.fetch(request, c.env, c.executionCtx)),
   );
 
-  // Every /v1 route acts for the tenant its bearer key belongs to (preflights stay open).
+  // Every /v1 route acts for the tenant its API key or session token belongs to (preflights
+  // stay open); session tokens reach only their session's routes (src/auth/principal.ts).
   app.use("/v1/*", async (c, next) => {
     if (c.req.method === "OPTIONS") return next();
-    c.set("tenant", await authenticate(c.req.header("authorization"), c.env));
+    const principal = await authenticateRequest(c.req.raw, c.env);
+    c.set("principal", principal);
+    c.set("tenant", principal.tenant);
     await next();
   });
 

@@ -21,7 +21,9 @@ export type ErrorCode =
   | "payload_too_large"
   | "reserved_event_type"
   | "forbidden"
+  | "origin_not_allowed"
   | "unauthorized"
+  | "tokens_not_configured"
   | "internal";
 
 const RPC_PREFIX = "ApiError";

@@ -1,7 +1,16 @@
 /**
  * Headers every response carries: browser hardening (protocol §10.7) and CORS, so web apps on
  * other origins can read streams with fetch/EventSource and see the protocol headers.
+ *
+ * CORS follows the CORS_ORIGINS allowlist. An allowlisted Origin is echoed back with
+ * `Vary: Origin` and `Access-Control-Allow-Credentials: true` (so `withCredentials` works;
+ * no route authenticates with cookies, so credentials carry no ambient authority); any other
+ * origin gets no Access-Control-Allow-Origin (the browser refuses the response) and its
+ * preflight a 403. Without an allowlist (local development) every origin gets `*`, which
+ * browsers never combine with credentials, so no Allow-Credentials is sent then.
  */
+import { ApiError, errorResponse } from "./errors";
+
 const EXPOSED = [
   "Stream-Next-Offset",
   "Stream-Cursor",
@@ -18,6 +27,8 @@ const EXPOSED = [
   "Location",
   "WWW-Authenticate",
   "Content-Type",
+  "Retry-After",
+  "Allow",
 ].join(", ");
 
 const ALLOWED_REQUEST_HEADERS = [
@@ -37,17 +48,76 @@ const ALLOWED_REQUEST_HEADERS = [
   "producer-seq",
 ].join(", ");
 
-export function withStandardHeaders(response: Response): Response {
+export interface CorsPolicy {
+  /** No allowlist configured: any origin, as `*`. */
+  any: boolean;
+  origins: ReadonlySet<string>;
+}
+
+let cached: { raw: string | undefined; policy: CorsPolicy } | undefined;
+
+/** Parses CORS_ORIGINS; a malformed entry is a configuration error, not a silent `*`. */
+export function corsPolicy(raw: string | undefined): CorsPolicy {
+  if (cached && cached.raw === raw) return cached.policy;
+  const entries = (raw ?? "")
+    .split(",")
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== "");
+  for (const entry of entries) {
+    let origin: string | null = null;
+    try {
+      origin = new URL(entry).origin;
+    } catch {}
+    if (origin !== entry) {
+      throw new Error(
+        `CORS_ORIGINS: ${JSON.stringify(entry)} is not an origin (scheme://host[:port], no path or trailing slash)`,
+      );
+    }
+  }
+  const policy = { any: entries.length === 0, origins: new Set(entries) };
+  cached = { raw, policy };
+  return policy;
+}
+
+function applyCors(h: Headers, origin: string | null, policy: CorsPolicy): void {
+  if (policy.any) {
+    h.set("access-control-allow-origin", "*");
+    return;
+  }
+  h.append("vary", "Origin");
+  if (origin !== null && policy.origins.has(origin)) {
+    h.set("access-control-allow-origin", origin);
+    h.set("access-control-allow-credentials", "true");
+  }
+}
+
+export function withStandardHeaders(
+  response: Response,
+  origin: string | null,
+  policy: CorsPolicy,
+): Response {
   const out = new Response(response.body, response);
   const h = out.headers;
   h.set("x-content-type-options", "nosniff");
   h.set("cross-origin-resource-policy", "cross-origin");
-  h.set("access-control-allow-origin", "*");
+  // Headers from a Durable Object's response may carry CORS of their own: ours decide.
+  h.delete("access-control-allow-origin");
+  h.delete("access-control-allow-credentials");
+  applyCors(h, origin, policy);
   h.set("access-control-expose-headers", EXPOSED);
   return out;
 }
 
-export function preflight(): Response {
+export function preflight(origin: string | null, policy: CorsPolicy): Response {
+  if (!policy.any && (origin === null || !policy.origins.has(origin))) {
+    return errorResponse(
+      new ApiError(
+        403,
+        "origin_not_allowed",
+        `origin ${JSON.stringify((origin ?? "(none)").slice(0, 200))} is not in CORS_ORIGINS`,
+      ),
+    );
+  }
   return new Response(null, {
     status: 204,
     headers: {

@@ -13,10 +13,20 @@
  *   POST   /v1/sessions/:id/tool-calls/:toolCallId/decision { approved, reason? } → 200
  *   POST   /v1/sessions/:id/cancel                        → 202
  *   DELETE /v1/sessions/:id                               → 204, stream closed
+ *   POST   /v1/sessions/:id/tokens                        { scopes, ttlSeconds? } → 201 token
+ *   POST   /v1/sessions/:id/tokens/revoke                 → 204, every token so far refused
+ *
+ * Offsets: one vocabulary, the integer offset of an event ("after event N" when given as a
+ * position); routes that return offsets return these, and the events route accepts them (and
+ * the Durable Streams wire form of the same position) in `?offset=` and `Last-Event-ID`.
+ * Access: API keys reach everything; session tokens only their session's routes with the
+ * scope each route names (`access(...)`, src/http/session-access.ts).
  */
-import { type Context, Hono } from "hono";
+import { Hono } from "hono";
 import { ulid } from "ulidx";
 import { z } from "zod";
+import { forbidden } from "../auth/principal";
+import { mintSessionToken, mintTokenSchema, tokenSecret } from "../auth/session-tokens";
 import { createDb } from "../db/client";
 import {
   getSessionRow,
@@ -24,16 +34,29 @@ import {
   MAX_LIST_LIMIT,
   sessionStatusSchema,
 } from "../db/sessions-index";
+import { SESSION_VIEWS } from "../sessions/client-view";
 import { defaultModelSpec, modelSpecSchema } from "../sessions/models/registry";
-import { type SessionAgentRpc, sessionObjectName, sessionPath } from "../sessions/session-agent";
+import { sessionPath } from "../sessions/session-agent";
 import { builtinTools } from "../sessions/tools/builtin";
 import { INTERNAL } from "../streams/protocol/handler";
+import type * as api from "./api-schemas";
 import type { AppEnv } from "./app";
-import { ApiError, notFound } from "./errors";
+import { notFound } from "./errors";
+import { access, agent, rpc } from "./session-access";
 import { forwardToStream } from "./stream-proxy";
-import { jsonBody, parseWith, query } from "./validation";
+import { jsonInput, paramInput, queryInput } from "./validators";
 
 const sessionId = z.string().regex(/^[0-9A-HJKMNP-TV-Z]{26}$/, "session ids are ULIDs");
+const idParams = z.object({ id: sessionId });
+const toolCallParams = z.object({ id: sessionId, toolCallId: z.string().min(1).max(200) });
+
+export const eventsQuerySchema = z.object({
+  offset: z.string().max(64).optional(),
+  live: z.string().max(20).optional(),
+  cursor: z.string().max(64).optional(),
+  view: z.enum(SESSION_VIEWS).default("client"),
+  token: z.string().optional(),
+});
 
 export const createSchema = z.strictObject({
   title: z.string().max(200).optional(),
@@ -66,100 +89,123 @@ export const listSchema = z.object({
   cursor: z.string().max(500).optional(),
 });
 
-type C = Context<AppEnv>;
-
-function agent(c: C, id: string): SessionAgentRpc {
-  return c.env.SESSIONS.get(
-    c.env.SESSIONS.idFromName(sessionObjectName(c.get("tenant"), id)),
-  ) as unknown as SessionAgentRpc;
-}
-
-async function rpc<T>(call: () => Promise<T>): Promise<T> {
-  try {
-    return await call();
-  } catch (error) {
-    throw ApiError.from(error);
-  }
-}
-
-const idParam = (c: C) => parseWith(sessionId, c.req.param("id"), "session id");
-
 export function sessionRoutes() {
-  const routes = new Hono<AppEnv>();
-
-  routes.post("/", async (c) => {
-    const body = await jsonBody(c, createSchema);
-    const id = ulid();
-    const live = await rpc(() =>
-      agent(c, id).create({
-        tenant: c.get("tenant"),
-        sessionId: id,
-        title: body.title ?? "",
-        model: body.model ?? defaultModelSpec(c.env),
-        system: body.system ?? "",
-        tools: body.tools ?? builtinTools.names(),
-      }),
-    );
-    return c.json({ session: live }, 201);
-  });
-
-  routes.get("/", async (c) => {
-    const q = query(c, listSchema);
-    const page = await listSessionRows(createDb(c.env.DB), c.get("tenant"), q);
-    return c.json(page);
-  });
-
-  routes.get("/:id", async (c) => {
-    const id = idParam(c);
-    const row = await getSessionRow(createDb(c.env.DB), c.get("tenant"), id);
-    if (!row) throw notFound("session not found");
-    const live = await rpc(() => agent(c, id).live());
-    return c.json({ session: { ...row, live } });
-  });
-
-  routes.post("/:id/messages", async (c) => {
-    const id = idParam(c);
-    const body = await jsonBody(c, messageSchema);
-    const result = await rpc(() => agent(c, id).sendMessage(body.content, body.idempotencyKey));
-    return c.json(result, 202);
-  });
-
-  routes.get("/:id/events", async (c) => {
-    const id = idParam(c);
-    const url = new URL(c.req.url);
-    const eventSource =
-      !url.searchParams.has("live") &&
-      !url.searchParams.has("offset") &&
-      (c.req.header("accept") ?? "").includes("text/event-stream");
-    return forwardToStream(c, sessionPath(id), eventSource ? { [INTERNAL.eventSource]: "1" } : {});
-  });
-
-  routes.post("/:id/tool-calls/:toolCallId/decision", async (c) => {
-    const id = idParam(c);
-    const toolCallId = parseWith(
-      z.string().min(1).max(200),
-      c.req.param("toolCallId"),
-      "tool call id",
-    );
-    const body = await jsonBody(c, decisionSchema);
-    const decision = await rpc(() =>
-      agent(c, id).decide(toolCallId, body.approved, body.reason ?? null),
-    );
-    return c.json({ decision }, 200);
-  });
-
-  routes.post("/:id/cancel", async (c) => {
-    const id = idParam(c);
-    const body = await jsonBody(c, cancelSchema, { optional: true });
-    const result = await rpc(() => agent(c, id).cancel(body.reason ?? null));
-    return c.json(result, 202);
-  });
-
-  routes.delete("/:id", async (c) => {
-    const id = idParam(c);
-    await rpc(() => agent(c, id).remove());
-    return c.body(null, 204);
-  });
-
-  return routes;
+  return new Hono<AppEnv>()
+    .post("/", jsonInput(createSchema), async (c) => {
+      const body = c.req.valid("json");
+      const id = ulid();
+      const live = await rpc(() =>
+        agent(c, id).create({
+          tenant: c.get("tenant"),
+          sessionId: id,
+          title: body.title ?? "",
+          model: body.model ?? defaultModelSpec(c.env),
+          system: body.system ?? "",
+          tools: body.tools ?? builtinTools.names(),
+        }),
+      );
+      return c.json({ session: live } satisfies z.input<typeof api.sessionCreatedSchema>, 201);
+    })
+    .get("/", queryInput(listSchema), async (c) => {
+      const page = await listSessionRows(createDb(c.env.DB), c.get("tenant"), c.req.valid("query"));
+      return c.json(page satisfies z.input<typeof api.sessionPageSchema>, 200);
+    })
+    .get("/:id", paramInput(idParams), access("read"), async (c) => {
+      const { id } = c.req.valid("param");
+      const row = await getSessionRow(createDb(c.env.DB), c.get("tenant"), id);
+      if (!row) throw notFound("session not found");
+      const live = await rpc(() => agent(c, id).live());
+      return c.json({ session: { ...row, live } } satisfies z.input<typeof api.sessionSchema>, 200);
+    })
+    .post(
+      "/:id/messages",
+      paramInput(idParams),
+      access("write"),
+      jsonInput(messageSchema),
+      async (c) => {
+        const { id } = c.req.valid("param");
+        const body = c.req.valid("json");
+        const result = await rpc(() => agent(c, id).sendMessage(body.content, body.idempotencyKey));
+        return c.json(result satisfies z.input<typeof api.messageAcceptedSchema>, 202);
+      },
+    )
+    .get(
+      "/:id/events",
+      paramInput(idParams),
+      access("read"),
+      queryInput(eventsQuerySchema),
+      (c) => {
+        const { id } = c.req.valid("param");
+        const q = c.req.valid("query");
+        if (q.view === "full" && c.get("principal").kind !== "api-key") {
+          throw forbidden("view=full (every event, with internal payloads) needs an API key");
+        }
+        // A browser EventSource asks for text/event-stream and names no Durable Streams mode.
+        const eventSource =
+          q.live === undefined && (c.req.header("accept") ?? "").includes("text/event-stream");
+        return forwardToStream(c, sessionPath(id), {
+          [INTERNAL.view]: q.view,
+          ...(eventSource ? { [INTERNAL.eventSource]: "1" } : {}),
+        });
+      },
+    )
+    .post(
+      "/:id/tool-calls/:toolCallId/decision",
+      paramInput(toolCallParams),
+      access("approve"),
+      jsonInput(decisionSchema),
+      async (c) => {
+        const { id, toolCallId } = c.req.valid("param");
+        const body = c.req.valid("json");
+        const decision = await rpc(() =>
+          agent(c, id).decide(toolCallId, body.approved, body.reason ?? null),
+        );
+        return c.json({ decision } satisfies z.input<typeof api.decisionSchema>, 200);
+      },
+    )
+    .post(
+      "/:id/cancel",
+      paramInput(idParams),
+      access("write"),
+      jsonInput(cancelSchema, { optional: true }),
+      async (c) => {
+        const { id } = c.req.valid("param");
+        const body = c.req.valid("json");
+        const result = await rpc(() => agent(c, id).cancel(body.reason ?? null));
+        return c.json(result satisfies z.input<typeof api.cancelAcceptedSchema>, 202);
+      },
+    )
+    .delete("/:id", paramInput(idParams), access(null), async (c) => {
+      const { id } = c.req.valid("param");
+      await rpc(() => agent(c, id).remove());
+      return c.body(null, 204);
+    })
+    .post(
+      "/:id/tokens",
+      paramInput(idParams),
+      access(null),
+      jsonInput(mintTokenSchema),
+      async (c) => {
+        const { id } = c.req.valid("param");
+        const body = c.req.valid("json");
+        const secret = tokenSecret(c.env);
+        const generation = await rpc(() => agent(c, id).tokenGeneration());
+        const minted = await mintSessionToken(secret, {
+          tenant: c.get("tenant"),
+          sessionId: id,
+          scopes: body.scopes,
+          ttlSeconds: body.ttlSeconds,
+          generation,
+        });
+        return c.json(minted satisfies z.input<typeof api.tokenSchema>, 201);
+      },
+    )
+    .post("/:id/tokens/revoke", paramInput(idParams), access(null), async (c) => {
+      const { id } = c.req.valid("param");
+      await rpc(() => agent(c, id).revokeTokens());
+      return c.body(null, 204);
+    });
 }
+
+/** The session routes' types (requests and responses), for `hc` clients. */
+export type SessionRoutes = ReturnType<typeof sessionRoutes>;

@@ -32,8 +32,11 @@ export function forwardToStream(
   }
   const stub = c.env.STREAMS.get(c.env.STREAMS.idFromName(streamName(tenant, path)));
   const hasBody = c.req.method !== "GET" && c.req.method !== "HEAD";
+  // A session token in the query (EventSource) has done its work: it goes no further.
+  const url = new URL(c.req.url);
+  url.searchParams.delete("token");
   return stub.fetch(
-    new Request(c.req.url, {
+    new Request(url, {
       method: c.req.method,
       headers,
       body: hasBody ? c.req.raw.body : null,

@@ -12,6 +12,12 @@
 import { type RpcStub, RpcTarget } from "capnweb";
 import { z } from "zod";
 import { authenticate } from "../auth/authenticate";
+import {
+  invalidToken,
+  looksLikeToken,
+  tokenSecret,
+  verifySessionToken,
+} from "../auth/session-tokens";
 import { type MintTokenInput, SessionClient } from "../client/client";
 import { SessionApiError } from "../client/errors";
 import type {
@@ -83,13 +89,25 @@ export class RpcGateway extends RpcTarget {
   }
 
   /**
-   * Checks an API key (or a scoped session token) and returns the API acting with it.
-   * A bad credential is a 401 error here, before any other call.
+   * Checks an API key or a session token and returns the API acting with it. A bad, forged
+   * or expired credential is a 401 here, before any other call. A session token then reaches
+   * only its session's methods, with its scopes (403 otherwise), exactly as over HTTP.
    */
   authenticate(credential: string): Promise<SessionsRpc> {
     return guarded(async () => {
       const token = arg(credentialSchema, credential, "credential");
-      await authenticate(`Bearer ${token}`, this.#deps.env);
+      if (looksLikeToken(token)) {
+        // Signature and expiry here; session, scope and revocation on every call (the routes).
+        let secret: string;
+        try {
+          secret = tokenSecret(this.#deps.env);
+        } catch {
+          throw invalidToken("session tokens are not enabled on this deployment");
+        }
+        await verifySessionToken(token, secret);
+      } else {
+        await authenticate(`Bearer ${token}`, this.#deps.env);
+      }
       return new SessionsRpc(this.#deps, token);
     });
   }

@@ -32,7 +32,15 @@ export const SESSION_BINDING = "SESSIONS";
 /** The SessionAgent's RPC surface (spelled out: the generated stub type is too deep for tsc). */
 export type SessionAgentRpc = Pick<
   SessionAgent,
-  "create" | "live" | "sendMessage" | "decide" | "cancel" | "remove" | "reindex"
+  | "create"
+  | "live"
+  | "sendMessage"
+  | "decide"
+  | "cancel"
+  | "remove"
+  | "reindex"
+  | "tokenGeneration"
+  | "revokeTokens"
 >;
 const PROCESSORS = ["agent", "model", "tools", "index"] as const;
 const MODEL_MAX_ATTEMPTS = 4;
@@ -93,6 +101,9 @@ export class SessionAgent extends DurableObject<Env> {
     super(ctx, env);
     ctx.storage.sql.exec(
       "CREATE TABLE IF NOT EXISTS session_identity (singleton INTEGER PRIMARY KEY CHECK (singleton = 1), tenant TEXT NOT NULL, session_id TEXT NOT NULL, created_at INTEGER NOT NULL)",
+    );
+    ctx.storage.sql.exec(
+      "CREATE TABLE IF NOT EXISTS session_token_generation (singleton INTEGER PRIMARY KEY CHECK (singleton = 1), generation INTEGER NOT NULL)",
     );
     this.host = new ProcessorHost(ctx, env, { binding: SESSION_BINDING });
     this.agent = this.host.register("agent", new AgentProcessor(builtinTools));
@@ -331,6 +342,41 @@ export class SessionAgent extends DurableObject<Env> {
 
   live(): Promise<SessionLive> {
     return this.#call(async () => this.#live());
+  }
+
+  // ---- session tokens (src/auth/session-tokens.ts) --------------------------------------
+
+  /**
+   * The generation session tokens are minted with and checked against; 404 once the session
+   * is deleted (which ends its tokens) or when it never existed.
+   */
+  tokenGeneration(): Promise<number> {
+    return this.#call(async () => {
+      this.#identity();
+      const summary = this.host.state<typeof this.agent.contract>("agent").summary;
+      if (summary.status === "deleted") throw notFound("session not found");
+      return this.#generation();
+    });
+  }
+
+  /** Revokes every token minted so far: they carry the old generation. */
+  revokeTokens(): Promise<{ generation: number }> {
+    return this.#call(async () => {
+      this.#identity();
+      const generation = this.#generation() + 1;
+      this.ctx.storage.sql.exec(
+        "INSERT INTO session_token_generation (singleton, generation) VALUES (1, ?) ON CONFLICT (singleton) DO UPDATE SET generation = excluded.generation",
+        generation,
+      );
+      return { generation };
+    });
+  }
+
+  #generation(): number {
+    const row = this.ctx.storage.sql
+      .exec("SELECT generation FROM session_token_generation")
+      .toArray()[0];
+    return row ? z.object({ generation: z.number().int().nonnegative() }).parse(row).generation : 0;
   }
 
   async #live(): Promise<SessionLive> {

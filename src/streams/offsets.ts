@@ -35,3 +35,15 @@ export function parseOffset(raw: string | null | undefined): OffsetQuery {
   }
   return { kind: "at", position: Number(match[1]) };
 }
+
+const INTEGER = /^(0|[1-9][0-9]{0,14})$/;
+
+/**
+ * Session routes speak integer offsets (an event's `offset`, `POST …/messages` → `{offset}`),
+ * and accept the wire form as well: both name the same position, "after event N". This maps
+ * an integer to the wire form and leaves everything else (wire offsets, `-1`, `now`, and
+ * malformed input, which parseOffset rejects) unchanged.
+ */
+export function acceptIntegerOffset(raw: string | null): string | null {
+  return raw !== null && INTEGER.test(raw) ? encodeOffset(Number(raw)) : raw;
+}

@@ -4,11 +4,12 @@
  * protocol headers out. All stream rules live in core.ts, shared with the RPC door.
  */
 import { ApiError, errorResponse } from "../../http/errors";
+import { type SessionView, toClientEvent } from "../../sessions/client-view";
 import { isJsonType, isSseBinary } from "../content-type";
 import type { AppendOutcome, StreamCore } from "../core";
 import type { PageMessage, StreamMeta } from "../log";
 import { decodeEvent, MAX_MESSAGE_BYTES } from "../messages";
-import { encodeOffset } from "../offsets";
+import { acceptIntegerOffset, encodeOffset, parseOffset } from "../offsets";
 import { nextCursor } from "./cursor";
 import {
   H,
@@ -29,7 +30,28 @@ export const INTERNAL = {
   forkSource: "x-ds-fork-source",
   /** Set by the sessions API: answer a GET as an EventSource stream (see eventSource). */
   eventSource: "x-ds-event-source",
+  /**
+   * Set by the sessions API: reads render events (with their offsets) in this view, `client`
+   * (src/sessions/client-view.ts) or `full`, and accept integer offsets too.
+   */
+  view: "x-ds-session-view",
 } as const;
+
+function viewOf(request: Request): SessionView | null {
+  const view = request.headers.get(INTERNAL.view);
+  return view === "client" || view === "full" ? view : null;
+}
+
+/** Decoded events of a page as a session view shows them (left-out events are skipped). */
+function viewEvents(view: SessionView, messages: PageMessage[]): unknown[] {
+  const out: unknown[] = [];
+  for (const m of messages) {
+    const event = decodeEvent(m.offset, m.body, m.createdAt);
+    const shown = view === "full" ? event : toClientEvent(event);
+    if (shown !== null) out.push(shown);
+  }
+  return out;
+}
 
 export interface ProtocolSettings {
   longPollTimeoutMs: number;
@@ -45,25 +67,32 @@ const SSE_KEEPALIVE_MS = 15_000;
 const CACHEABLE = "private, max-age=60, stale-while-revalidate=300";
 
 /**
- * EventSource reads of a typed stream (`GET …/events` with `Accept: text/event-stream`):
- * resumes after the integer offset in `Last-Event-ID`, from the start otherwise.
+ * EventSource reads of a session stream (`GET …/events` with `Accept: text/event-stream`):
+ * resumes after `Last-Event-ID` (which a browser sends when it reconnects), else after the
+ * `?offset=` of the URL (what a new EventSource after a reload uses), else from the start.
+ * Both take an integer offset or the wire form.
  */
 function eventSource(core: StreamCore, request: Request, settings: ProtocolSettings): Response {
   const meta = core.live(Date.now());
-  const raw = request.headers.get("last-event-id");
-  let after = 0;
-  if (raw !== null && raw !== "") {
-    if (!/^[0-9]{1,15}$/.test(raw) || Number(raw) > meta.tail) {
+  const lastEventId = request.headers.get("last-event-id");
+  let after: number;
+  if (lastEventId !== null && lastEventId !== "") {
+    const parsed = /^[0-9_]{1,40}$/.test(lastEventId)
+      ? parseOffset(acceptIntegerOffset(lastEventId))
+      : null;
+    if (parsed?.kind !== "at" || parsed.position > meta.tail) {
       throw new ApiError(
         400,
         "invalid_offset",
-        `Last-Event-ID must be an event offset between 0 and ${meta.tail}, got ${JSON.stringify(raw.slice(0, 40))}`,
+        `Last-Event-ID must be an event offset between 0 and ${meta.tail}, got ${JSON.stringify(lastEventId.slice(0, 40))}`,
       );
     }
-    after = Number(raw);
+    after = parsed.position;
+  } else {
+    after = core.position(acceptIntegerOffset(offsetParam(new URL(request.url))), meta);
   }
   core.log.transaction(() => core.log.touch(Date.now()));
-  return sse(core, request, after, settings, eventFramer);
+  return sse(core, request, after, settings, eventFramer(viewOf(request) ?? "full"));
 }
 
 export async function handleProtocol(
@@ -246,8 +275,12 @@ function readChunk(core: StreamCore, meta: StreamMeta, after: number): Chunk {
   return chunk;
 }
 
-/** The SSE data of a (shared) chunk, encoded once. */
+/** The SSE data of a (shared) chunk, encoded once (per session view). */
 const encodedData = new WeakMap<Chunk, string>();
+const encodedView: Record<SessionView, WeakMap<Chunk, string>> = {
+  client: new WeakMap(),
+  full: new WeakMap(),
+};
 
 function renderBody(contentType: string, messages: PageMessage[]): string | Uint8Array {
   if (isJsonType(contentType)) return `[${messages.map((m) => m.body as string).join(",")}]`;
@@ -273,7 +306,8 @@ async function read(
   settings: ProtocolSettings,
 ): Promise<Response> {
   const url = new URL(request.url);
-  const rawOffset = offsetParam(url);
+  const view = viewOf(request);
+  const rawOffset = view === null ? offsetParam(url) : acceptIntegerOffset(offsetParam(url));
   const live = liveParam(url);
   const now = Date.now();
   const meta = core.live(now);
@@ -283,14 +317,15 @@ async function read(
   core.log.transaction(() => core.log.touch(now));
   if (live === "sse") {
     const binary = isSseBinary(meta.content_type);
-    const framer = protocolFramer(meta.content_type, url.searchParams.get("cursor"));
+    const framer = protocolFramer(meta.content_type, url.searchParams.get("cursor"), view);
     return sse(core, request, start, settings, framer, binary ? { [H.sseEncoding]: "base64" } : {});
   }
   const cursor = live === "long-poll" ? nextCursor(now, url.searchParams.get("cursor")) : null;
 
   if (rawOffset === "now" && live === null) {
     const headers = streamHeaders(meta, { [H.upToDate]: "true", "cache-control": "no-store" });
-    return new Response(isJsonType(meta.content_type) ? "[]" : null, { status: 200, headers });
+    const empty = isJsonType(meta.content_type) || view !== null ? "[]" : null;
+    return new Response(empty, { status: 200, headers });
   }
 
   let chunk = readChunk(core, meta, start);
@@ -313,7 +348,7 @@ async function read(
   }
 
   const current = core.log.meta()!;
-  const etag = `"${current.id}:${start}:${chunk.next}${chunk.closedAtEnd ? ":c" : ""}"`;
+  const etag = `"${current.id}:${start}:${chunk.next}${chunk.closedAtEnd ? ":c" : ""}${view ? `:${view}` : ""}"`;
   const headers = new Headers({
     "content-type": current.content_type,
     [H.nextOffset]: encodeOffset(chunk.next),
@@ -325,7 +360,12 @@ async function read(
   if (cursor !== null) headers.set(H.cursor, cursor);
   if (request.headers.get("if-none-match") === etag)
     return new Response(null, { status: 304, headers });
-  return new Response(renderBody(current.content_type, chunk.messages), { status: 200, headers });
+  const body =
+    view === null
+      ? renderBody(current.content_type, chunk.messages)
+      : JSON.stringify(viewEvents(view, chunk.messages));
+  if (view !== null) headers.set("content-type", "application/json");
+  return new Response(body, { status: 200, headers });
 }
 
 // ---- SSE ----------------------------------------------------------------------------------
@@ -333,22 +373,34 @@ async function read(
 /** Renders what an SSE reader is sent for each chunk read ("" sends nothing). */
 type SseFramer = (chunk: Chunk) => string;
 
-/** Durable Streams SSE: `data` events paired with `control` events (offset, cursor, state). */
-function protocolFramer(contentType: string, clientCursor: string | null): SseFramer {
+/**
+ * Durable Streams SSE: `data` events paired with `control` events (offset, cursor, state).
+ * In a session view, the data is that view's events (each with its offset); a chunk whose
+ * events are all left out sends only its control event.
+ */
+function protocolFramer(
+  contentType: string,
+  clientCursor: string | null,
+  view: SessionView | null = null,
+): SseFramer {
   const binary = isSseBinary(contentType);
   const json = isJsonType(contentType);
   let cursor = clientCursor;
   let sentControl = false;
+  const cache = view === null ? encodedData : encodedView[view];
   const encodeData = (chunk: Chunk): string => {
-    let data = encodedData.get(chunk);
+    let data = cache.get(chunk);
     if (data === undefined) {
       const { messages } = chunk;
-      if (json) data = `[${messages.map((m) => m.body as string).join(",")}]`;
+      if (view !== null) {
+        const events = viewEvents(view, messages);
+        data = events.length === 0 ? "" : JSON.stringify(events);
+      } else if (json) data = `[${messages.map((m) => m.body as string).join(",")}]`;
       else {
         const bytes = concatBytes(messages);
         data = binary ? base64(bytes) : new TextDecoder().decode(bytes);
       }
-      encodedData.set(chunk, data);
+      cache.set(chunk, data);
     }
     return data;
   };
@@ -362,26 +414,29 @@ function protocolFramer(contentType: string, clientCursor: string | null): SseFr
       ...(chunk.upToDate ? { upToDate: true as const } : {}),
       ...(chunk.closedAtEnd ? { streamClosed: true as const } : {}),
     };
-    const data = chunk.messages.length > 0 ? dataEvent(encodeData(chunk)) : "";
+    const encoded = chunk.messages.length > 0 ? encodeData(chunk) : "";
+    const data =
+      encoded !== "" || (view === null && chunk.messages.length > 0) ? dataEvent(encoded) : "";
     return data + controlEvent(control);
   };
 }
 
 /**
- * EventSource-style SSE for typed event logs: one SSE event per stream event, `id:` carrying
- * its integer offset so that a browser's automatic `Last-Event-ID` resumes exactly after it.
- * The data is the event as JSON; a final `closed` event marks a closed stream.
+ * EventSource-style SSE for session streams: one unnamed SSE event (so `onmessage` fires) per
+ * event of the view, `id:` carrying its integer offset so that a browser's automatic
+ * `Last-Event-ID` resumes exactly after it. The data is the event as JSON (with `offset`); a
+ * final `closed` event marks a closed stream.
  */
-const eventFramer: SseFramer = (chunk) => {
-  let out = chunk.messages
-    .map(
-      (m) =>
-        `id: ${m.offset}\ndata: ${JSON.stringify(decodeEvent(m.offset, m.body, m.createdAt))}\n\n`,
-    )
-    .join("");
-  if (chunk.closedAtEnd) out += `event: closed\ndata: {}\n\n`;
-  return out;
-};
+const eventFramer =
+  (view: SessionView): SseFramer =>
+  (chunk) => {
+    let out = "";
+    for (const event of viewEvents(view, chunk.messages) as { offset: number }[]) {
+      out += `id: ${event.offset}\ndata: ${JSON.stringify(event)}\n\n`;
+    }
+    if (chunk.closedAtEnd) out += `event: closed\ndata: {}\n\n`;
+    return out;
+  };
 
 function sse(
   core: StreamCore,

@@ -1,0 +1,82 @@
+/**
+ * Who a /v1 request acts for: a tenant API key (everything of that tenant) or a session
+ * token (one session, some scopes). Credentials come from `Authorization: Bearer`, and a
+ * session token may also come as `?token=` on the session's event route only, because a
+ * browser's EventSource cannot set headers; query strings end up in access logs, so no other
+ * route takes one and an API key is never accepted there. Session tokens reach only the
+ * routes listed in TOKEN_ROUTES; each of those then checks the session, scope and revocation
+ * (src/http/session-access.ts). Every tenant-level route answers 403 to a token.
+ */
+import type { Env } from "../env";
+import { ApiError, badRequest } from "../http/errors";
+import { type AuthEnv, authenticate, bearerToken } from "./authenticate";
+import {
+  invalidToken,
+  looksLikeToken,
+  type SessionTokenClaims,
+  tokenSecret,
+  verifySessionToken,
+} from "./session-tokens";
+
+export type Principal =
+  | { kind: "api-key"; tenant: string }
+  | { kind: "session-token"; tenant: string; token: SessionTokenClaims };
+
+const EVENTS_ROUTE = /^\/v1\/sessions\/[^/]+\/events$/;
+/** The routes a session token may reach; each checks its own scope. */
+const TOKEN_ROUTES =
+  /^\/v1\/sessions\/[^/]+(?:\/events|\/messages|\/cancel|\/tool-calls\/[^/]+\/decision)?$/;
+
+export const forbidden = (message: string) => new ApiError(403, "forbidden", message);
+
+async function fromToken(
+  token: string,
+  env: Pick<Env, "SESSION_TOKEN_SECRET">,
+): Promise<Principal> {
+  let secret: string;
+  try {
+    secret = tokenSecret(env);
+  } catch {
+    throw invalidToken("session tokens are not enabled on this deployment");
+  }
+  const claims = await verifySessionToken(token, secret);
+  return { kind: "session-token", tenant: claims.tenant, token: claims };
+}
+
+export async function authenticateRequest(
+  request: Request,
+  env: AuthEnv & Pick<Env, "SESSION_TOKEN_SECRET">,
+): Promise<Principal> {
+  const url = new URL(request.url);
+  const header = request.headers.get("authorization");
+  const inQuery = url.searchParams.getAll("token");
+  let principal: Principal;
+  if (inQuery.length > 0) {
+    const readsEvents =
+      EVENTS_ROUTE.test(url.pathname) && (request.method === "GET" || request.method === "HEAD");
+    if (!readsEvents) {
+      throw badRequest(
+        "?token= is accepted only on GET /v1/sessions/:id/events (for EventSource); send Authorization: Bearer <token> instead",
+      );
+    }
+    if (inQuery.length > 1 || header !== null) {
+      throw badRequest("send one credential: either ?token= or an Authorization header");
+    }
+    if (!looksLikeToken(inQuery[0]!)) {
+      throw invalidToken("?token= takes a session token (never an API key)");
+    }
+    principal = await fromToken(inQuery[0]!, env);
+  } else {
+    const credential = header === null ? null : bearerToken(header);
+    principal =
+      credential !== null && looksLikeToken(credential)
+        ? await fromToken(credential, env)
+        : { kind: "api-key", tenant: await authenticate(header, env) };
+  }
+  if (principal.kind === "session-token" && !TOKEN_ROUTES.test(url.pathname)) {
+    throw forbidden(
+      "session tokens reach only their session's routes; this route needs an API key",
+    );
+  }
+  return principal;
+}

@@ -1,0 +1,83 @@
+/**
+ * The JSON the API answers with, as zod schemas: the OpenAPI document describes responses
+ * with them, and the tests parse real responses with them, so the document cannot drift from
+ * what the routes send. (Request schemas live next to their routes.)
+ */
+import { z } from "zod";
+import { TOKEN_SCOPES } from "../auth/session-tokens";
+import { callableSchema } from "../callables/descriptor";
+import { sessionRowSchema } from "../db/sessions-index";
+import { clientEventSchema } from "../sessions/client-view";
+import { chatMessageSchema, SESSION_STATUSES } from "../sessions/events";
+import { pendingApprovalSchema } from "../sessions/summary";
+
+const offset = z
+  .number()
+  .int()
+  .nonnegative()
+  .describe("an event offset (the session's offset vocabulary)");
+
+export const errorSchema = z.object({
+  error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }),
+});
+
+export const liveSchema = z.object({
+  id: z.string(),
+  status: z.enum(SESSION_STATUSES),
+  title: z.string(),
+  model: z.string(),
+  pendingApprovals: z.array(pendingApprovalSchema),
+  queuedMessages: z.number().int().nonnegative(),
+  lastError: z.string().nullable(),
+  messages: z.array(chatMessageSchema),
+  lastOffset: offset.describe("the last event the session has processed"),
+});
+
+export const sessionCreatedSchema = z.object({ session: liveSchema });
+export const sessionSchema = z.object({ session: sessionRowSchema.extend({ live: liveSchema }) });
+export const sessionPageSchema = z.object({
+  sessions: z.array(sessionRowSchema),
+  nextCursor: z.string().nullable(),
+});
+export const messageAcceptedSchema = z.object({
+  offset: offset.describe(
+    "the offset of the message's event; read ?offset=<offset - 1> to include it",
+  ),
+  messageId: z.string(),
+  queued: z.boolean(),
+});
+export const decisionSchema = z.object({
+  decision: z.object({
+    toolCallId: z.string(),
+    approved: z.boolean(),
+    reason: z.string().nullable(),
+  }),
+});
+export const cancelAcceptedSchema = z.object({ offset });
+export const tokenSchema = z.object({
+  token: z.string().describe("send as Authorization: Bearer, or ?token= on the events route"),
+  expiresAt: z.iso.datetime(),
+  scopes: z.array(z.enum(TOKEN_SCOPES)),
+});
+export const eventsSchema = z.array(clientEventSchema);
+
+const subscriptionSchema = z.looseObject({
+  key: z.string(),
+  callable: callableSchema,
+  eventTypes: z.array(z.string()),
+  cursor: z.number().int(),
+  lag: z.number().int(),
+  status: z.string(),
+  attempts: z.number().int(),
+  lastError: z.string().nullable(),
+  nextRetryAt: z.string().nullable(),
+});
+export const subscriptionPutSchema = z.object({
+  stream: z.string(),
+  subscription: subscriptionSchema,
+  secret: z.string().optional().describe("the webhook signing secret, shown once"),
+});
+export const subscriptionListSchema = z.object({
+  stream: z.string(),
+  subscriptions: z.array(subscriptionSchema),
+});
