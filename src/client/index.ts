@@ -5,11 +5,8 @@
  */
 export {
   createSessionClient,
-  type MintedToken,
-  type MintTokenInput,
   SessionClient,
   type SessionClientOptions,
-  type TokenScope,
 } from "./client";
 export { SessionApiError } from "./errors";
 export { type EventsOptions, resumableEvents } from "./events";

@@ -18,11 +18,12 @@ import {
   tokenSecret,
   verifySessionToken,
 } from "../auth/session-tokens";
-import { type MintTokenInput, SessionClient } from "../client/client";
+import { SessionClient } from "../client/client";
 import { SessionApiError } from "../client/errors";
 import type {
   CreateSessionInput,
   ListSessionsQuery,
+  MintTokenInput,
   SendMessageInput,
   SessionEvent,
 } from "../client/types";
