@@ -1,7 +1,8 @@
 /**
  * The package entry point `durable-agent-sessions/client`: a typed client of the session API,
  * its resumable event iterator, and the pure reducer from events to what a chat UI shows.
- * Browser-safe: no Node or Workers imports.
+ * Browser-safe: no Node or Workers imports. The capnweb client is its own entry point
+ * (`durable-agent-sessions/client/rpc`), so an HTTP-only page does not bundle capnweb.
  */
 export {
   createSessionClient,
@@ -10,7 +11,6 @@ export {
 } from "./client";
 export { SessionApiError } from "./errors";
 export { type EventsOptions, resumableEvents } from "./events";
-export { type Follow, LiveRpc, type LiveRpcOptions, rpcBatch, type SessionsRpc } from "./rpc";
 export type * from "./types";
 export {
   type AssistantMessage,

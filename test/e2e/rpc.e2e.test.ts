@@ -5,7 +5,8 @@
  * idle connections closed by the server.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createSessionClient, LiveRpc, rpcBatch, type SessionEvent } from "../../src/client";
+import { createSessionClient, type SessionEvent } from "../../src/client";
+import { LiveRpc, rpcBatch } from "../../src/client/rpc";
 import { type DevServer, startDevServer } from "../support/dev-server";
 
 const KEY = "das_dev_local_development_key_0000";

@@ -5,9 +5,9 @@
 import {
   createSessionClient,
   initialSessionView,
-  LiveRpc,
   reduceSessionView,
 } from "../../../src/client/index.ts";
+import { LiveRpc } from "../../../src/client/rpc.ts";
 
 const params = new URLSearchParams(location.search);
 const base = params.get("base");
