@@ -5,9 +5,14 @@
  * `alchemy dev` needs Cloudflare credentials, so local development uses wrangler.
  */
 import alchemy from "alchemy";
-import { D1Database, DurableObjectNamespace, Worker } from "alchemy/cloudflare";
+import { Assets, D1Database, DurableObjectNamespace, Worker } from "alchemy/cloudflare";
+import { copyDocsAssets } from "./scripts/docs-assets.mjs";
 
 const app = await alchemy("durable-agent-sessions");
+
+// The /docs script, copied from node_modules into ./public (see wrangler.toml [assets]).
+copyDocsAssets();
+const assets = await Assets({ path: "./public" });
 
 const db = await D1Database("db", {
   name: "durable-agent-sessions",
@@ -31,6 +36,7 @@ export const worker = await Worker("worker", {
   compatibilityFlags: ["nodejs_compat"],
   bindings: {
     DB: db,
+    ASSETS: assets,
     STREAMS: streams,
     SESSIONS: sessions,
     LONG_POLL_TIMEOUT_MS: "20000",
@@ -38,9 +44,12 @@ export const worker = await Worker("worker", {
     CALLABLE_BINDINGS: "SESSIONS",
     DEFAULT_MODEL: "scripted",
     SCRIPTED_MODEL_DELAY_MS: "0",
-    // Secrets: set ADMIN_TOKEN (and OPENAI_API_KEY for openai:<model> sessions) in the
-    // environment that runs `alchemy deploy`.
+    // Browser origins allowed by CORS (unset: any origin as `*`, for local development only).
+    ...(process.env.CORS_ORIGINS ? { CORS_ORIGINS: process.env.CORS_ORIGINS } : {}),
+    // Secrets: set ADMIN_TOKEN and SESSION_TOKEN_SECRET (and OPENAI_API_KEY for openai:<model>
+    // sessions) in the environment that runs `alchemy deploy`.
     ADMIN_TOKEN: alchemy.secret(process.env.ADMIN_TOKEN),
+    SESSION_TOKEN_SECRET: alchemy.secret(process.env.SESSION_TOKEN_SECRET),
     ...(process.env.OPENAI_API_KEY
       ? { OPENAI_API_KEY: alchemy.secret(process.env.OPENAI_API_KEY) }
       : {}),

@@ -11,6 +11,7 @@ import { SESSION_STREAMS } from "../sessions/session-agent";
 import { STREAM_ROUTE } from "../streams/naming";
 import { validateStreamPath } from "../streams/path";
 import { adminRoutes } from "./admin";
+import { docsPage } from "./docs";
 import { ApiError, errorResponse } from "./errors";
 import { openApiDocument } from "./openapi";
 import { corsPolicy, preflight, withStandardHeaders } from "./security";
@@ -51,6 +52,8 @@ export function createApp() {
     openApi ??= openApiDocument();
     return c.json(openApi);
   });
+
+  app.get("/docs", docsPage());
 
   app.route("/admin", adminRoutes());
 
