@@ -59,7 +59,12 @@ export function createApp() {
 
   // capnweb (HTTP batch and WebSocket): authenticated in-band, so before the bearer check.
   app.all("/v1/rpc", (c) =>
-    rpcResponse(c.req.raw, c.env, async (request) => app.fetch(request, c.env, c.executionCtx)),
+    rpcResponse(
+      c.req.raw,
+      c.env,
+      async (request) => app.fetch(request, c.env, c.executionCtx),
+      corsPolicy(c.env.CORS_ORIGINS),
+    ),
   );
 
   // Every /v1 route acts for the tenant its API key or session token belongs to (preflights

@@ -12,6 +12,7 @@
 import { newHttpBatchRpcResponse, newWebSocketRpcSession } from "capnweb";
 import type { Env } from "../env";
 import { ApiError, errorResponse } from "../http/errors";
+import type { CorsPolicy } from "../http/security";
 import { type RpcConnection, RpcGateway } from "./api";
 
 const DEFAULTS = {
@@ -36,7 +37,20 @@ export function rpcResponse(
     RPC_MAX_SUBSCRIPTIONS?: string;
   },
   fetch: (request: Request) => Promise<Response>,
+  cors: CorsPolicy,
 ): Promise<Response> | Response {
+  // Browsers apply no CORS to WebSockets, and an HTTP batch is a "simple" POST that runs
+  // before CORS hides its answer: so a page's Origin is checked against the allowlist here.
+  const origin = request.headers.get("origin");
+  if (origin !== null && !cors.any && !cors.origins.has(origin)) {
+    return errorResponse(
+      new ApiError(
+        403,
+        "origin_not_allowed",
+        `origin ${JSON.stringify(origin.slice(0, 200))} is not in CORS_ORIGINS`,
+      ),
+    );
+  }
   if (request.headers.get("upgrade")?.toLowerCase() === "websocket") {
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];

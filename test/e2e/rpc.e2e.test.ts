@@ -16,7 +16,11 @@ let server: DevServer;
 beforeAll(async () => {
   server = await startDevServer({
     migrate: true,
-    vars: { SCRIPTED_MODEL_DELAY_MS: "30", RPC_IDLE_TIMEOUT_MS: String(IDLE_MS) },
+    vars: {
+      SCRIPTED_MODEL_DELAY_MS: "30",
+      RPC_IDLE_TIMEOUT_MS: String(IDLE_MS),
+      CORS_ORIGINS: "https://app.example.com",
+    },
   });
 });
 afterAll(async () => {
@@ -24,6 +28,7 @@ afterAll(async () => {
 });
 
 const rpcUrl = () => `${server.url}/v1/rpc`;
+const server_ = () => server;
 
 /** Every event of a finished turn, read over HTTP with the typed client (the reference). */
 async function httpEvents(id: string, until: (e: SessionEvent) => boolean) {
@@ -40,6 +45,41 @@ describe("capnweb /v1/rpc", () => {
   it("rejects a bad credential in-band with a 401", async () => {
     const api = rpcBatch(rpcUrl(), "das_not_a_key");
     await expect(api.ping()).rejects.toMatchObject({ status: 401, code: "unauthorized" });
+  });
+
+  it("a page's Origin must be on the allowlist (CORS does not guard WebSockets or simple POSTs)", async () => {
+    const post = (origin: string) =>
+      fetch(rpcUrl(), { method: "POST", headers: { origin }, body: "" });
+    const refused = await post("https://evil.example.com");
+    expect(refused.status).toBe(403);
+    expect(await refused.json()).toMatchObject({ error: { code: "origin_not_allowed" } });
+    const allowed = await post("https://app.example.com");
+    await allowed.body?.cancel();
+    expect(allowed.status).toBe(200);
+    expect(allowed.headers.get("access-control-allow-origin")).toBe("https://app.example.com");
+  });
+
+  it("a session token authenticates in-band and reaches only its session and scopes", async () => {
+    const server = createSessionClient({ baseUrl: server_().url, token: KEY });
+    const mine = await server.create();
+    const other = await server.create();
+    const { token } = await server.mintToken(mine.id, {
+      scopes: ["read", "write"],
+      ttlSeconds: 60,
+    });
+    const api = rpcBatch(rpcUrl(), token);
+    const [sent, created, foreign, decided] = await Promise.allSettled([
+      api.sendMessage(mine.id, "hi from a token"),
+      api.createSession({}),
+      api.getSession(other.id),
+      api.decide(mine.id, "call-1", true),
+    ]);
+    expect(sent).toMatchObject({ status: "fulfilled", value: { queued: false } });
+    expect(created).toMatchObject({ status: "rejected", reason: { status: 403 } });
+    expect(foreign).toMatchObject({ status: "rejected", reason: { status: 404 } });
+    expect(decided).toMatchObject({ status: "rejected", reason: { status: 403 } });
+    const forged = `${token.slice(0, -4)}AAAA`;
+    await expect(rpcBatch(rpcUrl(), forged).ping()).rejects.toMatchObject({ status: 401 });
   });
 
   it("creates a session and sends its first message in one HTTP round trip", async () => {
