@@ -1,5 +1,9 @@
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
+import { copyDocsAssets } from "./scripts/docs-assets.mjs";
+
+// The /docs script is a static asset copied from node_modules (wrangler.toml [assets]).
+copyDocsAssets();
 
 // The D1 migrations, applied inside workerd by test/workers/setup.ts.
 const migrations = await readD1Migrations("./migrations");

@@ -1,6 +1,6 @@
 /**
- * Builds the web console into dist/console, which wrangler serves as the worker's static
- * assets ([assets] in wrangler.toml). Everything is bundled: the page loads nothing from
+ * Builds the web console into public/console, which wrangler serves at /console/ as the
+ * worker's static assets ([assets] in wrangler.toml). Everything is bundled: the page loads nothing from
  * another origin, so it works offline. Preact's automatic JSX runtime, through Vite's Oxc.
  */
 import { fileURLToPath } from "node:url";
@@ -10,13 +10,13 @@ const root = fileURLToPath(new URL(".", import.meta.url));
 
 export default defineConfig({
   root,
-  base: "/",
+  base: "/console/",
   publicDir: "public",
   // `@server/client` is the shipped typed client (src/client); see tsconfig.json for types.
   resolve: { alias: { "@server": fileURLToPath(new URL("../src", import.meta.url)) } },
   oxc: { jsx: { runtime: "automatic", importSource: "preact" } },
   build: {
-    outDir: fileURLToPath(new URL("../dist/console", import.meta.url)),
+    outDir: fileURLToPath(new URL("../public/console", import.meta.url)),
     emptyOutDir: true,
     target: "es2022",
     // One small bundle; no inline data URLs (the page's CSP allows only same-origin files).

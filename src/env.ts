@@ -10,6 +10,8 @@ export interface Env {
   STREAMS: DurableObjectNamespace<StreamDurableObject>;
   SESSIONS: DurableObjectNamespace<SessionAgent>;
   DB: D1Database;
+  /** Static files (public/: the /docs script), served ahead of the worker by Workers Assets. */
+  ASSETS?: Fetcher;
   /** Workers AI, for `workers-ai:<model>` sessions (configuration only; not available offline). */
   AI?: Ai;
   /** Model used when a session names none (default `scripted`). */

@@ -5,6 +5,8 @@
  * server); a server gives it an API key. `token` may be a function, so that a page can hand
  * out a fresh token whenever one is needed (reconnects included).
  */
+import { hc } from "hono/client";
+import type { SessionRoutes } from "../http/sessions";
 import { SessionApiError } from "./errors";
 import { type EventsOptions, resumableEvents } from "./events";
 import type {
@@ -13,11 +15,14 @@ import type {
   CreateSessionInput,
   Decision,
   ListSessionsQuery,
+  MintedToken,
+  MintTokenInput,
   SendMessageInput,
   SentMessage,
   SessionDetail,
   SessionEvent,
   SessionList,
+  SessionsHc,
 } from "./types";
 
 export interface SessionClientOptions {
@@ -29,63 +34,66 @@ export interface SessionClientOptions {
   fetch?: (request: Request) => Promise<Response>;
 }
 
-export type TokenScope = "read" | "write" | "approve";
+type AnswerLike = {
+  ok: boolean;
+  status: number;
+  json(): Promise<unknown>;
+  text(): Promise<string>;
+};
 
-export interface MintTokenInput {
-  scopes: TokenScope[];
-  ttlSeconds?: number;
-}
-
-export interface MintedToken {
-  token: string;
-  expiresAt: string;
-  scopes: TokenScope[];
-  sessionId: string;
+/** Answers the typed routes give: the JSON on success, a SessionApiError otherwise. */
+async function ok<T>(response: AnswerLike): Promise<T> {
+  if (!response.ok) throw await SessionApiError.fromResponse(response);
+  return (await response.json()) as T;
 }
 
 export class SessionClient {
   readonly #base: string;
   readonly #token: SessionClientOptions["token"];
   readonly #fetch: (request: Request) => Promise<Response>;
+  readonly #api: SessionsHc;
 
   constructor(options: SessionClientOptions) {
     this.#base = options.baseUrl.replace(/\/+$/, "");
     this.#token = options.token;
     this.#fetch = options.fetch ?? ((request) => globalThis.fetch(request));
+    this.#api = hc<SessionRoutes>(`${this.#base}/v1/sessions`, {
+      fetch: ((input: RequestInfo | URL, init?: RequestInit) =>
+        this.#fetch(new Request(input, init))) as typeof fetch,
+      headers: async () => ({ authorization: `Bearer ${await this.#currentToken()}` }),
+    });
   }
 
-  /** `POST /v1/sessions`. */
+  /** `POST /v1/sessions` (API key). */
   async create(input: CreateSessionInput = {}): Promise<CreatedSession> {
-    const body = await this.#json<{ session: CreatedSession }>("POST", "/v1/sessions", input);
+    const body = await ok<{ session: CreatedSession }>(
+      await this.#api.index.$post({ json: input }),
+    );
     return body.session;
   }
 
-  /** `GET /v1/sessions`: newest first; pass `nextCursor` as `cursor` for the next page. */
-  list(query: ListSessionsQuery = {}): Promise<SessionList> {
-    const params = new URLSearchParams();
-    for (const [key, value] of Object.entries(query)) {
-      if (value !== undefined && value !== null) params.set(key, String(value));
-    }
-    const search = params.size > 0 ? `?${params}` : "";
-    return this.#json<SessionList>("GET", `/v1/sessions${search}`);
+  /** `GET /v1/sessions` (API key): newest first; pass `nextCursor` as `cursor` for the next page. */
+  async list(query: ListSessionsQuery = {}): Promise<SessionList> {
+    return ok<SessionList>(await this.#api.index.$get({ query }));
   }
 
   /** `GET /v1/sessions/:id`: the index row and the live state (pending approvals, messages). */
   async get(sessionId: string): Promise<SessionDetail> {
-    const body = await this.#json<{ session: SessionDetail }>("GET", sessionUrl(sessionId));
-    return body.session;
+    const response = await this.#api[":id"].$get({ param: { id: sessionId } });
+    return (await ok<{ session: SessionDetail }>(response)).session;
   }
 
   /** `POST /v1/sessions/:id/messages`. A repeated `idempotencyKey` returns the first answer. */
-  send(
+  async send(
     sessionId: string,
     content: string,
     options: Omit<SendMessageInput, "content"> = {},
   ): Promise<SentMessage> {
-    return this.#json<SentMessage>("POST", `${sessionUrl(sessionId)}/messages`, {
-      content,
-      ...options,
+    const response = await this.#api[":id"].messages.$post({
+      param: { id: sessionId },
+      json: { content, ...options },
     });
+    return ok<SentMessage>(response);
   }
 
   /** Approves or denies a tool call awaiting approval (404 unknown call, 409 not pending). */
@@ -95,71 +103,67 @@ export class SessionClient {
     approved: boolean,
     reason?: string,
   ): Promise<Decision> {
-    const body = await this.#json<{ decision: Decision }>(
-      "POST",
-      `${sessionUrl(sessionId)}/tool-calls/${encodeURIComponent(toolCallId)}/decision`,
-      reason === undefined ? { approved } : { approved, reason },
-    );
-    return body.decision;
+    const response = await this.#api[":id"]["tool-calls"][":toolCallId"].decision.$post({
+      param: { id: sessionId, toolCallId },
+      json: reason === undefined ? { approved } : { approved, reason },
+    });
+    return (await ok<{ decision: Decision }>(response)).decision;
   }
 
   /** Cancels the running turn (and drops queued messages). */
-  cancel(sessionId: string, reason?: string): Promise<Cancelled> {
-    return this.#json<Cancelled>(
-      "POST",
-      `${sessionUrl(sessionId)}/cancel`,
-      reason === undefined ? {} : { reason },
-    );
+  async cancel(sessionId: string, reason?: string): Promise<Cancelled> {
+    const response = await this.#api[":id"].cancel.$post({
+      param: { id: sessionId },
+      json: reason === undefined ? {} : { reason },
+    });
+    return ok<Cancelled>(response);
   }
 
-  /** Deletes the session: its stream is closed (readers see the end) and it leaves the list. */
+  /** Deletes the session (API key): its stream is closed (readers see the end), its tokens end. */
   async delete(sessionId: string): Promise<void> {
-    await this.#json<null>("DELETE", sessionUrl(sessionId));
+    const response = await this.#api[":id"].$delete({ param: { id: sessionId } });
+    if (!response.ok) throw await SessionApiError.fromResponse(response);
   }
 
-  /** Mints a short-lived token for one session (needs an API key; give it to a browser). */
-  mintToken(sessionId: string, input: MintTokenInput): Promise<MintedToken> {
-    return this.#json<MintedToken>("POST", `${sessionUrl(sessionId)}/tokens`, input);
+  /** Mints a short-lived token for one session (API key); hand it to a browser. */
+  async mintToken(sessionId: string, input: MintTokenInput): Promise<MintedToken> {
+    const response = await this.#api[":id"].tokens.$post({ param: { id: sessionId }, json: input });
+    return ok<MintedToken>(response);
+  }
+
+  /** Ends every token minted so far for the session (API key). */
+  async revokeTokens(sessionId: string): Promise<void> {
+    const response = await this.#api[":id"].tokens.revoke.$post({ param: { id: sessionId } });
+    if (!response.ok) throw await SessionApiError.fromResponse(response);
   }
 
   /**
    * The session's events after offset `after` (0: from the start), live, resuming after
    * disconnects with no gap and no repeat. Break out of the loop (or abort `signal`) to stop.
+   * `view: "full"` (API keys only) includes the plumbing the client view leaves out.
    */
-  events(sessionId: string, options: EventsOptions = {}): AsyncGenerator<SessionEvent, void> {
+  events(
+    sessionId: string,
+    options: EventsOptions & { view?: "client" | "full" } = {},
+  ): AsyncGenerator<SessionEvent, void> {
+    const url = this.#api[":id"].events.$url({
+      param: { id: sessionId },
+      query: options.view ? { view: options.view } : {},
+    });
     return resumableEvents(async (after, signal) => {
       const headers = new Headers({
         accept: "text/event-stream",
         authorization: `Bearer ${await this.#currentToken()}`,
       });
       if (after > 0) headers.set("last-event-id", String(after));
-      return this.#fetch(
-        new Request(`${this.#base}${sessionUrl(sessionId)}/events`, { headers, signal }),
-      );
+      return this.#fetch(new Request(url, { headers, signal }));
     }, options);
   }
 
   async #currentToken(): Promise<string> {
     return typeof this.#token === "function" ? await this.#token() : this.#token;
   }
-
-  async #json<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const headers = new Headers({ authorization: `Bearer ${await this.#currentToken()}` });
-    if (body !== undefined) headers.set("content-type", "application/json");
-    const response = await this.#fetch(
-      new Request(`${this.#base}${path}`, {
-        method,
-        headers,
-        body: body === undefined ? null : JSON.stringify(body),
-      }),
-    );
-    if (!response.ok) throw await SessionApiError.fromResponse(response);
-    if (response.status === 204) return null as T;
-    return (await response.json()) as T;
-  }
 }
-
-const sessionUrl = (sessionId: string) => `/v1/sessions/${encodeURIComponent(sessionId)}`;
 
 export function createSessionClient(options: SessionClientOptions): SessionClient {
   return new SessionClient(options);

@@ -15,7 +15,10 @@ export class SessionApiError extends Error {
   }
 
   /** Builds the error from a non-2xx response (consumes its body). */
-  static async fromResponse(response: Response): Promise<SessionApiError> {
+  static async fromResponse(response: {
+    status: number;
+    text(): Promise<string>;
+  }): Promise<SessionApiError> {
     const text = await response.text().catch(() => "");
     try {
       const body = JSON.parse(text) as {

@@ -1,15 +1,13 @@
 /**
  * The package entry point `durable-agent-sessions/client`: a typed client of the session API,
  * its resumable event iterator, and the pure reducer from events to what a chat UI shows.
- * Browser-safe: no Node or Workers imports.
+ * Browser-safe: no Node or Workers imports. The capnweb client is its own entry point
+ * (`durable-agent-sessions/client/rpc`), so an HTTP-only page does not bundle capnweb.
  */
 export {
   createSessionClient,
-  type MintedToken,
-  type MintTokenInput,
   SessionClient,
   type SessionClientOptions,
-  type TokenScope,
 } from "./client";
 export { SessionApiError } from "./errors";
 export { type EventsOptions, resumableEvents } from "./events";

@@ -1,39 +1,49 @@
 /**
- * The client's types, taken from the server's own modules (type-only imports: nothing of the
- * server is bundled). Request bodies are the routes' zod schemas' input types; answers are
- * the types the route handlers serialize. Nothing here is written out by hand.
+ * The client's types, all taken from the server's routes: `SessionRoutes` is the type of the
+ * session routes (validator middleware, typed `c.json` answers), read through Hono's `hc`
+ * inference. Events are the client view's (src/sessions/client-view.ts). Type-only imports:
+ * nothing of the server is bundled.
  */
-import type { z } from "zod";
-import type { SessionIndexRow, SessionPage } from "../db/sessions-index";
-import type {
-  cancelSchema,
-  createSchema,
-  decisionSchema,
-  listSchema,
-  messageSchema,
-} from "../http/sessions";
+import type { hc, InferRequestType, InferResponseType } from "hono/client";
+import type { SessionRoutes } from "../http/sessions";
+import type { ClientEvent } from "../sessions/client-view";
 import type { SessionStatus } from "../sessions/events";
-import type { SessionAgentRpc, SessionLive } from "../sessions/session-agent";
-import type { SessionEvent } from "../sessions/summary";
-import type { JsonValue } from "../streams/messages";
 
-export type { JsonValue, SessionEvent, SessionLive, SessionStatus };
+/** The typed `hc` client of the session routes (mounted at `/v1/sessions`). */
+export type SessionsHc = ReturnType<typeof hc<SessionRoutes>>;
+type Item = SessionsHc[":id"];
 
-export type CreateSessionInput = z.input<typeof createSchema>;
-export type SendMessageInput = z.input<typeof messageSchema>;
-export type DecisionInput = z.input<typeof decisionSchema>;
-export type CancelInput = z.input<typeof cancelSchema>;
-export type ListSessionsQuery = Partial<z.input<typeof listSchema>>;
+/** One event of a session as a client receives it; `offset` numbers it in the session. */
+export type SessionEvent = ClientEvent;
+export type { SessionStatus };
+export type JsonValue =
+  | string
+  | number
+  | boolean
+  | null
+  | JsonValue[]
+  | { [key: string]: JsonValue };
 
-/** `POST /v1/sessions` → 201. */
-export type CreatedSession = SessionLive;
+export type CreateSessionInput = InferRequestType<SessionsHc["index"]["$post"]>["json"];
+export type ListSessionsQuery = InferRequestType<SessionsHc["index"]["$get"]>["query"];
+export type SendMessageInput = InferRequestType<Item["messages"]["$post"]>["json"];
+export type MintTokenInput = InferRequestType<Item["tokens"]["$post"]>["json"];
+export type TokenScope = MintTokenInput["scopes"][number];
+
+/** `POST /v1/sessions` → 201 `{ session }`. */
+export type CreatedSession = InferResponseType<SessionsHc["index"]["$post"], 201>["session"];
 /** `GET /v1/sessions`. */
-export type SessionList = SessionPage;
+export type SessionList = InferResponseType<SessionsHc["index"]["$get"], 200>;
 /** `GET /v1/sessions/:id`: the index row plus the live state. */
-export type SessionDetail = SessionIndexRow & { live: SessionLive };
+export type SessionDetail = InferResponseType<Item["$get"], 200>["session"];
 /** `POST /v1/sessions/:id/messages` → 202. */
-export type SentMessage = Awaited<ReturnType<SessionAgentRpc["sendMessage"]>>;
+export type SentMessage = InferResponseType<Item["messages"]["$post"], 202>;
 /** `POST /v1/sessions/:id/tool-calls/:toolCallId/decision` → 200 `{ decision }`. */
-export type Decision = Awaited<ReturnType<SessionAgentRpc["decide"]>>;
+export type Decision = InferResponseType<
+  Item["tool-calls"][":toolCallId"]["decision"]["$post"],
+  200
+>["decision"];
 /** `POST /v1/sessions/:id/cancel` → 202. */
-export type Cancelled = Awaited<ReturnType<SessionAgentRpc["cancel"]>>;
+export type Cancelled = InferResponseType<Item["cancel"]["$post"], 202>;
+/** `POST /v1/sessions/:id/tokens` → 201. */
+export type MintedToken = InferResponseType<Item["tokens"]["$post"], 201>;

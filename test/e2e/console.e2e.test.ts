@@ -4,7 +4,7 @@
  * the sessions list (awaiting approval first, filter, pages, live updates), a session with a
  * streamed reply, approve and deny with reasons, cancel, a reload that resumes after the last
  * event it had, the raw event inspector, and a parked webhook subscription resumed from the
- * stream-health page. Screenshots at 1280×800 and at a narrow width go to test/artifacts/.
+ * stream-health page. Screenshots at 1280×800 and at a narrow width go to test/e2e/artifacts/console/.
  */
 import { mkdirSync } from "node:fs";
 import { createServer, type Server } from "node:http";
@@ -16,7 +16,7 @@ import { type DevServer, startDevServer } from "../support/dev-server";
 
 const KEY = "das_dev_local_development_key_0000";
 const AUTH = { authorization: `Bearer ${KEY}` };
-const ARTIFACTS = join(process.cwd(), "test", "artifacts", "console");
+const ARTIFACTS = join(process.cwd(), "test", "e2e", "artifacts", "console");
 const WIDE = { width: 1280, height: 800 };
 const NARROW = { width: 390, height: 844 };
 
@@ -68,7 +68,7 @@ async function newPage(viewport = WIDE): Promise<Page> {
 }
 
 async function signIn(page: Page, credential = KEY): Promise<void> {
-  await page.goto(server.url);
+  await page.goto(server.url); // `/` redirects to /console/
   await page.getByLabel("API key or session token").fill(credential);
   await page.getByRole("button", { name: "Sign in" }).click();
 }
@@ -150,7 +150,11 @@ afterAll(async () => {
 
 describe("web console", () => {
   it("is served by the worker, offline, with the API still reaching the worker", async () => {
-    const page = await fetch(`${server.url}/`);
+    const root = await fetch(`${server.url}/`, { redirect: "manual" });
+    expect(root.status).toBe(302);
+    expect(new URL(root.headers.get("location")!, server.url).pathname).toBe("/console/");
+    await root.body?.cancel();
+    const page = await fetch(`${server.url}/console/`);
     expect(page.status).toBe(200);
     const html = await page.text();
     expect(html).toContain('<div id="app">');
@@ -231,7 +235,7 @@ describe("web console", () => {
     await page.getByRole("heading", { name: "idle 10", level: 1 }).waitFor();
 
     await page.setViewportSize(NARROW);
-    await page.goto(`${server.url}/#/`);
+    await page.goto(`${server.url}/console/#/`);
     await page.locator(`#waiting tr[data-session-id="${waiting}"]`).waitFor();
     await shot(page, "sessions-narrow");
     await page.context().close();
@@ -328,12 +332,12 @@ describe("web console", () => {
     await shot(page, "session-1280x800");
 
     // An unknown session: the server's 404 is shown plainly.
-    await page.goto(`${server.url}/#/sessions/01ARZ3NDEKTSV4RRFFQ69G5FAV`);
+    await page.goto(`${server.url}/console/#/sessions/01ARZ3NDEKTSV4RRFFQ69G5FAV`);
     await page.getByTestId("connection").filter({ hasText: /404/ }).waitFor();
 
     // Narrow window: the same session stays readable.
     await page.setViewportSize(NARROW);
-    await page.goto(`${server.url}/#/sessions/${id}`);
+    await page.goto(`${server.url}/console/#/sessions/${id}`);
     await page.locator('li.msg[data-kind="tool"]').first().waitFor();
     await shot(page, "session-narrow");
 
@@ -393,7 +397,7 @@ describe("web console", () => {
     expect(await page.getByLabel("Message").isDisabled()).toBe(true);
     await page.getByText("This token has no write scope").waitFor();
     // No list for a token: the sessions route sends it back to its session.
-    await page.goto(`${server.url}/#/`);
+    await page.goto(`${server.url}/console/#/`);
     await page.waitForURL(new RegExp(`#/sessions/${id}$`));
     await page.context().close();
   });
@@ -402,7 +406,7 @@ describe("web console", () => {
     const id = await createSession("Weekend groceries");
     const page = await newPage();
     await signIn(page);
-    await page.goto(`${server.url}/#/sessions/${id}`);
+    await page.goto(`${server.url}/console/#/sessions/${id}`);
     const message = page.getByLabel("Message");
     await message.fill("Hello! Please keep a note of what to buy.");
     await page.getByRole("button", { name: "Send" }).click();

@@ -1,16 +1,16 @@
 /**
- * Builds the web console (`npm run build`: Vite → dist/console). `wrangler dev` refuses to
- * start while wrangler.toml's `[assets] directory` is missing, so every helper that starts the
- * dev server on that config makes sure a build exists first; the e2e suite forces a fresh one.
+ * Builds the web console (`npm run build`: Vite → public/console, served by wrangler at
+ * /console/). The build output is not committed: the e2e suite builds it before its tests.
  */
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 
-export const CONSOLE_DIR = join(process.cwd(), "dist", "console");
+export const CONSOLE_DIR = join(process.cwd(), "public", "console");
 
 let building: Promise<void> | undefined;
 
+/** Builds the console (always with `force`; otherwise only when no build exists). */
 export function buildConsole(options: { force?: boolean } = {}): Promise<void> {
   if (!options.force && existsSync(join(CONSOLE_DIR, "index.html"))) return Promise.resolve();
   building ??= new Promise<void>((resolve, reject) => {

@@ -8,7 +8,6 @@ import { mkdtempSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { buildConsole } from "./console-build";
 
 export interface DevServer {
   url: string;
@@ -69,8 +68,6 @@ function run(args: string[]): Promise<void> {
 export async function startDevServer(options: DevServerOptions = {}): Promise<DevServer> {
   const persistDir = options.persistDir ?? mkdtempSync(join(tmpdir(), "das-dev-"));
   const configArgs = options.config ? ["--config", options.config] : [];
-  // wrangler.toml serves the console's build as static assets; wrangler dev needs it to exist.
-  if (!options.config) await buildConsole();
   if (options.migrate) {
     await run([
       "d1",

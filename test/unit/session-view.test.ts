@@ -67,10 +67,12 @@ describe("reduceSessionView", () => {
     const done = view(l.events);
     expect(done.status).toBe("idle");
     expect(streamingMessage(done)).toBeNull();
-    expect(done.messages.map((m) => [m.kind, m.text, m.status])).toEqual([
-      ["user", "hi", "sent"],
-      ["assistant", "You said: hi", "completed"],
-    ]);
+    expect(done.messages.map((m) => [m.kind, "text" in m ? m.text : m.toolName, m.status])).toEqual(
+      [
+        ["user", "hi", "sent"],
+        ["assistant", "You said: hi", "completed"],
+      ],
+    );
     expect(done.lastOffset).toBe(l.events.length);
   });
 
@@ -134,7 +136,7 @@ describe("reduceSessionView", () => {
     const v = view(l.events);
     expect(v.status).toBe("cancelled");
     expect(v.cancelling).toBe(false);
-    expect(v.messages.map((m) => [m.kind, m.text, m.status])).toEqual([
+    expect(v.messages.map((m) => [m.kind, "text" in m ? m.text : m.toolName, m.status])).toEqual([
       ["user", "hi", "sent"],
       ["assistant", "before ", "cancelled"],
       ["user", "queued one", "dropped"],

@@ -13,7 +13,15 @@ import {
   type SessionEvent,
   type SessionView,
 } from "../../src/client";
+import { toClientEvent } from "../../src/sessions/client-view";
 import { sessionEvents } from "../support/session-api";
+
+/** What a client may see of a session: the stored stream through the server's client view. */
+const clientView = async (id: string) =>
+  (await sessionEvents(id, "dev")).flatMap((e) => {
+    const event = toClientEvent(e);
+    return event ? [event] : [];
+  });
 
 const BASE = "http://client.test";
 const KEY = "das_dev_local_development_key_0000";
@@ -52,7 +60,7 @@ describe("typed client", () => {
       session.id,
       (v) => v.status === "idle" && v.turnId === null && v.messages.length >= 2,
     );
-    expect(view.messages.map((m) => [m.kind, m.text])).toEqual([
+    expect(view.messages.map((m) => [m.kind, "text" in m ? m.text : m.toolName])).toEqual([
       ["user", "hello there"],
       ["assistant", "You said: hello there"],
     ]);
@@ -100,30 +108,34 @@ describe("typed client", () => {
     await client.send(id, "one two three four five six seven eight");
     await follow(client, id, (v) => v.status === "idle" && v.messages.length >= 2);
 
-    // Every connection breaks after its first chunk of events.
+    // Every connection breaks right after its first event.
     const lastEventIds: (string | null)[] = [];
     const flaky = async (request: Request) => {
       lastEventIds.push(request.headers.get("last-event-id"));
       const response = await inProcess(request);
       if (!response.body) return response;
-      let chunks = 0;
+      let text = "";
       const cut = new TransformStream<Uint8Array, Uint8Array>({
         transform(chunk, controller) {
-          if (chunks++ > 0) throw new Error("connection lost");
-          controller.enqueue(chunk);
+          text += new TextDecoder().decode(chunk);
+          const id = text.indexOf("id:");
+          const end = id < 0 ? -1 : text.indexOf("\n\n", id);
+          if (end < 0) return;
+          controller.enqueue(new TextEncoder().encode(text.slice(0, end + 2)));
+          throw new Error("connection lost");
         },
       });
       return new Response(response.body.pipeThrough(cut), response);
     };
     const c = createSessionClient({ baseUrl: BASE, token: KEY, fetch: flaky });
-    const stored = await sessionEvents(id, "dev");
+    const stored = await clientView(id);
     const seen: number[] = [];
     for await (const event of c.events(id, { minRetryMs: 1 })) {
       seen.push(event.offset);
       if (event.offset >= stored.at(-1)!.offset) break;
     }
     expect(seen).toEqual(stored.map((e) => e.offset));
-    expect(lastEventIds.length).toBeGreaterThan(1);
+    expect(lastEventIds.length).toBe(seen.length); // one event per connection
     // Each reconnect resumed right after an event it had yielded, always further on.
     const resumedAfter = lastEventIds.slice(1).map(Number);
     for (const offset of resumedAfter) expect(seen).toContain(offset);
@@ -134,7 +146,7 @@ describe("typed client", () => {
     const { id } = await client.create();
     await client.send(id, "hi");
     await follow(client, id, (v) => v.status === "idle" && v.messages.length >= 2);
-    const stored = await sessionEvents(id, "dev");
+    const stored = await clientView(id);
     const from = stored[2]!.offset;
     const rest: number[] = [];
     for await (const event of client.events(id, { after: from })) {
@@ -159,6 +171,33 @@ describe("typed client", () => {
     await expect(client.send(id, "")).rejects.toMatchObject({
       status: 400,
       code: "validation_failed",
+    });
+  });
+
+  it("a browser-style client with a minted session token: its session, its scopes", async () => {
+    const { id } = await client.create();
+    const minted = await client.mintToken(id, { scopes: ["read", "write"], ttlSeconds: 60 });
+    expect(minted.scopes).toEqual(["read", "write"]);
+    const browser = createSessionClient({ baseUrl: BASE, token: minted.token, fetch: inProcess });
+    await browser.send(id, "from the page");
+    const { view } = await follow(
+      browser,
+      id,
+      (v) => v.status === "idle" && v.messages.length >= 2,
+    );
+    expect(view.messages.at(-1)).toMatchObject({
+      kind: "assistant",
+      text: "You said: from the page",
+    });
+    // Only what its scopes and session allow.
+    await expect(browser.create()).rejects.toMatchObject({ status: 403 });
+    await expect(browser.decide(id, "x", true)).rejects.toMatchObject({ status: 403 });
+    const other = await client.create();
+    await expect(browser.get(other.id)).rejects.toMatchObject({ status: 404 });
+    // Revoked: the reader's next request fails for good instead of retrying.
+    await client.revokeTokens(id);
+    await expect(browser.events(id, { after: view.lastOffset }).next()).rejects.toMatchObject({
+      status: 401,
     });
   });
 });
