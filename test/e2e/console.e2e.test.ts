@@ -92,7 +92,7 @@ async function streamingText(page: Page, pattern: RegExp): Promise<string> {
         seen = await page.evaluate<string>(read);
         return pattern.test(seen);
       },
-      { timeout: 30_000, intervals: [20] },
+      { timeout: 30_000, interval: 20 },
     )
     .toBe(true);
   return seen;
