@@ -346,6 +346,14 @@ describe("CORS", () => {
     expect(res.headers.get("vary")).toMatch(/Origin/);
     expect(res.headers.get("access-control-allow-credentials")).toBe("true");
     expect(res.headers.get("access-control-expose-headers")).toContain("Stream-Next-Offset");
+    // Errors carry CORS too, so the page can read why a request failed.
+    const refused = await withOrigins(LIST, "/v1/sessions/01ARZ3NDEKTSV4RRFFQ69G5FAV", {
+      headers: { origin: "https://app.example.com", authorization: "Bearer eyJhbGciOi.x.y" },
+    });
+    expect(refused.status).toBe(401);
+    expect(refused.headers.get("access-control-allow-origin")).toBe("https://app.example.com");
+    expect(refused.headers.get("access-control-expose-headers")).toContain("WWW-Authenticate");
+    expect(await errorCode(refused)).toBe("unauthorized");
   });
 
   it("gives other origins no Access-Control-Allow-Origin, and refuses their preflight", async () => {
