@@ -150,13 +150,26 @@ export class SessionClient {
       param: { id: sessionId },
       query: options.view ? { view: options.view } : {},
     });
-    return resumableEvents(async (after, signal) => {
+    const open = async (after: number, signal: AbortSignal, token: string) => {
       const headers = new Headers({
         accept: "text/event-stream",
-        authorization: `Bearer ${await this.#currentToken()}`,
+        authorization: `Bearer ${token}`,
       });
       if (after > 0) headers.set("last-event-id", String(after));
       return this.#fetch(new Request(url, { headers, signal }));
+    };
+    return resumableEvents(async (after, signal) => {
+      const token = await this.#currentToken();
+      const response = await open(after, signal, token);
+      // A short-lived token expired while reading: with a token provider, ask it once more.
+      if (response.status === 401 && typeof this.#token === "function") {
+        const fresh = await this.#currentToken();
+        if (fresh !== token) {
+          await response.body?.cancel();
+          return open(after, signal, fresh);
+        }
+      }
+      return response;
     }, options);
   }
 

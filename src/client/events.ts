@@ -65,7 +65,7 @@ export async function* resumableEvents(
         continue;
       }
       if (!response.body) throw new SessionApiError(502, "no_body", "event stream has no body");
-      for await (const message of sseMessages(response.body)) {
+      for await (const message of sseMessages(response.body, connection.signal)) {
         if (message.event === "closed") return;
         if (message.event !== undefined && message.event !== "message") continue;
         const event = JSON.parse(message.data) as SessionEvent;
@@ -99,10 +99,17 @@ export async function* resumableEvents(
 }
 
 /** SSE messages of a response body, parsed by eventsource-parser. */
-async function* sseMessages(body: ReadableStream<Uint8Array>): AsyncGenerator<EventSourceMessage> {
+async function* sseMessages(
+  body: ReadableStream<Uint8Array>,
+  signal: AbortSignal,
+): AsyncGenerator<EventSourceMessage> {
   const queue: EventSourceMessage[] = [];
   const parser = createParser({ onEvent: (message) => queue.push(message) });
   const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  // Not every fetch ties the body to the request's signal (an in-process app.fetch does not):
+  // cancelling the reader ends a pending read at once.
+  const cancel = () => void reader.cancel().catch(() => {});
+  signal.addEventListener("abort", cancel, { once: true });
   try {
     for (;;) {
       const { done, value } = await reader.read();
@@ -111,6 +118,7 @@ async function* sseMessages(body: ReadableStream<Uint8Array>): AsyncGenerator<Ev
       while (queue.length > 0) yield queue.shift()!;
     }
   } finally {
+    signal.removeEventListener("abort", cancel);
     await reader.cancel().catch(() => {});
   }
 }

@@ -16,7 +16,6 @@
  *
  * It imports no runtime code from the server (only types), so it bundles for browsers.
  */
-import type { SessionEventPayload, SessionEventType } from "../sessions/events";
 import type { JsonValue, SessionEvent, SessionStatus } from "./types";
 
 export interface UserMessage {
@@ -96,7 +95,8 @@ export const initialSessionView: SessionView = Object.freeze({
   lastError: null,
 }) as SessionView;
 
-type Of<T extends SessionEventType> = SessionEventPayload<T>;
+/** The payload of a client-view event of type T. */
+type Of<T extends SessionEvent["type"]> = Extract<SessionEvent, { type: T }>["payload"];
 
 /** Reduces one event. Returns the same object when the event changes nothing. */
 export function reduceSessionView(view: SessionView, event: SessionEvent): SessionView {

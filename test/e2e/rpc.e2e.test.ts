@@ -20,6 +20,7 @@ beforeAll(async () => {
       SCRIPTED_MODEL_DELAY_MS: "30",
       RPC_IDLE_TIMEOUT_MS: String(IDLE_MS),
       CORS_ORIGINS: "https://app.example.com",
+      RPC_MAX_SUBSCRIPTIONS: "2",
     },
   });
 });
@@ -156,6 +157,29 @@ describe("capnweb /v1/rpc", () => {
     try {
       const follow = live.follow("01J00000000000000000000000", 0, () => {});
       await expect(follow.done).rejects.toMatchObject({ status: 404 });
+    } finally {
+      live.close();
+    }
+  });
+
+  it("bounds live subscriptions per connection, and offers them only over WebSocket", async () => {
+    const api = rpcBatch(rpcUrl(), KEY);
+    const session = await api.createSession({});
+    const overHttp = rpcBatch(rpcUrl(), KEY).subscribe(session.id, 0, () => {});
+    await expect(overHttp.done()).rejects.toMatchObject({ status: 400 });
+
+    const live = new LiveRpc({ url: rpcUrl(), credential: KEY, heartbeatMs: 500 });
+    try {
+      const ws = await live.api();
+      const subs = [0, 1, 2].map(() => ws.subscribe(session.id, 0, () => {}));
+      const settled = await Promise.allSettled(subs.map((sub) => sub.lastOffset()));
+      expect(settled.map((r) => r.status)).toEqual(["fulfilled", "fulfilled", "rejected"]);
+      expect(settled[2]).toMatchObject({ reason: { status: 429, code: "too_many_subscriptions" } });
+      // Closing one frees its place.
+      await subs[0]!.close();
+      await subs[0]!.done();
+      const again = ws.subscribe(session.id, 0, () => {});
+      expect(typeof (await again.lastOffset())).toBe("number");
     } finally {
       live.close();
     }

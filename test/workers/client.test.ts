@@ -194,10 +194,31 @@ describe("typed client", () => {
     await expect(browser.decide(id, "x", true)).rejects.toMatchObject({ status: 403 });
     const other = await client.create();
     await expect(browser.get(other.id)).rejects.toMatchObject({ status: 404 });
-    // Revoked: the reader's next request fails for good instead of retrying.
+    // Revoked: the reader's next request fails for good, with no retry loop.
     await client.revokeTokens(id);
     await expect(browser.events(id, { after: view.lastOffset }).next()).rejects.toMatchObject({
       status: 401,
     });
+  });
+
+  it("a token provider is asked again when the API refuses an expired or revoked token", async () => {
+    const { id } = await client.create();
+    const stale = (await client.mintToken(id, { scopes: ["read"], ttlSeconds: 60 })).token;
+    await client.revokeTokens(id);
+    const fresh = (await client.mintToken(id, { scopes: ["read"], ttlSeconds: 60 })).token;
+    const handedOut: string[] = [];
+    const reader = createSessionClient({
+      baseUrl: BASE,
+      // The page's cache holds the stale token until the API refuses it.
+      token: () => {
+        handedOut.push(handedOut.length === 0 ? stale : fresh);
+        return handedOut.at(-1)!;
+      },
+      fetch: inProcess,
+    }).events(id);
+    const first = await reader.next();
+    await reader.return();
+    expect(first.value).toMatchObject({ type: "session/created" });
+    expect(handedOut).toEqual([stale, fresh]);
   });
 });
