@@ -356,6 +356,9 @@ describe("web console", () => {
     await row.locator("summary").click();
     expect(await row.locator("pre").first().textContent()).toContain('"approved": true');
     await shot(page, "events-1280x800");
+    await page.setViewportSize(NARROW);
+    await shot(page, "events-narrow");
+    await page.setViewportSize(WIDE);
 
     // Stream health of the session: its processors' subscriptions, all caught up.
     await page.getByRole("link", { name: "Stream health" }).click();
