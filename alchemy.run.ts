@@ -1,7 +1,8 @@
 /**
  * The same deployment as wrangler.toml, described with alchemy 0.94 for teams that deploy
  * with `alchemy deploy`. Keep the two in step: one worker, its Durable Object namespaces
- * (SQLite-backed) and the D1 database whose migrations live in ./migrations.
+ * (SQLite-backed), the D1 database whose migrations live in ./migrations, and the static
+ * assets in ./public (the /docs script and the web console: run `npm run build` first).
  * `alchemy dev` needs Cloudflare credentials, so local development uses wrangler.
  */
 import alchemy from "alchemy";
@@ -10,7 +11,8 @@ import { copyDocsAssets } from "./scripts/docs-assets.mjs";
 
 const app = await alchemy("durable-agent-sessions");
 
-// The /docs script, copied from node_modules into ./public (see wrangler.toml [assets]).
+// The /docs script, copied from node_modules into ./public (see wrangler.toml [assets]), and
+// the web console, built into ./public/console by `npm run build` (run it before deploying).
 copyDocsAssets();
 const assets = await Assets({ path: "./public" });
 
@@ -34,6 +36,8 @@ export const worker = await Worker("worker", {
   entrypoint: "./src/index.ts",
   compatibilityDate: "2026-11-01",
   compatibilityFlags: ["nodejs_compat"],
+  // The API always reaches the worker; any other path that is no file in ./public does too.
+  assets: { run_worker_first: ["/v1/*", "/admin/*"], not_found_handling: "none" },
   bindings: {
     DB: db,
     ASSETS: assets,

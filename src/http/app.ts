@@ -6,6 +6,7 @@
 import { Hono } from "hono";
 import { authenticateRequest, type Principal } from "../auth/principal";
 import type { Env } from "../env";
+import { rpcResponse } from "../rpc/serve";
 import { SESSION_STREAMS } from "../sessions/session-agent";
 import { STREAM_ROUTE } from "../streams/naming";
 import { validateStreamPath } from "../streams/path";
@@ -42,6 +43,7 @@ export function createApp() {
 
   app.use("*", async (c, next) => {
     await next();
+    if (c.res.status === 101) return; // a WebSocket upgrade (capnweb) passes as is
     c.res = withStandardHeaders(
       c.res,
       c.req.header("origin") ?? null,
@@ -64,6 +66,16 @@ export function createApp() {
   app.get("/docs", docsPage());
 
   app.route("/admin", adminRoutes());
+
+  // capnweb (HTTP batch and WebSocket): authenticated in-band, so before the bearer check.
+  app.all("/v1/rpc", (c) =>
+    rpcResponse(
+      c.req.raw,
+      c.env,
+      async (request) => app.fetch(request, c.env, c.executionCtx),
+      corsPolicy(c.env.CORS_ORIGINS),
+    ),
+  );
 
   // Every /v1 route acts for the tenant its API key or session token belongs to (preflights
   // stay open); session tokens reach only their session's routes (src/auth/principal.ts).

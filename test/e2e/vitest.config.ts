@@ -5,6 +5,8 @@ export default defineConfig({
   test: {
     include: ["test/e2e/**/*.test.ts"],
     environment: "node",
+    // Builds the web console once (the browser tests load it from wrangler dev).
+    globalSetup: ["test/e2e/build-console.ts"],
     testTimeout: 240_000,
     hookTimeout: 120_000,
     fileParallelism: false,
