@@ -6,6 +6,8 @@
  *   POST   /admin/tenants/:id/keys              { name }       → 201 { key, prefix, … } (key shown once)
  *   DELETE /admin/tenants/:id/keys/:prefix                     → 204 (404 unknown tenant or key)
  *   POST   /admin/tenants/:id/sessions/:session/reindex       → 202 (rebuilds the session's D1 row)
+ *   GET    /admin/tenants/:id/sessions/:session/storage       → 200 bytes stored by the session's
+ *          stream and SessionAgent, next to the bytes of its transcript
  */
 import { Hono } from "hono";
 import { z } from "zod";
@@ -13,7 +15,8 @@ import { bearerToken, forgetKey } from "../auth/authenticate";
 import { secretsEqual } from "../auth/secrets";
 import { dbOf } from "../db/client";
 import { createApiKey, createTenant, revokeApiKey, tenantIdSchema } from "../db/tenants";
-import { type SessionAgentRpc, sessionObjectName } from "../sessions/session-agent";
+import { type SessionAgentRpc, sessionObjectName, sessionPath } from "../sessions/session-agent";
+import { streamName } from "../streams/naming";
 import type { AppEnv } from "./app";
 import { ApiError, notFound } from "./errors";
 import { jsonBody, parseWith } from "./validation";
@@ -87,6 +90,24 @@ export function adminRoutes() {
       throw ApiError.from(error);
     }
     return c.json({ reindexing: { tenant: id, session } }, 202);
+  });
+
+  routes.get("/tenants/:id/sessions/:session/storage", async (c) => {
+    const { id, session } = parseWith(reindexParams, c.req.param(), "path");
+    const agentStub = c.env.SESSIONS.get(
+      c.env.SESSIONS.idFromName(sessionObjectName(id, session)),
+    ) as unknown as SessionAgentRpc;
+    const name = streamName(id, sessionPath(session));
+    const streamStub = c.env.STREAMS.get(c.env.STREAMS.idFromName(name)) as unknown as {
+      storageStats(): Promise<{ databaseSize: number; eventBytes: number; events: number }>;
+    };
+    try {
+      const agent = await agentStub.storageStats();
+      const stream = await streamStub.storageStats();
+      return c.json({ session, stream, agent });
+    } catch (error) {
+      throw ApiError.from(error);
+    }
   });
 
   return routes;

@@ -8,6 +8,7 @@
  *   GET    /v1/sessions/:id                               D1 row + live state (pending approvals)
  *   POST   /v1/sessions/:id/messages                      { content, idempotencyKey? } → 202
  *          (a message sent while a turn runs is queued and answered after that turn)
+ *   GET    /v1/sessions/:id/messages?from=&limit=         a page of the transcript (oldest first)
  *   GET    /v1/sessions/:id/events                        the session stream (Durable Streams
  *          reads with offset/live, or EventSource SSE with `id:` offsets and Last-Event-ID)
  *   POST   /v1/sessions/:id/tool-calls/:toolCallId/decision { approved, reason? } → 200
@@ -59,6 +60,11 @@ export const decisionSchema = z.strictObject({
 });
 
 export const cancelSchema = z.strictObject({ reason: z.string().max(2_000).nullish() });
+
+export const transcriptQuerySchema = z.object({
+  from: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+});
 
 export const listSchema = z.object({
   status: sessionStatusSchema.optional(),
@@ -122,6 +128,15 @@ export function sessionRoutes() {
     const body = await jsonBody(c, messageSchema);
     const result = await rpc(() => agent(c, id).sendMessage(body.content, body.idempotencyKey));
     return c.json(result, 202);
+  });
+
+  routes.get("/:id/messages", async (c) => {
+    const id = idParam(c);
+    const q = query(c, transcriptQuerySchema);
+    const row = await getSessionRow(createDb(c.env.DB), c.get("tenant"), id);
+    if (!row) throw notFound("session not found");
+    const page = await rpc(() => agent(c, id).messages(q.from, q.limit));
+    return c.json(page);
   });
 
   routes.get("/:id/events", async (c) => {

@@ -395,6 +395,22 @@ export class StreamDurableObject extends DurableObject<Env> {
     });
   }
 
+  /** Bytes this stream stores: its SQLite database, and the sum of its stored event bodies. */
+  storageStats(): Promise<{ databaseSize: number; eventBytes: number; events: number }> {
+    return this.#rpc(() => {
+      const row = this.ctx.storage.sql
+        .exec<{ bytes: number | null; n: number }>(
+          "SELECT sum(length(body)) AS bytes, count(*) AS n FROM stream_messages",
+        )
+        .one();
+      return {
+        databaseSize: this.ctx.storage.sql.databaseSize,
+        eventBytes: row.bytes ?? 0,
+        events: row.n,
+      };
+    });
+  }
+
   // ---- stream-to-stream RPC (forks) ---------------------------------------------------
 
   forkSnapshot(fork: string, request: ForkSnapshotRequest) {

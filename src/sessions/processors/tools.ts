@@ -5,9 +5,18 @@
  * through a per-call row in the session's SQLite (tool_executions), so a tool runs at most
  * once per tool call id whatever is redelivered or restarted; a synchronous tool's effect
  * and its recorded result commit in one transaction, so it runs exactly once.
+ *
+ * State holds only the calls in progress; a call that completes or is cancelled moves to the
+ * processor's `decided` table (projected in the same transaction), so state does not grow
+ * with the number of calls the session ever made, and a late decision still gets its answer.
  */
 import type { StateOf, TypedEvent } from "../../processors/contract";
-import { type BatchHookArgs, StreamProcessor } from "../../processors/processor";
+import {
+  type BatchHookArgs,
+  type ProcessorTables,
+  type ProjectArgs,
+  StreamProcessor,
+} from "../../processors/processor";
 import type { JsonValue } from "../../streams/messages";
 import { toolsContract } from "../contracts";
 import type { ToolRegistry } from "../tools/define";
@@ -27,8 +36,18 @@ export interface ToolRuntime {
   sessionId(): string;
 }
 
+/** A call that is no longer in progress, as the `decided` table keeps it. */
+export interface FinishedCall {
+  status: "done" | "cancelled";
+  decision: { approved: boolean; reason: string | null } | null;
+}
+
 export class ToolProcessor extends StreamProcessor<typeof toolsContract> {
   readonly contract = toolsContract;
+  override readonly tables = {
+    decided:
+      "tool_call_id TEXT PRIMARY KEY, tool_name TEXT NOT NULL, status TEXT NOT NULL, approved INTEGER, reason TEXT, at INTEGER NOT NULL",
+  };
 
   constructor(
     private readonly registry: ToolRegistry,
@@ -48,14 +67,15 @@ export class ToolProcessor extends StreamProcessor<typeof toolsContract> {
     if (event.type === "session/created") return { ...state, enabled: event.payload.tools };
     const calls = { ...state.calls };
     const update = (id: string, change: (call: Call) => Call | null) => {
-      const call = calls[id];
-      if (!call) return;
-      const next = change(call);
+      if (!Object.hasOwn(calls, id)) return;
+      const next = change(calls[id]!);
       if (next) calls[id] = next;
+      else delete calls[id];
     };
     switch (event.type) {
       case "tool/call-requested":
-        calls[event.payload.toolCallId] ??= {
+        if (Object.hasOwn(calls, event.payload.toolCallId)) break;
+        calls[event.payload.toolCallId] = {
           toolName: event.payload.toolName,
           input: event.payload.input,
           turnId: event.payload.turnId,
@@ -85,20 +105,50 @@ export class ToolProcessor extends StreamProcessor<typeof toolsContract> {
         );
         break;
       case "tool/call-completed":
-        update(event.payload.toolCallId, (c) => ({ ...c, status: "done" }));
+        update(event.payload.toolCallId, () => null);
         break;
       case "turn/cancelled":
-        for (const [id, call] of Object.entries(calls)) {
-          if (call.turnId === event.payload.turnId && call.status !== "done")
-            calls[id] = { ...call, status: "cancelled" };
-        }
+        for (const [id, call] of Object.entries(calls))
+          if (call.turnId === event.payload.turnId) delete calls[id];
         break;
       case "session/deleted":
-        for (const [id, call] of Object.entries(calls))
-          if (call.status !== "done") calls[id] = { ...call, status: "cancelled" };
+        for (const id of Object.keys(calls)) delete calls[id];
         break;
     }
     return { ...state, calls };
+  }
+
+  /** Calls that left state (completed or cancelled) become rows of `decided`. */
+  override project({ event, previousState, state, tables }: ProjectArgs<typeof toolsContract>) {
+    for (const [id, call] of Object.entries(previousState.calls)) {
+      if (Object.hasOwn(state.calls, id)) continue;
+      tables.exec(
+        `INSERT OR REPLACE INTO ${tables.name("decided")} (tool_call_id, tool_name, status, approved, reason, at) VALUES (?, ?, ?, ?, ?, ?)`,
+        id,
+        call.toolName,
+        event.type === "tool/call-completed" ? "done" : "cancelled",
+        call.decision === null ? null : call.decision.approved ? 1 : 0,
+        call.decision?.reason ?? null,
+        event.offset,
+      );
+    }
+  }
+
+  /** A call that is no longer in progress, or null if there is none by that id. */
+  static finished(tables: ProcessorTables, toolCallId: string): FinishedCall | null {
+    const row = tables
+      .exec<{ status: string; approved: number | null; reason: string | null }>(
+        `SELECT status, approved, reason FROM ${tables.name("decided")} WHERE tool_call_id = ?`,
+        toolCallId,
+      )
+      .toArray()[0];
+    if (!row) return null;
+    if (row.status !== "done" && row.status !== "cancelled")
+      throw new Error(`decided call ${toolCallId} has an invalid status ${row.status}`);
+    return {
+      status: row.status,
+      decision: row.approved === null ? null : { approved: row.approved === 1, reason: row.reason },
+    };
   }
 
   override async processBatch({ state }: BatchHookArgs<typeof toolsContract>) {
