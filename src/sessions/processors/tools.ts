@@ -15,6 +15,7 @@ import {
   type BatchHookArgs,
   type ProcessorTables,
   type ProjectArgs,
+  type StateUpgrade,
   StreamProcessor,
 } from "../../processors/processor";
 import type { JsonValue } from "../../streams/messages";
@@ -132,6 +133,36 @@ export class ToolProcessor extends StreamProcessor<typeof toolsContract> {
         event.offset,
       );
     }
+  }
+
+  /**
+   * Tools state written before issue 9 kept every call forever; finished calls (done,
+   * cancelled) move to `decided` rows on first read.
+   */
+  override upgradeState(stored: unknown): StateUpgrade | null {
+    const parsed = this.contract.state.safeParse(stored);
+    if (!parsed.success) return null;
+    const finished = Object.entries(parsed.data.calls).filter(
+      ([, c]) => c.status === "done" || c.status === "cancelled",
+    );
+    if (finished.length === 0) return null;
+    const calls = { ...parsed.data.calls };
+    for (const [id] of finished) delete calls[id];
+    return {
+      state: { ...parsed.data, calls },
+      write: (tables) => {
+        for (const [id, call] of finished)
+          tables.exec(
+            `INSERT OR REPLACE INTO ${tables.name("decided")} (tool_call_id, tool_name, status, approved, reason, at) VALUES (?, ?, ?, ?, ?, ?)`,
+            id,
+            call.toolName,
+            call.status,
+            call.decision === null ? null : call.decision.approved ? 1 : 0,
+            call.decision?.reason ?? null,
+            call.decision?.at ?? call.causeAt,
+          );
+      },
+    };
   }
 
   /** A call that is no longer in progress, or null if there is none by that id. */
