@@ -99,7 +99,12 @@ export function adminRoutes() {
     ) as unknown as SessionAgentRpc;
     const name = streamName(id, sessionPath(session));
     const streamStub = c.env.STREAMS.get(c.env.STREAMS.idFromName(name)) as unknown as {
-      storageStats(): Promise<{ databaseSize: number; eventBytes: number; events: number }>;
+      storageStats(): Promise<{
+        databaseSize: number;
+        eventBytes: number;
+        events: number;
+        byType: { type: string | null; events: number; bytes: number }[];
+      }>;
     };
     try {
       const agent = await agentStub.storageStats();
