@@ -196,19 +196,23 @@ async function longSession() {
   const samples: number[] = [];
   const started = performance.now();
   for (let i = 0; i < LONG_TURNS; i++) {
-    samples.push(
-      await timed(
-        (done) => {
-          waiting = { turn: i + 1, done };
-        },
-        async () =>
-          (
-            await post(`/v1/sessions/${id}/messages`, {
-              content: longMessage(i, LONG_BYTES, LONG_WORD),
-            })
-          ).body?.cancel(),
-      ),
-    );
+    const sample = await timed(
+      (done) => {
+        waiting = { turn: i + 1, done };
+      },
+      async () =>
+        (
+          await post(`/v1/sessions/${id}/messages`, {
+            content: longMessage(i, LONG_BYTES, LONG_WORD),
+          })
+        ).body?.cancel(),
+    ).catch(async (error: unknown) => {
+      // Say where the session stands, then give up.
+      const view = await (await fetch(`${base}/v1/sessions/${id}`, { headers: AUTH })).text();
+      console.error(`turn ${i + 1} did not complete: ${String(error)}\n${view.slice(0, 2000)}`);
+      throw error;
+    });
+    samples.push(sample);
     if ((i + 1) % 100 === 0)
       console.log(
         `  turn ${i + 1}: p50 of the last 10 ${percentile(samples.slice(-10), 50).toFixed(1)} ms (${((performance.now() - started) / 1000).toFixed(0)} s)`,

@@ -5,7 +5,14 @@
  * Streams are described by the Durable Streams protocol and only linked here.
  */
 import { z } from "zod";
-import { cancelSchema, createSchema, decisionSchema, listSchema, messageSchema } from "./sessions";
+import {
+  cancelSchema,
+  createSchema,
+  decisionSchema,
+  listSchema,
+  messageSchema,
+  transcriptQuerySchema,
+} from "./sessions";
 import { putSchema } from "./subscriptions";
 
 const json = (schema: z.ZodType) => z.toJSONSchema(schema, { io: "input", unrepresentable: "any" });
@@ -79,7 +86,8 @@ export function openApiDocument() {
       "/v1/sessions/{id}": {
         parameters: [sessionId],
         get: {
-          summary: "The session's index row and live state",
+          summary:
+            "The session's index row and live state (with the newest messages: at most 20 and 256 KB; messageCount, messagesFrom)",
           responses: { "200": ok("The session"), ...errors },
         },
         delete: {
@@ -93,6 +101,15 @@ export function openApiDocument() {
           summary: "Send a message (queued while a turn runs, answered after it)",
           requestBody: body(messageSchema),
           responses: { "202": ok("{ offset, messageId, queued }"), ...errors },
+        },
+        get: {
+          summary:
+            "A page of the transcript, oldest first (from = first message index, limit <= 200, at most ~1 MB of content)",
+          parameters: Object.keys(transcriptQuerySchema.shape).map((name) => query(name)),
+          responses: {
+            "200": ok("{ messages: [{ index, role, … }], messageCount, next }"),
+            ...errors,
+          },
         },
       },
       "/v1/sessions/{id}/events": {

@@ -61,17 +61,27 @@ export const COMPACTION_SYSTEM =
 
 /**
  * The transcript to summarise as one text: the previous summary, then one `[role] content`
- * block per covered message (a tool result as `[tool <name>] <json>`).
+ * block per covered message (a tool result as `[tool <name>] <json>`). A block longer than
+ * `maxBlockChars` is cut, and says so, so that one huge message cannot blow the summary's
+ * own prompt.
  */
-export function compactionInput(previous: string | null, messages: ChatMessage[]): string {
+export function compactionInput(
+  previous: string | null,
+  messages: ChatMessage[],
+  maxBlockChars = Number.POSITIVE_INFINITY,
+): string {
   const lines: string[] = [];
   if (previous !== null) lines.push(`Previous summary: ${previous}`, "");
+  const cut = (text: string) =>
+    text.length <= maxBlockChars
+      ? text
+      : `${text.slice(0, maxBlockChars)} […${text.length - maxBlockChars} more characters not shown]`;
   for (const m of messages) {
-    if (m.role === "user") lines.push(`[user] ${m.content}`);
+    if (m.role === "user") lines.push(cut(`[user] ${m.content}`));
     else if (m.role === "assistant") {
       const calls = m.toolCalls.map((c) => ` (calls ${c.toolName} ${c.input})`).join("");
-      lines.push(`[assistant] ${m.content}${calls}`);
-    } else lines.push(`[tool ${m.toolName}] ${JSON.stringify(m.result)}`);
+      lines.push(cut(`[assistant] ${m.content}${calls}`));
+    } else lines.push(cut(`[tool ${m.toolName}] ${JSON.stringify(m.result)}`));
   }
   return lines.join("\n");
 }

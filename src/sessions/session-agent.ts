@@ -26,7 +26,7 @@ import { ModelProcessor } from "./processors/model";
 import { ToolProcessor } from "./processors/tools";
 import type { SessionSummary } from "./summary";
 import { builtinTools } from "./tools/builtin";
-import { messageCount, readMessages } from "./transcript";
+import { messageCount, messageSizes, readMessages } from "./transcript";
 
 export const SESSION_BINDING = "SESSIONS";
 
@@ -384,14 +384,19 @@ export class SessionAgent extends DurableObject<Env> {
       this.#identity();
       const tables = this.host.tables("agent");
       const total = messageCount(tables);
-      const stored = readMessages(tables, from, Math.min(total, from + limit));
-      const page: TranscriptPage["messages"] = [];
+      // Choose the page by size first, so a page of huge messages reads only what it returns.
+      const sizes = messageSizes(tables, from, Math.min(total, from + limit));
       let bytes = 0;
-      for (const m of stored) {
-        if (page.length > 0 && bytes + m.bytes > MESSAGE_PAGE_BYTES) break;
+      let end = from;
+      for (const m of sizes) {
+        if (end > from && bytes + m.bytes > MESSAGE_PAGE_BYTES) break;
         bytes += m.bytes;
-        page.push({ index: m.index, ...m.message });
+        end = m.index + 1;
       }
+      const page: TranscriptPage["messages"] = readMessages(tables, from, end).map((m) => ({
+        index: m.index,
+        ...m.message,
+      }));
       const last = page.at(-1)?.index;
       const next = last === undefined ? null : last + 1 < total ? last + 1 : null;
       return { messages: page, messageCount: total, next };
@@ -436,18 +441,18 @@ export class SessionAgent extends DurableObject<Env> {
   #recentMessages(): Pick<SessionLive, "messages" | "messageCount" | "messagesFrom"> {
     const tables = this.host.tables("agent");
     const total = messageCount(tables);
-    const recent = readMessages(tables, Math.max(0, total - LIVE_MESSAGES), total);
+    const recent = messageSizes(tables, Math.max(0, total - LIVE_MESSAGES), total);
     let bytes = 0;
     let first = recent.length;
     while (first > 0 && bytes + recent[first - 1]!.bytes <= LIVE_MESSAGE_BYTES) {
       first -= 1;
       bytes += recent[first]!.bytes;
     }
-    const kept = recent.slice(first);
+    const from = recent[first]?.index ?? total;
     return {
-      messages: kept.map((m) => m.message),
+      messages: readMessages(tables, from, total).map((m) => m.message),
       messageCount: total,
-      messagesFrom: kept[0]?.index ?? total,
+      messagesFrom: from,
     };
   }
 

@@ -316,7 +316,14 @@ export class ModelProcessor extends StreamProcessor<typeof modelContract> {
             {
               role: "user",
               content: [
-                { type: "text", text: compactionInput(compaction?.summary ?? null, covered) },
+                {
+                  type: "text",
+                  text: compactionInput(
+                    compaction?.summary ?? null,
+                    covered,
+                    Math.max(1_024, Math.floor(budget / (2 * covered.length))),
+                  ),
+                },
               ],
             },
           ],
