@@ -80,6 +80,48 @@ async function openSse(
   };
 }
 
+/**
+ * Follows a session's EventSource stream across server-side closes (SSE connections end after
+ * SSE_MAX_DURATION_MS), resuming after the last event id as a browser's EventSource does.
+ */
+function followSse(url: string, onData: (data: string) => void) {
+  const controller = new AbortController();
+  let lastId: string | null = null;
+  const pump = (async () => {
+    while (!controller.signal.aborted) {
+      try {
+        const headers: Record<string, string> = { ...AUTH, accept: "text/event-stream" };
+        if (lastId !== null) headers["last-event-id"] = lastId;
+        const res = await fetch(url, { headers, signal: controller.signal });
+        if (res.status !== 200) throw new Error(`SSE ${url}: ${res.status}`);
+        const parser = createParser({
+          onEvent: (e) => {
+            if (e.id !== undefined) lastId = e.id;
+            onData(e.data);
+          },
+        });
+        const reader = res.body!.getReader();
+        const decoder = new TextDecoder();
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          parser.feed(decoder.decode(value, { stream: true }));
+        }
+      } catch (error) {
+        if (controller.signal.aborted) return;
+        console.error(`SSE reconnecting after: ${String(error)}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  })();
+  return {
+    close: async () => {
+      controller.abort();
+      await pump;
+    },
+  };
+}
+
 /** Resolves when `predicate` becomes true after `trigger` runs; returns the elapsed ms. */
 function timed(
   register: (done: () => void) => void,
@@ -184,15 +226,11 @@ async function longSession() {
   const id = created.session.id;
   let waiting: { turn: number; done: () => void } | null = null;
   let completed = 0;
-  const sse = await openSse(
-    `${base}/v1/sessions/${id}/events`,
-    { accept: "text/event-stream" },
-    (_event, data) => {
-      if (!data.includes('"turn/completed"')) return;
-      completed += 1;
-      if (waiting && completed >= waiting.turn) waiting.done();
-    },
-  );
+  const sse = followSse(`${base}/v1/sessions/${id}/events`, (data) => {
+    if (!data.includes('"turn/completed"')) return;
+    completed += 1;
+    if (waiting && completed >= waiting.turn) waiting.done();
+  });
   const samples: number[] = [];
   const started = performance.now();
   for (let i = 0; i < LONG_TURNS; i++) {

@@ -110,9 +110,8 @@ export function reduceAgent(previous: AgentState, event: SessionEvent): AgentSta
         readyAt: null,
       }));
     case "model/request-completed": {
-      const { requestId, text, toolCalls } = event.payload;
+      const { requestId, toolCalls } = event.payload;
       if (state.turn?.requestId !== requestId) return state; // stale: cancelled or superseded
-      void text;
       const next = { ...state, messageCount: state.messageCount + 1 };
       return withTurn(next, undefined, () => ({
         requestId: null,
