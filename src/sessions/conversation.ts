@@ -315,7 +315,11 @@ export function projectAgent(
           tables,
           seq,
           at,
-          { role: "user", content: event.payload.content ?? "", ...refField("contentRef", contentRef) },
+          {
+            role: "user",
+            content: event.payload.content ?? "",
+            ...refField("contentRef", contentRef),
+          },
           from,
         );
         if (from === undefined && inputOffset !== undefined)

@@ -452,11 +452,7 @@ export class ModelProcessor extends StreamProcessor<typeof modelContract> {
               content: [
                 {
                   type: "text",
-                  text: compactionInput(
-                    compaction?.summary ?? null,
-                    covered,
-                    perMessage,
-                  ),
+                  text: compactionInput(compaction?.summary ?? null, covered, perMessage),
                 },
               ],
             },
