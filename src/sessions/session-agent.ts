@@ -539,7 +539,12 @@ export class SessionAgent extends DurableObject<Env> {
     const recent = messageSizes(tables, Math.max(0, total - LIVE_MESSAGES), total);
     let bytes = 0;
     let first = recent.length;
-    while (first > 0 && bytes + recent[first - 1]!.bytes <= LIVE_MESSAGE_BYTES) {
+    // At least the newest message (inline content is at most 64 KiB, or ~100 KB in events
+    // from before chunking; larger content is a ref the client reads from the stream).
+    while (
+      first > 0 &&
+      (first === recent.length || bytes + recent[first - 1]!.bytes <= LIVE_MESSAGE_BYTES)
+    ) {
       first -= 1;
       bytes += recent[first]!.bytes;
     }

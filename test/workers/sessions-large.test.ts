@@ -76,7 +76,8 @@ describe("long replies stream as coalesced deltas", () => {
     const session = await waitForSession(id, done, 60_000);
     expect(session.live.status).toBe("idle");
     const events = await allEvents(id);
-    const completed = ofType(events, "turn/completed")[0]!;
+    // turn/completed names the turn; the reply is its model/request-completed
+    const completed = ofType(events, "model/request-completed").at(-1)!;
     expect(completed.payload.text).toBe(`You said: ${message}`);
     const words = splitWords(`You said: ${message}`).length;
     const { text, count } = deltaText(events);
@@ -102,8 +103,10 @@ describe("long replies stream as coalesced deltas", () => {
     const ref = completion.payload.textRef as ContentRef;
     expect(ref.bytes).toBe(MiB);
     expect(await assembleContent(ref, events)).toBe(expected);
-    const turn = ofType(events, "turn/completed")[0]!;
-    expect(turn.payload.textRef).toEqual(ref);
+    // the turn's completion references the reply rather than embedding it again
+    expect(ofType(events, "turn/completed")[0]!.payload).toEqual({
+      turnId: expect.any(String),
+    });
     // no stored event comes near the message limit
     for (const e of events) expect(JSON.stringify(e.payload).length).toBeLessThan(600 * 1024);
   }, 120_000);
@@ -127,7 +130,8 @@ describe("large user messages", () => {
     expect(ref.bytes).toBe(3 * MiB);
     expect(ofType(events, CHUNK_EVENT).length).toBeGreaterThan(ref.chunks); // + the reply's
     expect(await assembleContent(ref, events)).toBe(content);
-    expect(ofType(events, "turn/started")[0]!.payload.contentRef).toEqual(ref);
+    // the turn names its input by offset; the transcript row keeps the ref, not a copy
+    expect(ofType(events, "turn/started")[0]!.payload.inputOffset).toBe(input[0]!.offset);
     const { text } = deltaText(events);
     expect(text).toBe(
       `You said: ${"m".repeat(BUDGET)}\n[truncated: ${BUDGET} of ${3 * MiB} bytes]`,
@@ -182,7 +186,7 @@ describe("large tool results", () => {
     expect(await agentSql(id, "SELECT MAX(LENGTH(state)) AS n FROM processor_state")).toBeLessThan(
       64 * 1024,
     );
-    const reply = ofType(events, "turn/completed")[0]!;
+    const reply = ofType(events, "model/request-completed").at(-1)!;
     const replyText =
       (reply.payload.text as string) ||
       (await assembleContent(reply.payload.textRef as ContentRef, events));
