@@ -26,7 +26,7 @@ import {
   storeContent,
   utf8Bytes,
 } from "./content";
-import { type AgentState, toolSpecs } from "./conversation";
+import { toolSpecs } from "./conversation";
 import { type ChatMessage, type SessionEventPayload, sessionEvents } from "./events";
 import { contextBudgetBytes, resolveModel } from "./models/registry";
 import { AgentProcessor } from "./processors/agent";

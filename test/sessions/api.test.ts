@@ -6,6 +6,8 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { subscriptionKeyFor } from "../../src/processors/host";
+import type { RpcResult } from "../../src/rpc/result";
+import { rpcClient } from "../support/rpc";
 import {
   api,
   createSession,
@@ -23,9 +25,11 @@ const DEV_KEY = { authorization: "Bearer das_dev_local_development_key_0000" };
 
 /** The session stream's subscriptions, read over RPC. */
 const sessionStream = (id: string) =>
-  env.STREAMS.get(env.STREAMS.idFromName(`default:/sessions/${id}`)) as unknown as {
-    listSubscriptions(): Promise<{ key: string; cursor: number }[]>;
-  };
+  rpcClient(
+    env.STREAMS.get(env.STREAMS.idFromName(`default:/sessions/${id}`)) as unknown as {
+      listSubscriptions(): Promise<RpcResult<{ key: string; cursor: number }[]>>;
+    },
+  );
 
 /** The session as GET /v1/sessions/:id shows it, or null while that is a 404. */
 async function getSessionOrNull(id: string): Promise<SessionView | null> {

@@ -3,11 +3,11 @@
  * `{error:{code,message}}` (4xx other than 304), never a 5xx, and leaves the stream exactly
  * as it was (HEAD status, Stream-Next-Offset and Stream-Closed identical before and after).
  */
-import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { exports } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { encodeOffset } from "../../src/streams/offsets";
 import type { StreamDurableObject, SubscriptionStatus } from "../../src/streams/stream-do";
+import { evictDurableObject, runInDurableObject } from "../support/rpc";
 import { waitFor } from "../support/wait";
 import {
   BASE,
@@ -891,12 +891,12 @@ describe("6. HTTP semantics: 415, 413, 405 with Allow", () => {
     expect(after.sessions.length).toBe(before.sessions.length);
   });
 
-  it("a message over 1 MiB → 413", async () => {
+  it("a message over 8 MiB (the message route's limit; others have 1 MiB) → 413", async () => {
     const created = await worker("/v1/sessions", JSON_OBJECT("POST", {}));
     const { session } = (await created.json()) as { session: { id: string } };
     const res = await worker(
       `/v1/sessions/${session.id}/messages`,
-      JSON_OBJECT("POST", { content: "z".repeat(MiB + 1) }),
+      JSON_OBJECT("POST", { content: "z".repeat(8 * MiB + 1) }),
     );
     await expectJsonError(res, 413, "payload_too_large");
   });
@@ -905,7 +905,7 @@ describe("6. HTTP semantics: 415, 413, 405 with Allow", () => {
   it.each([
     ["PATCH", "/v1/sessions", ["GET", "HEAD", "POST", "OPTIONS"]],
     ["PUT", `/v1/sessions/${ULID}`, ["GET", "HEAD", "DELETE", "OPTIONS"]],
-    ["GET", `/v1/sessions/${ULID}/messages`, ["POST", "OPTIONS"]],
+    ["PUT", `/v1/sessions/${ULID}/messages`, ["GET", "HEAD", "POST", "OPTIONS"]],
     ["DELETE", `/v1/sessions/${ULID}/cancel`, ["POST", "OPTIONS"]],
     ["GET", `/v1/sessions/${ULID}/tool-calls/t1/decision`, ["POST", "OPTIONS"]],
     ["POST", `/v1/sessions/${ULID}/events`, ["GET", "HEAD", "OPTIONS"]],

@@ -161,6 +161,42 @@ describe("large user messages", () => {
   });
 });
 
+describe("large content in the transcript", () => {
+  it("a chunked message is a ref in the transcript, counts with its size for compaction, and is summarised from its text", async () => {
+    const id = await createSession();
+    const words = "alpha beta gamma delta epsilon zeta ";
+    const content = words.repeat(Math.ceil((3 * MiB) / words.length)).slice(0, 3 * MiB);
+    await sendMessage(id, content);
+    await waitForSession(id, done, 90_000);
+    await sendMessage(id, "history");
+    const session = await waitForSession(
+      id,
+      (s) =>
+        s.live.status === "failed" ||
+        (s.live.status === "idle" &&
+          s.live.messages.at(-1)?.content?.startsWith("History") === true),
+      90_000,
+    );
+    expect(session.live.status).toBe("idle");
+    const events = await allEvents(id);
+    const ref = ofType(events, "session/input-added")[0]!.payload.contentRef as ContentRef;
+    // The transcript row holds the reference (not a copy of 3 MiB) and pages return it.
+    const page = (await (await api(`/v1/sessions/${id}/messages?from=0&limit=1`)).json()) as {
+      messages: { index: number; role: string; content: string; contentRef?: ContentRef }[];
+      messageCount: number;
+    };
+    expect(page.messageCount).toBe(4);
+    expect(page.messages[0]).toMatchObject({ index: 0, role: "user", content: "" });
+    expect(page.messages[0]!.contentRef).toEqual(ref);
+    // Its byte count (not the empty inline text) put the transcript over the scripted model's
+    // budget, so the second request compacted it; the summary was made from the chunks' text.
+    const compacted = ofType(events, "context/compacted");
+    expect(compacted).toHaveLength(1);
+    expect(compacted[0]!.payload.fromMessage).toBe(0);
+    expect(compacted[0]!.payload.summary).toContain("[user] alpha beta gamma delta epsilon");
+  }, 180_000);
+});
+
 describe("large tool results", () => {
   it("an 8 MiB tool result is stored in bounded chunk appends and the model is told it was cut", async () => {
     const id = await createSession({ tools: ["blob_make"] });
