@@ -729,7 +729,7 @@ describe("3. callables reach only allowlisted methods; only a real ack acknowled
     expect(error.message).toMatch(/not on the callable allowlist/);
   });
 
-  it("a subscriber whose answer is not { ackOffset } fails the delivery; the cursor stays", async () => {
+  it("a subscriber whose answer is not { ackOffset } fails the delivery (parked); the cursor stays", async () => {
     const path = await prepare("stream");
     const res = await subscribe(
       path,
@@ -743,12 +743,13 @@ describe("3. callables reach only allowlisted methods; only a real ack acknowled
     );
     expect(res.status).toBe(201);
     await res.body?.cancel();
-    await waitFor(async () => (await listSubs(path))[0]?.status === "failing");
+    await waitFor(async () => (await listSubs(path))[0]?.status === "parked");
     const [sub] = await listSubs(path);
     expect(sub!.cursor).toBe(0);
     expect(sub!.lag).toBeGreaterThan(0);
     expect(sub!.lastError).toMatch(/not an acknowledgement/);
-    // the event, stream/subscription-configured and stream/subscriber-failed
+    // a wrong answer is not retried: the event, stream/subscription-configured and
+    // stream/subscriber-parked
     await expectReadable(path, 3);
   });
 
@@ -783,7 +784,7 @@ describe("3. callables reach only allowlisted methods; only a real ack acknowled
       );
       expect(res.status).toBe(201);
       await res.body?.cancel();
-      await waitFor(async () => (await listSubs(path))[0]?.status === "failing");
+      await waitFor(async () => (await listSubs(path))[0]?.status === "parked");
       const [sub] = await listSubs(path);
       expect(sub!.cursor).toBe(0);
       expect(sub!.lastError).toMatch(/not an acknowledgement/);
