@@ -21,6 +21,8 @@ export interface Env {
   /** OpenAI-compatible endpoint for `openai:<model>` sessions; the key is a secret. */
   OPENAI_BASE_URL?: string;
   OPENAI_API_KEY?: string;
+  /** Context budget of every model in prompt bytes (default per provider, models/registry.ts). */
+  CONTEXT_BUDGET_BYTES?: string;
   /** Base delay of the backoff between model request attempts (429/5xx), in ms. */
   MODEL_RETRY_BASE_MS?: string;
   /** Most UTF-8 bytes of one message (user text, tool result) a prompt carries (default 256 KiB). */

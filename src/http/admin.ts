@@ -8,6 +8,8 @@
  *   POST   /admin/tenants/:id/sessions/:session/reindex       → 202 (rebuilds the session's D1 row)
  *   POST   /admin/tenants/:id/subscriptions/resume?stream=&key=  a tenant's parked subscription
  *   POST   /admin/tenants/:id/subscriptions/skip?stream=&key=    { offset?, reason? } (recorded as `admin`)
+ *   GET    /admin/tenants/:id/sessions/:session/storage       → 200 bytes stored by the session's
+ *          stream and SessionAgent, next to the bytes of its transcript
  */
 import { Hono } from "hono";
 import { z } from "zod";
@@ -16,7 +18,9 @@ import { secretsEqual } from "../auth/secrets";
 import { dbOf } from "../db/client";
 import { createApiKey, createTenant, revokeApiKey, tenantIdSchema } from "../db/tenants";
 import { unwrap } from "../rpc/result";
-import { type SessionAgentRpc, sessionObjectName } from "../sessions/session-agent";
+import { type SessionAgentRpc, sessionObjectName, sessionPath } from "../sessions/session-agent";
+import { streamName } from "../streams/naming";
+import type { StreamDurableObject } from "../streams/stream-do";
 import type { AppEnv } from "./app";
 import { ApiError, notFound } from "./errors";
 import { parkingAction } from "./subscriptions";
@@ -95,6 +99,21 @@ export function adminRoutes() {
       return parkingAction(c, id, "admin", action);
     });
   }
+
+  routes.get("/tenants/:id/sessions/:session/storage", async (c) => {
+    const { id, session } = parseWith(reindexParams, c.req.param(), "path");
+    const agentStub = c.env.SESSIONS.get(
+      c.env.SESSIONS.idFromName(sessionObjectName(id, session)),
+    ) as unknown as SessionAgentRpc;
+    const name = streamName(id, sessionPath(session));
+    const streamStub = c.env.STREAMS.get(c.env.STREAMS.idFromName(name)) as unknown as Pick<
+      StreamDurableObject,
+      "storageStats"
+    >;
+    const agent = await unwrap(agentStub.storageStats());
+    const stream = await unwrap(streamStub.storageStats());
+    return c.json({ session, stream, agent });
+  });
 
   return routes;
 }

@@ -29,8 +29,25 @@ export const liveSchema = z.object({
   pendingApprovals: z.array(pendingApprovalSchema),
   queuedMessages: z.number().int().nonnegative(),
   lastError: z.string().nullable(),
-  messages: z.array(chatMessageSchema),
+  messages: z
+    .array(chatMessageSchema)
+    .describe("the newest messages: at most 20 and 256 KB (page the rest with GET …/messages)"),
+  messageCount: z.number().int().nonnegative().describe("messages in the transcript"),
+  messagesFrom: z.number().int().nonnegative().describe("the transcript index of messages[0]"),
   lastOffset: offset.describe("the last event the session has processed"),
+});
+
+export const transcriptPageSchema = z.object({
+  messages: z.array(
+    z.intersection(chatMessageSchema, z.object({ index: z.number().int().nonnegative() })),
+  ),
+  messageCount: z.number().int().nonnegative(),
+  next: z
+    .number()
+    .int()
+    .nonnegative()
+    .nullable()
+    .describe("the `from` of the next page, or null at the end of the transcript"),
 });
 
 export const sessionCreatedSchema = z.object({ session: liveSchema });

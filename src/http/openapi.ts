@@ -23,8 +23,16 @@ import {
   subscriptionResumedSchema,
   subscriptionSkippedSchema,
   tokenSchema,
+  transcriptPageSchema,
 } from "./api-schemas";
-import { cancelSchema, createSchema, decisionSchema, listSchema, messageSchema } from "./sessions";
+import {
+  cancelSchema,
+  createSchema,
+  decisionSchema,
+  listSchema,
+  messageSchema,
+  transcriptQuerySchema,
+} from "./sessions";
 import { putSchema, skipSchema } from "./subscriptions";
 
 const json = (schema: z.ZodType) => z.toJSONSchema(schema, { io: "input", unrepresentable: "any" });
@@ -108,7 +116,8 @@ export function openApiDocument() {
       "/v1/sessions/{id}": {
         parameters: [sessionId],
         get: {
-          summary: "The session's index row and live state",
+          summary:
+            "The session's index row and live state (with the newest messages: at most 20 and 256 KB; messageCount, messagesFrom)",
           ...tokenOr("read"),
           responses: { "200": ok("The session", sessionSchema), ...errors },
         },
@@ -127,6 +136,16 @@ export function openApiDocument() {
             "The body may be up to 8 MiB (a larger one is a 413 naming the limit). Content over 64 KiB is stored as content/chunk-added events and referenced by session/input-added (contentRef).",
           requestBody: body(messageSchema),
           responses: { "202": ok("The message was accepted", messageAcceptedSchema), ...errors },
+        },
+        get: {
+          ...tokenOr("read"),
+          summary:
+            "A page of the transcript, oldest first (from = first message index, limit <= 200, at most ~1 MB of content)",
+          parameters: Object.keys(transcriptQuerySchema.shape).map((name) => query(name)),
+          responses: {
+            "200": ok("A page of the transcript", transcriptPageSchema),
+            ...errors,
+          },
         },
       },
       "/v1/sessions/{id}/events": {

@@ -9,6 +9,7 @@
  *   POST   /v1/sessions/:id/messages                      { content, idempotencyKey? } → 202
  *          (a message sent while a turn runs is queued and answered after that turn; the body
  *          may be up to 8 MiB, like a stream append: content over 64 KiB is stored in chunks)
+ *   GET    /v1/sessions/:id/messages?from=&limit=         a page of the transcript (oldest first)
  *   GET    /v1/sessions/:id/events                        the session stream (Durable Streams
  *          reads with offset/live, or EventSource SSE with `id:` offsets and Last-Event-ID)
  *   POST   /v1/sessions/:id/tool-calls/:toolCallId/decision { approved, reason? } → 200
@@ -87,6 +88,11 @@ export const decisionSchema = z.strictObject({
 
 export const cancelSchema = z.strictObject({ reason: z.string().max(2_000).nullish() });
 
+export const transcriptQuerySchema = z.object({
+  from: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+});
+
 export const listSchema = z.object({
   status: sessionStatusSchema.optional(),
   limit: z.coerce.number().int().min(1).max(MAX_LIST_LIMIT).default(20),
@@ -144,6 +150,20 @@ export function sessionRoutes() {
           offsets: [result.offset],
         }));
         return c.json(result satisfies z.input<typeof api.messageAcceptedSchema>, 202);
+      },
+    )
+    .get(
+      "/:id/messages",
+      paramInput(idParams),
+      access("read"),
+      queryInput(transcriptQuerySchema),
+      async (c) => {
+        const { id } = c.req.valid("param");
+        const q = c.req.valid("query");
+        const row = await getSessionRow(createDb(c.env.DB), c.get("tenant"), id);
+        if (!row) throw notFound("session not found");
+        const page = await rpc(() => agent(c, id).messages(q.from, q.limit));
+        return c.json(page satisfies z.input<typeof api.transcriptPageSchema>, 200);
       },
     )
     .get(

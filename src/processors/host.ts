@@ -12,6 +12,13 @@
  * often it is delivered: offsets at or below the checkpoint write nothing and run no hooks.
  * Batches for one processor are serialised; a failed batch writes nothing and is redelivered.
  *
+ * A processor may own tables (`tables` + `project`): what grows with the history lives in
+ * rows written in that same transaction, namespaced per processor, cleared by `reset`. Its
+ * stored state is validated on every read, and upgraded (with the rows it moves out of state)
+ * in one transaction when the processor recognises an older shape. `waitForCheckpoint`
+ * resolves when a commit brings a processor through an offset, so one processor can read
+ * another's projection only once it is committed.
+ *
  * Never await processor catch-up inside `blockConcurrencyWhile`: deliveries are inbound calls,
  * and a closed input gate would deadlock them.
  */
@@ -28,6 +35,7 @@ import {
   type AppendRequest,
   currentRun,
   type ProcessorRun,
+  type ProcessorTables,
   type StreamProcessor,
 } from "./processor";
 
@@ -55,9 +63,20 @@ export interface HostIdentity {
   method?: string;
 }
 
+/** The SQLite name of a processor's table (processor names are kebab-case, so this is injective). */
+export const processorTableName = (processor: string, local: string) =>
+  `p_${processor.replaceAll("-", "_")}__${local}`;
+
+interface CheckpointWaiter {
+  offset: number;
+  resolve(): void;
+}
+
 export class ProcessorHost {
   readonly #processors = new Map<string, StreamProcessor<AnyContract>>();
   readonly #queues = new Map<string, Promise<unknown>>();
+  readonly #tables = new Map<string, ProcessorTables>();
+  readonly #waiters = new Map<string, CheckpointWaiter[]>();
 
   constructor(
     private readonly ctx: DurableObjectState,
@@ -72,8 +91,93 @@ export class ProcessorHost {
     if (!/^[a-z][a-z0-9-]{0,62}$/.test(name))
       throw new Error(`processor name ${JSON.stringify(name)} must be kebab-case`);
     if (this.#processors.has(name)) throw new Error(`processor ${name} is registered twice`);
+    for (const [local, columns] of Object.entries(processor.tables ?? {})) {
+      if (!/^[a-z][a-z0-9_]{0,62}$/.test(local))
+        throw new Error(
+          `processor ${name}: table name ${JSON.stringify(local)} must be snake_case`,
+        );
+      this.ctx.storage.sql.exec(
+        `CREATE TABLE IF NOT EXISTS ${processorTableName(name, local)} (${columns})`,
+      );
+    }
     this.#processors.set(name, processor);
     return processor;
+  }
+
+  /** A processor's own tables (to read its projection outside a batch). */
+  tables(name: string): ProcessorTables {
+    const processor = this.#processor(name);
+    let tables = this.#tables.get(name);
+    if (!tables) {
+      const declared = new Set(Object.keys(processor.tables ?? {}));
+      const sql = this.ctx.storage.sql;
+      tables = {
+        name: (local) => {
+          if (!declared.has(local))
+            throw new Error(`processor ${name} declares no table ${JSON.stringify(local)}`);
+          return processorTableName(name, local);
+        },
+        exec: (query, ...bindings) => sql.exec(query, ...bindings),
+      };
+      this.#tables.set(name, tables);
+    }
+    return tables;
+  }
+
+  /** The offset through which a processor's state (and projection) is committed. */
+  checkpoint(name: string): number {
+    this.#processor(name);
+    const row = this.ctx.storage.sql
+      .exec<{ checkpoint: number }>(
+        "SELECT checkpoint FROM processor_state WHERE processor = ?",
+        name,
+      )
+      .toArray()[0];
+    return row?.checkpoint ?? 0;
+  }
+
+  /**
+   * Resolves once a commit has brought the processor through `offset` (at once if it already
+   * has); rejects after `timeoutMs` so a caller never waits in silence.
+   */
+  waitForCheckpoint(name: string, offset: number, timeoutMs = 30_000): Promise<void> {
+    if (this.checkpoint(name) >= offset) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const waiter: CheckpointWaiter = {
+        offset,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      };
+      const timer = setTimeout(() => {
+        const list = this.#waiters.get(name) ?? [];
+        this.#waiters.set(
+          name,
+          list.filter((w) => w !== waiter),
+        );
+        reject(
+          new Error(
+            `processor ${name} did not reach offset ${offset} within ${timeoutMs} ms (at ${this.checkpoint(name)})`,
+          ),
+        );
+      }, timeoutMs);
+      const list = this.#waiters.get(name) ?? [];
+      list.push(waiter);
+      this.#waiters.set(name, list);
+    });
+  }
+
+  #wake(name: string, checkpoint: number): void {
+    const list = this.#waiters.get(name);
+    if (!list) return;
+    const due = list.filter((w) => w.offset <= checkpoint);
+    if (due.length === 0) return;
+    this.#waiters.set(
+      name,
+      list.filter((w) => w.offset > checkpoint),
+    );
+    for (const waiter of due) waiter.resolve();
   }
 
   #processor(name: string): StreamProcessor<AnyContract> {
@@ -101,7 +205,22 @@ export class ProcessorHost {
         state: structuredClone(processor.contract.initialState) as StateOf<K>,
         checkpoint: 0,
       };
-    const parsed = processor.contract.state.safeParse(JSON.parse(row.state));
+    let stored: unknown = JSON.parse(row.state);
+    const upgrade = processor.upgradeState?.(stored) ?? null;
+    if (upgrade) {
+      const tables = this.tables(name);
+      this.ctx.storage.transactionSync(() => {
+        upgrade.write(tables);
+        this.ctx.storage.sql.exec(
+          "UPDATE processor_state SET state = ?, updated_at = ? WHERE processor = ?",
+          JSON.stringify(upgrade.state),
+          Date.now(),
+          name,
+        );
+      });
+      stored = upgrade.state;
+    }
+    const parsed = processor.contract.state.safeParse(stored);
     if (!parsed.success) {
       throw new Error(
         `stored state of processor ${name} does not match its schema: ${parsed.error.message}`,
@@ -110,11 +229,15 @@ export class ProcessorHost {
     return { state: parsed.data as StateOf<K>, checkpoint: row.checkpoint };
   }
 
-  /** Forgets a processor's state and checkpoint (to rebuild it from its stream). */
+  /** Forgets a processor's state, checkpoint and table rows (to rebuild it from its stream). */
   reset(name: string): void {
-    this.#processor(name);
-    this.ctx.storage.sql.exec("DELETE FROM processor_state WHERE processor = ?", name);
-    this.ctx.storage.sql.exec("DELETE FROM processor_streams WHERE processor = ?", name);
+    const processor = this.#processor(name);
+    this.ctx.storage.transactionSync(() => {
+      for (const local of Object.keys(processor.tables ?? {}))
+        this.ctx.storage.sql.exec(`DELETE FROM ${processorTableName(name, local)}`);
+      this.ctx.storage.sql.exec("DELETE FROM processor_state WHERE processor = ?", name);
+      this.ctx.storage.sql.exec("DELETE FROM processor_streams WHERE processor = ?", name);
+    });
   }
 
   state<K extends AnyContract>(name: string): StateOf<K> {
@@ -236,6 +359,8 @@ export class ProcessorHost {
 
     const wanted = new Set(consumedTypes(contract));
     let state = stored;
+    const reduced: { event: TypedEvent<AnyContract>; previousState: unknown; state: unknown }[] =
+      [];
     const sideEffects: {
       event: TypedEvent<AnyContract>;
       previousState: unknown;
@@ -246,6 +371,7 @@ export class ProcessorHost {
       const event = this.#parse(name, contract, raw);
       const previousState = state;
       state = processor.reduce({ state, event });
+      if (processor.project) reduced.push({ event, previousState, state });
       if (event.offset > batch.anchorOffset) sideEffects.push({ event, previousState, state });
     }
 
@@ -283,7 +409,7 @@ export class ProcessorHost {
       await Promise.all(blocking.slice(settled, upTo));
       settled = upTo;
     }
-    if (through > checkpoint) this.#commit(name, contract, state, through);
+    if (through > checkpoint) this.#commit(name, processor, state, through, reduced);
     trace("host.committed", () => ({ stream: batch.stream, processor: name, checkpoint: through }));
     return { ackOffset: Math.max(through, checkpoint) };
   }
@@ -308,14 +434,31 @@ export class ProcessorHost {
     return { ...raw, type: raw.type!, payload: parsed.data } as TypedEvent<AnyContract>;
   }
 
-  /** State and checkpoint in one transaction; a state that fails its schema fails the batch. */
-  #commit(name: string, contract: AnyContract, state: unknown, checkpoint: number): void {
-    const valid = contract.state.safeParse(state);
+  /**
+   * Projection rows, state and checkpoint in one transaction; a state that fails its schema
+   * (or a projection that throws) fails the batch and writes nothing.
+   */
+  #commit(
+    name: string,
+    processor: StreamProcessor<AnyContract>,
+    state: unknown,
+    checkpoint: number,
+    reduced: { event: TypedEvent<AnyContract>; previousState: unknown; state: unknown }[],
+  ): void {
+    const valid = processor.contract.state.safeParse(state);
     if (!valid.success)
       throw new Error(
         `processor ${name}: reduced state does not match its schema: ${valid.error.message}`,
       );
+    const tables = processor.project ? this.tables(name) : null;
     this.ctx.storage.transactionSync(() => {
+      for (const step of reduced)
+        processor.project!({
+          event: step.event,
+          previousState: step.previousState as never,
+          state: step.state as never,
+          tables: tables!,
+        });
       this.ctx.storage.sql.exec(
         `INSERT INTO processor_state (processor, state, checkpoint, updated_at) VALUES (?, ?, ?, ?)
          ON CONFLICT (processor) DO UPDATE SET state = excluded.state, checkpoint = excluded.checkpoint,
@@ -326,6 +469,7 @@ export class ProcessorHost {
         Date.now(),
       );
     });
+    this.#wake(name, checkpoint);
   }
 
   #background(name: string, batch: DeliveryBatch, offset: number, work: Promise<unknown>): void {

@@ -71,8 +71,56 @@ export interface BatchHookArgs<K extends AnyContract> {
   stream: string;
 }
 
+/**
+ * A processor's own SQLite tables, namespaced per processor by the host: `name("messages")`
+ * is the table's real name. Rows written through `project` commit in the same transaction
+ * as the processor's state and checkpoint.
+ */
+export interface ProcessorTables {
+  name(local: string): string;
+  exec<T extends Record<string, SqlStorageValue>>(
+    query: string,
+    ...bindings: unknown[]
+  ): SqlStorageCursor<T>;
+}
+
+export interface ProjectArgs<K extends AnyContract> {
+  event: TypedEvent<K>;
+  previousState: StateOf<K>;
+  state: StateOf<K>;
+  tables: ProcessorTables;
+}
+
+/** A stored state in an older shape, and how to bring it (and its rows) up to date. */
+export interface StateUpgrade {
+  state: unknown;
+  /** Writes the rows the upgrade moves out of state (runs in the upgrade's transaction). */
+  write(tables: ProcessorTables): void;
+}
+
 export abstract class StreamProcessor<K extends AnyContract> {
   abstract readonly contract: K;
+
+  /**
+   * Tables this processor owns: local name → column definitions (`"seq INTEGER PRIMARY KEY,
+   * body TEXT NOT NULL"`). The host creates them namespaced per processor, clears them on
+   * reset, and applies `project` to them in the transaction that commits state and checkpoint.
+   */
+  readonly tables?: Readonly<Record<string, string>>;
+
+  /**
+   * Writes what grows with the history (a transcript, a table of calls) as rows. Called for
+   * every reduced event (before the anchor too: a projection is rebuilt like state), inside
+   * the batch's commit transaction, so it is applied exactly once per event.
+   */
+  project?(args: ProjectArgs<K>): void;
+
+  /**
+   * Recognises a stored state of an older shape (called with the raw stored JSON before it is
+   * validated); returns null when it is current. The host writes the upgraded state and the
+   * rows of `write` in one transaction.
+   */
+  upgradeState?(stored: unknown): StateUpgrade | null;
 
   /** Pure: the next state after one event. Never performs side effects. */
   abstract reduce(args: { state: StateOf<K>; event: TypedEvent<K> }): StateOf<K>;

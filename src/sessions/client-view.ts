@@ -1,8 +1,8 @@
 /**
  * The client view of a session stream: what a UI needs and nothing else. A session stream
  * also carries plumbing (`stream/*` events naming bindings and objects, idempotency keys,
- * metadata) and internal payloads (the system prompt, the whole conversation and the tool
- * schemas of every model request). Browsers hold scoped tokens, not operator keys, so the
+ * metadata) and internal payloads (the system prompt, the conversation and the tool schemas
+ * of old-format model requests). Browsers hold scoped tokens, not operator keys, so the
  * session event routes serve this view by default; operators read everything with
  * `?view=full` (API key only) or over the stream API.
  *
@@ -27,14 +27,18 @@ export const clientViewPayloads = {
   "session/cancel-requested": e["session/cancel-requested"],
   "session/failed": e["session/failed"],
   "session/deleted": e["session/deleted"],
-  "turn/started": e["turn/started"],
-  "turn/completed": e["turn/completed"],
+  // A turn names the input it answers (`inputOffset`: that input's event is in the view);
+  // events written before issue 9 also embedded the input, which the client already has.
+  "turn/started": e["turn/started"].pick({ turnId: true, messageId: true, inputOffset: true }),
+  // The reply is the turn's last model/request-completed (old events embedded it again).
+  "turn/completed": e["turn/completed"].pick({ turnId: true }),
   "turn/cancelled": e["turn/cancelled"],
   // Only what ties a request (and its deltas) to a turn; not the prompt, history or tools.
   "model/request-requested": e["model/request-requested"].pick({
     requestId: true,
     turnId: true,
     model: true,
+    messageCount: true,
   }),
   "model/request-started": e["model/request-started"],
   "model/delta-produced": e["model/delta-produced"],

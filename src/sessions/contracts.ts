@@ -50,6 +50,7 @@ export const modelContract = defineContract({
     "model/request-started",
     "model/request-completed",
     "model/request-failed",
+    "context/compacted",
     "session/cancel-requested",
     "turn/cancelled",
     "session/deleted",
@@ -60,6 +61,8 @@ export const modelContract = defineContract({
     "content/chunk-added",
     "model/request-completed",
     "model/request-failed",
+    "context/compaction-requested",
+    "context/compacted",
   ],
   state: z.object({
     requests: z
@@ -104,6 +107,10 @@ export const toolsContract = defineContract({
   state: z.object({
     /** Tools enabled for this session (from session/created). */
     enabled: z.array(z.string()).default([]),
+    /**
+     * Calls still in progress. A call leaves state when it completes or is cancelled; its
+     * outcome (status, decision) is then a row of the processor's `decided` table.
+     */
     calls: z
       .record(
         z.string(),

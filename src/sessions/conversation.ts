@@ -1,6 +1,8 @@
 /**
  * The agent's orchestration as a pure reducer plus a pure list of obligations. The reducer
- * keeps the conversation, the queue of inputs not yet answered, and the running turn; each
+ * keeps the queue of inputs not yet answered, the running turn and the transcript's length;
+ * the transcript itself lives in rows (transcript.ts) that `projectAgent` writes in the same
+ * transaction as this state, so the state stays small however long the conversation. Each
  * fact that calls for an action (an input waiting, a model answer, a tool result, a cancel)
  * is recorded in state together with the offset of the event that caused it. `obligations`
  * then says which events must be appended, each keyed by its cause, so the processor can
@@ -8,14 +10,17 @@
  * subscription existed all converge on exactly one append per cause.
  */
 import { z } from "zod";
-import { contentRefSchema } from "./content";
+import type { ProcessorTables, StateUpgrade } from "../processors/processor";
+import { type ContentRef, contentRefSchema } from "./content";
 import {
+  type ChatMessage,
   chatMessageSchema,
   type SessionEventPayload,
   type SessionEventType,
   type toolSpecSchema,
 } from "./events";
 import { reduceSummary, type SessionEvent, summarySchema } from "./summary";
+import { deleteText, inputKey, writeMessage, writeText } from "./transcript";
 
 const turnSchema = z.object({
   turnId: z.string(),
@@ -34,9 +39,7 @@ const turnSchema = z.object({
       done: z.boolean(),
     }),
   ),
-  completion: z
-    .object({ at: z.number().int(), text: z.string(), textRef: contentRefSchema.optional() })
-    .nullable(),
+  completion: z.object({ at: z.number().int() }).nullable(),
   failure: z.object({ at: z.number().int(), error: z.string() }).nullable(),
   cancel: z.object({ at: z.number().int(), reason: z.string().nullable() }).nullable(),
 });
@@ -47,14 +50,18 @@ export const agentStateSchema = z.object({
     .object({ model: z.string(), system: z.string(), tools: z.array(z.string()) })
     .nullable()
     .default(null),
-  messages: z.array(chatMessageSchema).default([]),
+  /** How many messages the transcript rows hold. */
+  messageCount: z.number().int().nonnegative().default(0),
+  /**
+   * Inputs not yet answered; their content waits in the transcript's `texts` rows, or (large
+   * content) in chunk events named by `contentRef`.
+   */
   queue: z
     .array(
       z.object({
         messageId: z.string(),
-        content: z.string(),
-        contentRef: contentRefSchema.optional(),
         offset: z.number().int(),
+        contentRef: contentRefSchema.optional(),
       }),
     )
     .default([]),
@@ -90,12 +97,22 @@ export function reduceAgent(previous: AgentState, event: SessionEvent): AgentSta
       };
     case "session/input-added":
       if (state.summary.status === "deleted") return state;
-      return { ...state, queue: [...state.queue, { ...event.payload, offset: at }] };
+      return {
+        ...state,
+        queue: [
+          ...state.queue,
+          {
+            messageId: event.payload.messageId,
+            offset: at,
+            ...(event.payload.contentRef ? { contentRef: event.payload.contentRef } : {}),
+          },
+        ],
+      };
     case "turn/started":
       return {
         ...state,
         queue: state.queue.filter((q) => q.messageId !== event.payload.messageId),
-        messages: [...state.messages, userMessage(event.payload)],
+        messageCount: state.messageCount + 1,
         turn: {
           turnId: event.payload.turnId,
           requestId: null,
@@ -112,20 +129,13 @@ export function reduceAgent(previous: AgentState, event: SessionEvent): AgentSta
         readyAt: null,
       }));
     case "model/request-completed": {
-      const { requestId, text, textRef, toolCalls } = event.payload;
+      const { requestId, toolCalls } = event.payload;
       if (state.turn?.requestId !== requestId) return state; // stale: cancelled or superseded
-      const ref = textRef ? { contentRef: textRef } : {};
-      const next = {
-        ...state,
-        messages: [
-          ...state.messages,
-          { role: "assistant" as const, content: text, ...ref, toolCalls },
-        ],
-      };
+      const next = { ...state, messageCount: state.messageCount + 1 };
       return withTurn(next, undefined, () => ({
         requestId: null,
         calls: toolCalls.map((c) => ({ ...c, causeAt: at, requested: false, done: false })),
-        completion: toolCalls.length === 0 ? { at, text, ...(textRef ? { textRef } : {}) } : null,
+        completion: toolCalls.length === 0 ? { at } : null,
       }));
     }
     case "model/request-failed":
@@ -143,15 +153,8 @@ export function reduceAgent(previous: AgentState, event: SessionEvent): AgentSta
     case "tool/call-completed": {
       const call = state.turn?.calls.find((c) => c.toolCallId === event.payload.toolCallId);
       if (!call || call.done) return state;
-      const { toolCallId, toolName, result, resultRef, isError } = event.payload;
-      const ref = resultRef ? { resultRef } : {};
-      const next = {
-        ...state,
-        messages: [
-          ...state.messages,
-          { role: "tool" as const, toolCallId, toolName, result, ...ref, isError },
-        ],
-      };
+      const { toolCallId } = event.payload;
+      const next = { ...state, messageCount: state.messageCount + 1 };
       return withTurn(next, undefined, (turn) => {
         const calls = turn.calls.map((c) =>
           c.toolCallId === toolCallId ? { ...c, done: true } : c,
@@ -200,12 +203,7 @@ export function obligations(state: AgentState, tools: ToolCatalog): Obligation[]
       const turnId = `turn-${next.offset}`;
       out.push({
         type: "turn/started",
-        payload: {
-          turnId,
-          messageId: next.messageId,
-          content: next.content,
-          ...(next.contentRef ? { contentRef: next.contentRef } : {}),
-        },
+        payload: { turnId, messageId: next.messageId, inputOffset: next.offset },
         key: "start-turn",
         causeOffset: next.offset,
       });
@@ -215,9 +213,8 @@ export function obligations(state: AgentState, tools: ToolCatalog): Obligation[]
           requestId: `${turnId}-req`,
           turnId,
           model: config.model,
-          system: config.system,
-          messages: [...state.messages, userMessage(next)],
-          tools: toolSpecs(config.tools, tools),
+          // The transcript so far plus this turn's input (added by turn/started).
+          messageCount: state.messageCount + 1,
         },
         key: "request-model",
         causeOffset: next.offset,
@@ -243,11 +240,7 @@ export function obligations(state: AgentState, tools: ToolCatalog): Obligation[]
       : turn.completion
         ? {
             type: "turn/completed",
-            payload: {
-              turnId: turn.turnId,
-              text: turn.completion.text,
-              ...(turn.completion.textRef ? { textRef: turn.completion.textRef } : {}),
-            },
+            payload: { turnId: turn.turnId },
             key: "complete-turn",
             causeOffset: turn.completion.at,
           }
@@ -260,9 +253,7 @@ export function obligations(state: AgentState, tools: ToolCatalog): Obligation[]
         requestId: `req-${turn.readyAt}`,
         turnId: turn.turnId,
         model: config.model,
-        system: config.system,
-        messages: state.messages,
-        tools: toolSpecs(config.tools, tools),
+        messageCount: state.messageCount,
       },
       key: "request-model",
       causeOffset: turn.readyAt,
@@ -286,19 +277,137 @@ export function obligations(state: AgentState, tools: ToolCatalog): Obligation[]
   return out;
 }
 
-/** A user message with its content inline, or by reference when it was stored in chunks. */
-function userMessage(input: {
-  content: string;
-  contentRef?: z.infer<typeof contentRefSchema> | undefined;
-}): z.infer<typeof chatMessageSchema> {
-  return input.contentRef
-    ? { role: "user", content: input.content, contentRef: input.contentRef }
-    : { role: "user", content: input.content };
-}
-
-function toolSpecs(names: string[], tools: ToolCatalog) {
+/** The specs of the session's tools (the model processor sends them with every request). */
+export function toolSpecs(names: string[], tools: Pick<ToolCatalog, "spec">) {
   return names.flatMap((name) => {
     const spec = tools.spec(name);
     return spec ? [spec] : [];
   });
+}
+
+/**
+ * The rows one reduced event adds: an input's content waits under its offset; a message the
+ * reducer counted (turn input, model reply, tool result) becomes transcript row
+ * `previous.messageCount`; inputs dropped from the queue unanswered (cancel, delete) are
+ * forgotten. Runs in the transaction that commits the state.
+ */
+export function projectAgent(
+  tables: ProcessorTables,
+  event: SessionEvent,
+  previous: AgentState,
+  state: AgentState,
+): void {
+  const at = event.offset;
+  if (event.type === "session/input-added" && state.queue.length > previous.queue.length) {
+    writeText(tables, inputKey(at), event.payload.content);
+  }
+  if (state.messageCount > previous.messageCount) {
+    const seq = previous.messageCount;
+    switch (event.type) {
+      case "turn/started": {
+        const queued = previous.queue.find((q) => q.messageId === event.payload.messageId);
+        const inputOffset = event.payload.inputOffset ?? queued?.offset;
+        // Old turn/started events embed the input (inline or by ref); new ones name its offset.
+        const embedded = event.payload.content !== undefined || event.payload.contentRef;
+        const contentRef = embedded ? event.payload.contentRef : queued?.contentRef;
+        const from = !embedded && inputOffset !== undefined ? inputKey(inputOffset) : undefined;
+        writeMessage(
+          tables,
+          seq,
+          at,
+          {
+            role: "user",
+            content: event.payload.content ?? "",
+            ...refField("contentRef", contentRef),
+          },
+          from,
+        );
+        if (from === undefined && inputOffset !== undefined)
+          deleteText(tables, inputKey(inputOffset));
+        break;
+      }
+      case "model/request-completed":
+        writeMessage(tables, seq, at, {
+          role: "assistant",
+          content: event.payload.text,
+          ...refField("contentRef", event.payload.textRef),
+          toolCalls: event.payload.toolCalls,
+        });
+        break;
+      case "tool/call-completed":
+        writeMessage(tables, seq, at, {
+          role: "tool",
+          toolCallId: event.payload.toolCallId,
+          toolName: event.payload.toolName,
+          result: event.payload.result,
+          ...refField("resultRef", event.payload.resultRef),
+          isError: event.payload.isError,
+        });
+        break;
+      default:
+        throw new Error(`agent counted a message for ${event.type}, which adds none`);
+    }
+  }
+  const kept = new Set(state.queue.map((q) => q.offset));
+  for (const q of previous.queue) {
+    if (
+      !kept.has(q.offset) &&
+      !(event.type === "turn/started" && q.messageId === event.payload.messageId)
+    )
+      deleteText(tables, inputKey(q.offset));
+  }
+}
+
+function refField<K extends string>(
+  key: K,
+  ref: ContentRef | undefined,
+): { [P in K]?: ContentRef } {
+  return (ref ? { [key]: ref } : {}) as { [P in K]?: ContentRef };
+}
+
+const legacyStateSchema = z.looseObject({
+  messages: z.array(chatMessageSchema),
+  queue: z
+    .array(
+      z.object({
+        messageId: z.string(),
+        content: z.string(),
+        contentRef: contentRefSchema.optional(),
+        offset: z.number().int(),
+      }),
+    )
+    .default([]),
+});
+
+/**
+ * Agent state written before issue 9 kept the whole conversation (`messages`) and the queued
+ * inputs' content in state. It is upgraded on first read: messages become transcript rows,
+ * queued content becomes text rows, and the state keeps only their count and offsets.
+ */
+export function upgradeAgentState(stored: unknown): StateUpgrade | null {
+  if (typeof stored !== "object" || stored === null || !("messages" in stored)) return null;
+  const legacy = legacyStateSchema.parse(stored);
+  const { messages, queue, ...rest } = legacy;
+  const turn = rest.turn as { completion?: { at: number } | null } | null | undefined;
+  const state = {
+    ...rest,
+    messageCount: messages.length,
+    queue: queue.map((q) => ({
+      messageId: q.messageId,
+      offset: q.offset,
+      ...refField("contentRef", q.contentRef),
+    })),
+    ...(turn
+      ? { turn: { ...turn, completion: turn.completion ? { at: turn.completion.at } : null } }
+      : {}),
+  };
+  return {
+    state,
+    write(tables) {
+      messages.forEach((message: ChatMessage, seq) => {
+        writeMessage(tables, seq, 0, message);
+      });
+      for (const q of queue) writeText(tables, inputKey(q.offset), q.content);
+    },
+  };
 }

@@ -78,25 +78,43 @@ export const sessionEvents = {
   "session/cancel-requested": z.object({ reason: z.string().max(2_000).nullable() }),
   "session/failed": z.object({ error: z.string(), turnId: id.nullable() }),
   "session/deleted": z.object({}),
+  /**
+   * A turn answers the input at `inputOffset` (its content is in that `session/input-added`).
+   * Events written before issue 9 embed the input's `content` (or "" plus `contentRef`)
+   * instead; both are read.
+   */
   "turn/started": z.object({
     turnId: id,
     messageId: id,
-    content: z.string(),
+    inputOffset: z.number().int().positive().optional(),
+    content: z.string().optional(),
     contentRef: contentRefSchema.optional(),
   }),
+  /**
+   * The reply is in the turn's last `model/request-completed`; old events embed `text`
+   * (or "" plus `textRef`).
+   */
   "turn/completed": z.object({
     turnId: id,
-    text: z.string(),
+    text: z.string().optional(),
     textRef: contentRefSchema.optional(),
   }),
   "turn/cancelled": z.object({ turnId: id, reason: z.string().nullable() }),
+  /**
+   * Asks the model for the next step of a turn. The prompt is the session's system prompt and
+   * tools (from `session/created`) and the first `messageCount` transcript messages, as the
+   * agent has projected them through `throughOffset`. Requests written before issue 9 embed
+   * `system`, `messages` and `tools` instead; the model processor honours both.
+   */
   "model/request-requested": z.object({
     requestId: id,
     turnId: id,
     model: z.string(),
-    system: z.string(),
-    messages: z.array(chatMessageSchema),
-    tools: z.array(toolSpecSchema),
+    messageCount: z.number().int().nonnegative().optional(),
+    throughOffset: z.number().int().nonnegative().optional(),
+    system: z.string().optional(),
+    messages: z.array(chatMessageSchema).optional(),
+    tools: z.array(toolSpecSchema).optional(),
   }),
   "model/request-started": z.object({ requestId: id, attempt: z.number().int().positive() }),
   "model/delta-produced": z.object({
@@ -118,6 +136,22 @@ export const sessionEvents = {
     error: z.string(),
     status: z.number().int().nullable(),
     attempts: z.number().int().nonnegative(),
+  }),
+  /**
+   * The transcript messages `[fromMessage, throughMessage)` no longer fit the model's context
+   * budget next to the newer ones: they are summarised (by the model, for request `requestId`).
+   */
+  "context/compaction-requested": z.object({
+    requestId: id,
+    fromMessage: z.number().int().nonnegative(),
+    throughMessage: z.number().int().nonnegative(),
+  }),
+  /** The summary that stands in for messages `[0, throughMessage)` in later prompts. */
+  "context/compacted": z.object({
+    requestId: id,
+    fromMessage: z.number().int().nonnegative(),
+    throughMessage: z.number().int().nonnegative(),
+    summary: z.string(),
   }),
   "tool/call-requested": z.object({
     toolCallId: id,

@@ -27,15 +27,16 @@ import {
   storeContent,
   utf8Bytes,
 } from "./content";
-import type { AgentState } from "./conversation";
-import { type SessionEventPayload, sessionEvents } from "./events";
-import { resolveModel } from "./models/registry";
+import { toolSpecs } from "./conversation";
+import { type ChatMessage, type SessionEventPayload, sessionEvents } from "./events";
+import { contextBudgetBytes, resolveModel } from "./models/registry";
 import { AgentProcessor } from "./processors/agent";
 import { effectiveStatus, IndexProcessor, type IndexRow } from "./processors/index-mirror";
 import { ModelProcessor } from "./processors/model";
 import { ToolProcessor } from "./processors/tools";
 import type { SessionSummary } from "./summary";
 import { builtinTools } from "./tools/builtin";
+import { messageCount, messageSizes, readMessages } from "./transcript";
 
 export const SESSION_BINDING = "SESSIONS";
 
@@ -44,6 +45,8 @@ export type SessionAgentRpc = Pick<
   SessionAgent,
   | "create"
   | "live"
+  | "messages"
+  | "storageStats"
   | "sendMessage"
   | "decide"
   | "cancel"
@@ -52,6 +55,11 @@ export type SessionAgentRpc = Pick<
   | "tokenGeneration"
   | "revokeTokens"
 >;
+/** `live.messages` is the newest messages, at most this many and this many bytes. */
+export const LIVE_MESSAGES = 20;
+export const LIVE_MESSAGE_BYTES = 256 * 1024;
+/** A page of `messages()` holds at most this many bytes of content (and at least one message). */
+export const MESSAGE_PAGE_BYTES = 1024 * 1024;
 const PROCESSORS = ["agent", "model", "tools", "index"] as const;
 const MODEL_MAX_ATTEMPTS = 4;
 const WATCHDOG_MS = 10_000;
@@ -85,8 +93,22 @@ export interface SessionLive {
   pendingApprovals: SessionSummary["pendingApprovals"];
   queuedMessages: number;
   lastError: string | null;
-  messages: AgentState["messages"];
+  /**
+   * The newest messages of the transcript (at most LIVE_MESSAGES and LIVE_MESSAGE_BYTES; the
+   * whole transcript is paged by `messages()`, GET /v1/sessions/:id/messages).
+   */
+  messages: ChatMessage[];
+  /** How many messages the transcript holds, and the index of `messages[0]`. */
+  messageCount: number;
+  messagesFrom: number;
   lastOffset: number;
+}
+
+export interface TranscriptPage {
+  messages: (ChatMessage & { index: number })[];
+  messageCount: number;
+  /** Index to ask for next, or null at the end of the transcript. */
+  next: number | null;
 }
 
 /** The session stream's RPC, unwrapped (values, or ApiErrors thrown on this side). */
@@ -131,6 +153,20 @@ export class SessionAgent extends DurableObject<Env> {
         inFlight: () => this.ctx.waitUntil(this.#armWatchdog()),
         maxAttempts: MODEL_MAX_ATTEMPTS,
         retryBaseMs: readSettings(env).MODEL_RETRY_BASE_MS,
+        waitForHistory: async (offset) => {
+          await this.host.waitForCheckpoint("agent", offset);
+          await this.host.waitForCheckpoint("model", offset);
+        },
+        session: () => {
+          const config = this.host.state<typeof this.agent.contract>("agent").config;
+          return {
+            system: config?.system ?? "",
+            tools: toolSpecs(config?.tools ?? [], builtinTools),
+          };
+        },
+        transcript: () => this.host.tables("agent"),
+        tables: () => this.host.tables("model"),
+        contextBudget: (model) => contextBudgetBytes(model, env),
       }),
     );
     this.tools = this.host.register(
@@ -318,8 +354,10 @@ export class SessionAgent extends DurableObject<Env> {
     return this.#call(async () => {
       await this.#catchUp("tools");
       const calls = this.host.state<typeof this.tools.contract>("tools").calls;
-      // The id is the client's: only an own entry is a tool call (`constructor` is not).
-      const call = Object.hasOwn(calls, toolCallId) ? calls[toolCallId] : undefined;
+      // The id is the client's: only an own entry is a call in progress (`constructor` is not).
+      const call = Object.hasOwn(calls, toolCallId)
+        ? calls[toolCallId]!
+        : ToolProcessor.finished(this.host.tables("tools"), toolCallId);
       if (!call) throw notFound(`tool call ${toolCallId} not found`);
       const decided = call.decision;
       if (decided) {
@@ -439,6 +477,51 @@ export class SessionAgent extends DurableObject<Env> {
     return row ? z.object({ generation: z.number().int().nonnegative() }).parse(row).generation : 0;
   }
 
+  /** A page of the transcript from message index `from` (GET /v1/sessions/:id/messages). */
+  messages(from: number, limit: number): Promise<RpcResult<TranscriptPage>> {
+    return this.#call(async () => {
+      this.#identity();
+      const tables = this.host.tables("agent");
+      const total = messageCount(tables);
+      // Choose the page by size first, so a page of huge messages reads only what it returns.
+      const sizes = messageSizes(tables, from, Math.min(total, from + limit));
+      let bytes = 0;
+      let end = from;
+      for (const m of sizes) {
+        if (end > from && bytes + m.bytes > MESSAGE_PAGE_BYTES) break;
+        bytes += m.bytes;
+        end = m.index + 1;
+      }
+      const page: TranscriptPage["messages"] = readMessages(tables, from, end).map((m) => ({
+        index: m.index,
+        ...m.message,
+      }));
+      const last = page.at(-1)?.index;
+      const next = last === undefined ? null : last + 1 < total ? last + 1 : null;
+      return { messages: page, messageCount: total, next };
+    });
+  }
+
+  /** Storage of this object (SQLite bytes) and of its transcript, for operators and benches. */
+  storageStats(): Promise<
+    RpcResult<{ databaseSize: number; transcriptBytes: number; messageCount: number }>
+  > {
+    return this.#call(async () => {
+      this.#identity();
+      const tables = this.host.tables("agent");
+      const row = tables
+        .exec<{ bytes: number | null; n: number }>(
+          `SELECT sum(bytes) AS bytes, count(*) AS n FROM ${tables.name("messages")}`,
+        )
+        .one();
+      return {
+        databaseSize: this.ctx.storage.sql.databaseSize,
+        transcriptBytes: row.bytes ?? 0,
+        messageCount: row.n,
+      };
+    });
+  }
+
   async #live(): Promise<SessionLive> {
     const { sessionId } = this.#identity();
     const { state, checkpoint } = this.host.snapshot<typeof this.agent.contract>("agent");
@@ -453,8 +536,32 @@ export class SessionAgent extends DurableObject<Env> {
       pendingApprovals: state.summary.pendingApprovals,
       queuedMessages: state.queue.length,
       lastError,
-      messages: state.messages,
+      ...this.#recentMessages(),
       lastOffset: checkpoint,
+    };
+  }
+
+  /** The newest messages within LIVE_MESSAGES and LIVE_MESSAGE_BYTES. */
+  #recentMessages(): Pick<SessionLive, "messages" | "messageCount" | "messagesFrom"> {
+    const tables = this.host.tables("agent");
+    const total = messageCount(tables);
+    const recent = messageSizes(tables, Math.max(0, total - LIVE_MESSAGES), total);
+    let bytes = 0;
+    let first = recent.length;
+    // At least the newest message (inline content is at most 64 KiB, or ~100 KB in events
+    // from before chunking; larger content is a ref the client reads from the stream).
+    while (
+      first > 0 &&
+      (first === recent.length || bytes + recent[first - 1]!.bytes <= LIVE_MESSAGE_BYTES)
+    ) {
+      first -= 1;
+      bytes += recent[first]!.bytes;
+    }
+    const from = recent[first]?.index ?? total;
+    return {
+      messages: readMessages(tables, from, total).map((m) => m.message),
+      messageCount: total,
+      messagesFrom: from,
     };
   }
 

@@ -519,6 +519,34 @@ export class StreamDurableObject extends DurableObject<Env> {
     });
   }
 
+  /**
+   * Bytes this stream stores: its SQLite database, and its stored event bodies (in all and per
+   * event type). An operator's measurement: it reads the whole log.
+   */
+  storageStats(): Promise<
+    RpcResult<{
+      databaseSize: number;
+      eventBytes: number;
+      events: number;
+      byType: { type: string | null; events: number; bytes: number }[];
+    }>
+  > {
+    return this.#rpc(() => {
+      const rows = this.ctx.storage.sql
+        .exec<{ type: string | null; bytes: number | null; n: number }>(
+          "SELECT type, sum(length(body)) AS bytes, count(*) AS n FROM stream_messages GROUP BY type",
+        )
+        .toArray();
+      const byType = rows.map((r) => ({ type: r.type, events: r.n, bytes: r.bytes ?? 0 }));
+      return {
+        databaseSize: this.ctx.storage.sql.databaseSize,
+        eventBytes: rows.reduce((sum, r) => sum + (r.bytes ?? 0), 0),
+        events: rows.reduce((sum, r) => sum + r.n, 0),
+        byType,
+      };
+    });
+  }
+
   // ---- stream-to-stream RPC (forks) ---------------------------------------------------
 
   forkSnapshot(fork: string, request: ForkSnapshotRequest) {

@@ -6,7 +6,8 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { subscriptionKeyFor } from "../../src/processors/host";
-import { type RpcResult, rpcClient } from "../../src/rpc/result";
+import type { RpcResult } from "../../src/rpc/result";
+import { rpcClient } from "../support/rpc";
 import {
   api,
   createSession,

@@ -35,7 +35,39 @@ describe("toClientEvent", () => {
     });
   });
 
-  it("keeps only the ids and model of a model request", () => {
+  it("keeps only the ids, model and message count of a model request", () => {
+    const out = toClientEvent(
+      ev(7, "model/request-requested", {
+        requestId: "r1",
+        turnId: "t1",
+        model: "scripted",
+        messageCount: 3,
+        throughOffset: 6,
+      }),
+    );
+    expect(out?.payload).toEqual({
+      requestId: "r1",
+      turnId: "t1",
+      model: "scripted",
+      messageCount: 3,
+    });
+  });
+
+  it("shows turns by reference: turn/started names its input, turn/completed has no text", () => {
+    const started = toClientEvent(
+      ev(5, "turn/started", { turnId: "t1", messageId: "m1", inputOffset: 4 }),
+    );
+    expect(started?.payload).toEqual({ turnId: "t1", messageId: "m1", inputOffset: 4 });
+    // Old-format events (embedded input, embedded reply) still parse, without the copies.
+    const old = toClientEvent(
+      ev(5, "turn/started", { turnId: "t1", messageId: "m1", content: "hi" }),
+    );
+    expect(old?.payload).toEqual({ turnId: "t1", messageId: "m1" });
+    const done = toClientEvent(ev(9, "turn/completed", { turnId: "t1", text: "the reply" }));
+    expect(done?.payload).toEqual({ turnId: "t1" });
+  });
+
+  it("keeps only the ids and model of an old-format model request", () => {
     const out = toClientEvent(
       ev(7, "model/request-requested", {
         requestId: "r1",
@@ -94,7 +126,7 @@ describe("toClientEvent", () => {
 
   it("covers session event types only, and its schema accepts what it produces", () => {
     for (const type of CLIENT_EVENT_TYPES) expect(Object.hasOwn(sessionEvents, type)).toBe(true);
-    const produced = toClientEvent(ev(11, "turn/completed", { turnId: "t", text: "done" }));
+    const produced = toClientEvent(ev(11, "turn/completed", { turnId: "t" }));
     expect(clientEventSchema.parse(produced)).toEqual(produced);
   });
 });

@@ -729,7 +729,7 @@ describe("3. callables reach only allowlisted methods; only a real ack acknowled
     expect(error.message).toMatch(/not on the callable allowlist/);
   });
 
-  it("a subscriber whose answer is not { ackOffset } fails the delivery; the cursor stays", async () => {
+  it("a subscriber whose answer is not { ackOffset } fails the delivery (parked); the cursor stays", async () => {
     const path = await prepare("stream");
     const res = await subscribe(
       path,
@@ -748,7 +748,8 @@ describe("3. callables reach only allowlisted methods; only a real ack acknowled
     expect(sub!.cursor).toBe(0);
     expect(sub!.lag).toBeGreaterThan(0);
     expect(sub!.lastError).toMatch(/not an acknowledgement/);
-    // the event, stream/subscription-configured and stream/subscriber-failed
+    // a wrong answer is not retried: the event, stream/subscription-configured and
+    // stream/subscriber-parked
     await expectReadable(path, 3);
   });
 
@@ -891,7 +892,7 @@ describe("6. HTTP semantics: 415, 413, 405 with Allow", () => {
     expect(after.sessions.length).toBe(before.sessions.length);
   });
 
-  it("a message over 8 MiB (the message route's limit) → 413", async () => {
+  it("a message over 8 MiB (the message route's limit; others have 1 MiB) → 413", async () => {
     const created = await worker("/v1/sessions", JSON_OBJECT("POST", {}));
     const { session } = (await created.json()) as { session: { id: string } };
     const res = await worker(
@@ -905,7 +906,7 @@ describe("6. HTTP semantics: 415, 413, 405 with Allow", () => {
   it.each([
     ["PATCH", "/v1/sessions", ["GET", "HEAD", "POST", "OPTIONS"]],
     ["PUT", `/v1/sessions/${ULID}`, ["GET", "HEAD", "DELETE", "OPTIONS"]],
-    ["GET", `/v1/sessions/${ULID}/messages`, ["POST", "OPTIONS"]],
+    ["PUT", `/v1/sessions/${ULID}/messages`, ["GET", "HEAD", "POST", "OPTIONS"]],
     ["DELETE", `/v1/sessions/${ULID}/cancel`, ["POST", "OPTIONS"]],
     ["GET", `/v1/sessions/${ULID}/tool-calls/t1/decision`, ["POST", "OPTIONS"]],
     ["POST", `/v1/sessions/${ULID}/events`, ["GET", "HEAD", "OPTIONS"]],

@@ -516,7 +516,12 @@ describe("the client view", () => {
     expect(text).not.toContain("idempotencyKey");
     expect(text).not.toContain("binding");
     const request = client.find((e) => e.type === "model/request-requested")!;
-    expect(Object.keys(request.payload).sort()).toEqual(["model", "requestId", "turnId"]);
+    expect(Object.keys(request.payload).sort()).toEqual([
+      "messageCount",
+      "model",
+      "requestId",
+      "turnId",
+    ]);
     const created = client.find((e) => e.type === "session/created")!;
     expect(created.payload).not.toHaveProperty("system");
     // What a UI needs is there, at the offsets the full stream has it.

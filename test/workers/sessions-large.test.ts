@@ -76,7 +76,8 @@ describe("long replies stream as coalesced deltas", () => {
     const session = await waitForSession(id, done, 60_000);
     expect(session.live.status).toBe("idle");
     const events = await allEvents(id);
-    const completed = ofType(events, "turn/completed")[0]!;
+    // turn/completed names the turn; the reply is its model/request-completed
+    const completed = ofType(events, "model/request-completed").at(-1)!;
     expect(completed.payload.text).toBe(`You said: ${message}`);
     const words = splitWords(`You said: ${message}`).length;
     const { text, count } = deltaText(events);
@@ -102,8 +103,10 @@ describe("long replies stream as coalesced deltas", () => {
     const ref = completion.payload.textRef as ContentRef;
     expect(ref.bytes).toBe(MiB);
     expect(await assembleContent(ref, events)).toBe(expected);
-    const turn = ofType(events, "turn/completed")[0]!;
-    expect(turn.payload.textRef).toEqual(ref);
+    // the turn's completion references the reply rather than embedding it again
+    expect(ofType(events, "turn/completed")[0]!.payload).toEqual({
+      turnId: expect.any(String),
+    });
     // no stored event comes near the message limit
     for (const e of events) expect(JSON.stringify(e.payload).length).toBeLessThan(600 * 1024);
   }, 120_000);
@@ -127,7 +130,8 @@ describe("large user messages", () => {
     expect(ref.bytes).toBe(3 * MiB);
     expect(ofType(events, CHUNK_EVENT).length).toBeGreaterThan(ref.chunks); // + the reply's
     expect(await assembleContent(ref, events)).toBe(content);
-    expect(ofType(events, "turn/started")[0]!.payload.contentRef).toEqual(ref);
+    // the turn names its input by offset; the transcript row keeps the ref, not a copy
+    expect(ofType(events, "turn/started")[0]!.payload.inputOffset).toBe(input[0]!.offset);
     const { text } = deltaText(events);
     expect(text).toBe(
       `You said: ${"m".repeat(BUDGET)}\n[truncated: ${BUDGET} of ${3 * MiB} bytes]`,
@@ -157,6 +161,42 @@ describe("large user messages", () => {
   });
 });
 
+describe("large content in the transcript", () => {
+  it("a chunked message is a ref in the transcript, counts with its size for compaction, and is summarised from its text", async () => {
+    const id = await createSession();
+    const words = "alpha beta gamma delta epsilon zeta ";
+    const content = words.repeat(Math.ceil((3 * MiB) / words.length)).slice(0, 3 * MiB);
+    await sendMessage(id, content);
+    await waitForSession(id, done, 90_000);
+    await sendMessage(id, "history");
+    const session = await waitForSession(
+      id,
+      (s) =>
+        s.live.status === "failed" ||
+        (s.live.status === "idle" &&
+          s.live.messages.at(-1)?.content?.startsWith("History") === true),
+      90_000,
+    );
+    expect(session.live.status).toBe("idle");
+    const events = await allEvents(id);
+    const ref = ofType(events, "session/input-added")[0]!.payload.contentRef as ContentRef;
+    // The transcript row holds the reference (not a copy of 3 MiB) and pages return it.
+    const page = (await (await api(`/v1/sessions/${id}/messages?from=0&limit=1`)).json()) as {
+      messages: { index: number; role: string; content: string; contentRef?: ContentRef }[];
+      messageCount: number;
+    };
+    expect(page.messageCount).toBe(4);
+    expect(page.messages[0]).toMatchObject({ index: 0, role: "user", content: "" });
+    expect(page.messages[0]!.contentRef).toEqual(ref);
+    // Its byte count (not the empty inline text) put the transcript over the scripted model's
+    // budget, so the second request compacted it; the summary was made from the chunks' text.
+    const compacted = ofType(events, "context/compacted");
+    expect(compacted).toHaveLength(1);
+    expect(compacted[0]!.payload.fromMessage).toBe(0);
+    expect(compacted[0]!.payload.summary).toContain("[user] alpha beta gamma delta epsilon");
+  }, 180_000);
+});
+
 describe("large tool results", () => {
   it("an 8 MiB tool result is stored in bounded chunk appends and the model is told it was cut", async () => {
     const id = await createSession({ tools: ["blob_make"] });
@@ -182,7 +222,7 @@ describe("large tool results", () => {
     expect(await agentSql(id, "SELECT MAX(LENGTH(state)) AS n FROM processor_state")).toBeLessThan(
       64 * 1024,
     );
-    const reply = ofType(events, "turn/completed")[0]!;
+    const reply = ofType(events, "model/request-completed").at(-1)!;
     const replyText =
       (reply.payload.text as string) ||
       (await assembleContent(reply.payload.textRef as ContentRef, events));

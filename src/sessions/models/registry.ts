@@ -27,6 +27,32 @@ export interface ModelEnv {
   AI?: Ai;
   /** The spec used when a session names no model (default `scripted`). */
   DEFAULT_MODEL?: string;
+  /** Context budget in bytes of prompt text, for every model (defaults per provider below). */
+  CONTEXT_BUDGET_BYTES?: string;
+}
+
+/**
+ * Default context budgets, in UTF-8 bytes of prompt (a rough 4 bytes per token). The scripted
+ * model's is small so that tests and local sessions reach it and exercise compaction.
+ */
+export const CONTEXT_BUDGETS = {
+  scripted: 32 * 1024,
+  openai: 400_000,
+  "workers-ai": 24_000,
+} as const;
+
+/** The context budget of a model spec: env `CONTEXT_BUDGET_BYTES`, else the provider's default. */
+export function contextBudgetBytes(spec: string, env: Pick<ModelEnv, "CONTEXT_BUDGET_BYTES">) {
+  const configured = env.CONTEXT_BUDGET_BYTES?.trim();
+  if (configured) {
+    const n = Number(configured);
+    if (!Number.isInteger(n) || n < 1_024 || n > 100_000_000)
+      throw new ModelConfigError(
+        "CONTEXT_BUDGET_BYTES must be an integer between 1024 and 100000000",
+      );
+    return n;
+  }
+  return CONTEXT_BUDGETS[parseModelSpec(spec).provider];
 }
 
 export const DEFAULT_MODEL = "scripted";

@@ -66,6 +66,8 @@ export interface ScriptedModelOptions {
 export interface ScriptedProviderOptions {
   requestId?: string;
   attempt?: number;
+  /** `compaction`: summarise the transcript text of the last user message. */
+  task?: "compaction";
 }
 
 export interface ScriptedToolCall {
@@ -141,6 +143,8 @@ export function createScriptedModel(options: ScriptedModelOptions = {}): Languag
 /** Decides the scripted model's answer to one request. Pure and deterministic. */
 export function planScriptedReply(call: LanguageModelV4CallOptions): ScriptedPlan {
   const { requestId, attempt } = readScriptedOptions(call);
+  if (call.providerOptions?.scripted?.task === "compaction")
+    return { kind: "text", text: compactionSummary(lastUserText(call.prompt)) };
   const last = call.prompt.at(-1);
   if (last?.role === "tool") return { kind: "text", text: toolResultsSentence(last.content) };
 
@@ -164,8 +168,41 @@ export function planScriptedReply(call: LanguageModelV4CallOptions): ScriptedPla
       };
     }
   }
+  if (message.trim() === "history") return { kind: "text", text: describePrompt(call.prompt) };
   return { kind: "text", text: `You said: ${message}` };
 }
+
+/** Longest summary the scripted model writes, in characters. */
+export const SCRIPTED_SUMMARY_MAX_CHARS = 2_000;
+
+/**
+ * The scripted compaction: `Summary of <n> messages: ` and the first five words of each
+ * covered message (the lines of the transcript text that start with `[role]`), capped.
+ */
+export function compactionSummary(transcript: string): string {
+  const lines = transcript.split("\n").filter((line) => /^\[[a-z]+[^\]]*\] /.test(line));
+  const excerpts = lines.map((line) => line.split(/\s+/).slice(0, 6).join(" "));
+  const text = `Summary of ${lines.length} messages: ${excerpts.join(" | ")}`;
+  return text.length > SCRIPTED_SUMMARY_MAX_CHARS
+    ? text.slice(0, SCRIPTED_SUMMARY_MAX_CHARS)
+    : text;
+}
+
+/** `history`: what the prompt holds, so tests can see which history reached the model. */
+function describePrompt(prompt: LanguageModelV4Prompt): string {
+  const system = prompt.find((m) => m.role === "system");
+  const summary = system?.role === "system" && system.content.includes(SUMMARY_HEADING);
+  const messages = prompt.filter((m) => m.role !== "system");
+  const first = messages[0];
+  const firstText =
+    first?.role === "user" || first?.role === "assistant"
+      ? first.content.flatMap((part) => (part.type === "text" ? [part.text] : [])).join(" ")
+      : "";
+  return `History: ${messages.length} messages; summary: ${summary ? "yes" : "no"}; first: ${JSON.stringify(firstText.slice(0, 60))}`;
+}
+
+/** Heads the compaction summary inside the system prompt (see context.ts). */
+export const SUMMARY_HEADING = "Summary of the conversation so far:";
 
 /** Splits text into word deltas (a word plus its trailing whitespace); they join to `text`. */
 export function splitWords(text: string): string[] {

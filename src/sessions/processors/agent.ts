@@ -1,21 +1,31 @@
 /**
  * The agent processor: conversation state and orchestration. All of its decisions are
  * obligations derived from reduced state (conversation.ts) and fulfilled after every batch
- * with idempotent appends, so it never acts twice and never forgets a cause. If the stream
- * refuses what the agent owes (a 4xx, e.g. an event over the size limit), retrying cannot
- * help: the agent emits `session/failed` with the reason, so the session shows `failed`
- * with `lastError` instead of retrying the delivery in silence.
+ * with idempotent appends, so it never acts twice and never forgets a cause. The transcript
+ * is its projection: rows committed with its state (transcript.ts), never state itself. If
+ * the stream refuses what the agent owes (a 4xx, e.g. an event over the size limit), retrying
+ * cannot help: the agent emits `session/failed` with the reason, so the session shows
+ * `failed` with `lastError` instead of retrying the delivery in silence.
  */
 import { ApiError } from "../../http/errors";
 import type { StateOf, TypedEvent } from "../../processors/contract";
-import type { BatchHookArgs } from "../../processors/processor";
+import type { BatchHookArgs, ProjectArgs } from "../../processors/processor";
 import { StreamProcessor } from "../../processors/processor";
 import { agentContract } from "../contracts";
-import { obligations, reduceAgent, type ToolCatalog } from "../conversation";
+import {
+  obligations,
+  projectAgent,
+  reduceAgent,
+  type ToolCatalog,
+  upgradeAgentState,
+} from "../conversation";
 import type { SessionEvent } from "../summary";
+import { transcriptTables } from "../transcript";
 
 export class AgentProcessor extends StreamProcessor<typeof agentContract> {
   readonly contract = agentContract;
+  /** The transcript (transcript.ts), committed with the agent's state and checkpoint. */
+  override readonly tables = transcriptTables;
 
   constructor(private readonly tools: ToolCatalog) {
     super();
@@ -29,6 +39,14 @@ export class AgentProcessor extends StreamProcessor<typeof agentContract> {
     event: TypedEvent<typeof agentContract>;
   }) {
     return reduceAgent(state, event as SessionEvent);
+  }
+
+  override project({ event, previousState, state, tables }: ProjectArgs<typeof agentContract>) {
+    projectAgent(tables, event as SessionEvent, previousState, state);
+  }
+
+  override upgradeState(stored: unknown) {
+    return upgradeAgentState(stored);
   }
 
   override async processBatch({ state }: BatchHookArgs<typeof agentContract>) {

@@ -10,17 +10,28 @@
  *
  * Text is streamed through a DeltaWriter (coalesced, bounded appends; delta-writer.ts). A
  * reply larger than the inline limit is stored as chunk events and the completion carries a
- * reference (content.ts); messages whose content is such a reference are read back chunk by
- * chunk when the prompt is built, cut to the model's per-content budget with an explicit
- * `[truncated: N of M bytes]` note. If the outcome cannot be appended (a non-retryable
- * append error), the request is failed with that error rather than retried forever.
+ * reference (content.ts). If the outcome cannot be appended (a non-retryable append error),
+ * the request is failed with that error rather than retried forever.
+ *
+ * A request names the transcript it covers (`messageCount`); the prompt is built at execution
+ * time from the agent's transcript rows, once the agent has committed them through the
+ * request's offset. Messages whose content is a chunk reference are read back chunk by chunk,
+ * cut to the model's per-content budget with an explicit `[truncated: N of M bytes]` note.
+ * When the window exceeds the model's context budget, the older messages are compacted first
+ * (`context/compaction-requested` → `context/compacted`, keyed by the request like everything
+ * else, so a crash mid-compaction resumes and records it once); the summaries are this
+ * processor's projection (table `compactions`). Requests written before issue 9 embed their
+ * prompt and are run as written.
  */
-import type { LanguageModelV4 } from "@ai-sdk/provider";
+import type { LanguageModelV4, LanguageModelV4Prompt } from "@ai-sdk/provider";
+import type { z } from "zod";
 import { ApiError } from "../../http/errors";
 import type { StateOf, TypedEvent } from "../../processors/contract";
 import {
   type BatchHookArgs,
   type EventHookArgs,
+  type ProcessorTables,
+  type ProjectArgs,
   StreamProcessor,
 } from "../../processors/processor";
 import type { JsonValue } from "../../streams/messages";
@@ -34,8 +45,9 @@ import {
   truncateForPrompt,
   utf8Bytes,
 } from "../content";
+import { COMPACTION_SYSTEM, compactionInput, planCompaction, systemWithSummary } from "../context";
 import { modelContract } from "../contracts";
-import type { ChatMessage, SessionEventPayload } from "../events";
+import type { ChatMessage, SessionEventPayload, toolSpecSchema } from "../events";
 import {
   type CollectedResponse,
   collectStream,
@@ -44,7 +56,10 @@ import {
   toModelError,
 } from "../models/collect";
 import { toPrompt } from "../prompt";
+import { byteLength, messageSizes, readMessages } from "../transcript";
 import { DeltaWriter } from "./delta-writer";
+
+type ToolSpec = z.infer<typeof toolSpecSchema>;
 
 type Request = StateOf<typeof modelContract>["requests"][string];
 
@@ -61,10 +76,30 @@ export interface ModelRuntime {
   maxAttempts: number;
   /** Base of the exponential backoff between attempts. */
   retryBaseMs: number;
+  /** Resolves once the agent's transcript and this processor's compactions are committed through `offset`. */
+  waitForHistory(offset: number): Promise<void>;
+  /** The session's system prompt and tool specs (configuration from `session/created`). */
+  session(): { system: string; tools: ToolSpec[] };
+  /** The agent's transcript tables (read only). */
+  transcript(): ProcessorTables;
+  /** This processor's own tables (compactions). */
+  tables(): ProcessorTables;
+  /** The context budget of a model spec, in prompt bytes. */
+  contextBudget(model: string): number;
+}
+
+interface Built {
+  prompt: LanguageModelV4Prompt;
+  tools: ToolSpec[];
 }
 
 export class ModelProcessor extends StreamProcessor<typeof modelContract> {
   readonly contract = modelContract;
+  /** Summaries standing in for transcript messages `[0, through)` (one row per compaction). */
+  override readonly tables = {
+    compactions:
+      "through INTEGER PRIMARY KEY, from_message INTEGER NOT NULL, summary TEXT NOT NULL, at INTEGER NOT NULL",
+  };
   readonly #running = new Map<string, { turnId: string; abort: AbortController }>();
   readonly #delivered = new Map<string, SessionEventPayload<"model/request-requested">>();
 
@@ -117,6 +152,17 @@ export class ModelProcessor extends StreamProcessor<typeof modelContract> {
         return { requests: {} };
     }
     return { requests: { ...requests } };
+  }
+
+  override project({ event, tables }: ProjectArgs<typeof modelContract>) {
+    if (event.type !== "context/compacted") return;
+    tables.exec(
+      `INSERT OR IGNORE INTO ${tables.name("compactions")} (through, from_message, summary, at) VALUES (?, ?, ?, ?)`,
+      event.payload.throughMessage,
+      event.payload.fromMessage,
+      event.payload.summary,
+      event.offset,
+    );
   }
 
   override processEvent({ event }: EventHookArgs<typeof modelContract>) {
@@ -197,8 +243,10 @@ export class ModelProcessor extends StreamProcessor<typeof modelContract> {
    * The messages with every content reference read back and every content cut to the
    * per-content budget (with a note saying how much the model does not see).
    */
-  async #resolve(messages: ChatMessage[]): Promise<ChatMessage[]> {
-    const budget = this.runtime.contentBudgetBytes;
+  async #resolve(
+    messages: ChatMessage[],
+    budget = this.runtime.contentBudgetBytes,
+  ): Promise<ChatMessage[]> {
     const read = async (ref: ContentRef) => {
       const { text } = await readContent(ref, (offset) => this.runtime.readEvent(offset), {
         maxBytes: budget,
@@ -251,6 +299,7 @@ export class ModelProcessor extends StreamProcessor<typeof modelContract> {
     this.#delivered.delete(requestId);
     const model = this.runtime.resolve(spec.model);
     let attempt = request.attempts;
+    let compacted: Compaction | null = null;
     for (;;) {
       attempt += 1;
       if (signal.aborted) return;
@@ -272,13 +321,22 @@ export class ModelProcessor extends StreamProcessor<typeof modelContract> {
       );
       let failure: ModelError;
       try {
-        const messages = await this.#resolve(spec.messages);
+        let built: Built;
+        if (spec.messages !== undefined) {
+          // A request written before issue 9 embeds its prompt; it runs as written.
+          const messages = await this.#resolve(spec.messages);
+          built = { prompt: toPrompt(spec.system ?? "", messages), tools: spec.tools ?? [] };
+        } else {
+          const context = await this.#context(requestId, request, spec, model, signal, compacted);
+          compacted = context.compaction;
+          built = context.built;
+        }
         if (signal.aborted) return;
         const result = await collectStream(
           model,
           {
-            prompt: toPrompt(spec.system, messages),
-            tools: spec.tools.map((t) => ({
+            prompt: built.prompt,
+            tools: built.tools.map((t) => ({
               type: "function" as const,
               name: t.name,
               description: t.description,
@@ -325,6 +383,122 @@ export class ModelProcessor extends StreamProcessor<typeof modelContract> {
       return;
     }
   }
+  /** The latest compaction covering at most the first `n` messages. */
+  #latestCompaction(n: number): Compaction | null {
+    const tables = this.runtime.tables();
+    const row = tables
+      .exec<{ through: number; summary: string }>(
+        `SELECT through, summary FROM ${tables.name("compactions")} WHERE through <= ? ORDER BY through DESC LIMIT 1`,
+        n,
+      )
+      .toArray()[0];
+    return row ? { through: row.through, summary: row.summary } : null;
+  }
+
+  /**
+   * Builds the prompt of a request that references the transcript: waits for the history to
+   * be committed through the request, compacts when the window exceeds the budget, then reads
+   * the window. Deterministic for a given request, so a re-execution plans the same compaction.
+   */
+  async #context(
+    requestId: string,
+    request: Request,
+    spec: SessionEventPayload<"model/request-requested">,
+    model: LanguageModelV4,
+    signal: AbortSignal,
+    known: Compaction | null,
+  ): Promise<{ built: Built; compaction: Compaction | null }> {
+    await this.runtime.waitForHistory(request.offset);
+    const n = spec.messageCount ?? 0;
+    const { system, tools } = this.runtime.session();
+    const transcript = this.runtime.transcript();
+    let compaction = known ?? this.#latestCompaction(n);
+    const from = compaction?.through ?? 0;
+    const fixedBytes =
+      byteLength(system) +
+      byteLength(JSON.stringify(tools)) +
+      byteLength(compaction?.summary ?? "");
+    const budget = this.runtime.contextBudget(spec.model);
+    const through = planCompaction({
+      budget,
+      fixedBytes,
+      from,
+      // Referenced content counts with its stored size, up to the per-message cap it is cut to.
+      sizes: messageSizes(transcript, from, n).map((m) => ({
+        ...m,
+        bytes: Math.min(m.bytes, this.runtime.contentBudgetBytes),
+      })),
+    });
+    if (through !== null && !(known && known.through >= through)) {
+      const range = { requestId, fromMessage: from, throughMessage: through };
+      await this.append({
+        type: "context/compaction-requested",
+        payload: range,
+        key: "compaction-requested",
+        causeOffset: request.offset,
+      });
+      const perMessage = Math.max(1_024, Math.floor(budget / (2 * (through - from))));
+      const covered = await this.#resolve(
+        readMessages(transcript, from, through).map((m) => m.message),
+        Math.min(perMessage, this.runtime.contentBudgetBytes),
+      );
+      const result = await collectStream(
+        model,
+        {
+          prompt: [
+            { role: "system", content: COMPACTION_SYSTEM },
+            {
+              role: "user",
+              content: [
+                {
+                  type: "text",
+                  text: compactionInput(compaction?.summary ?? null, covered, perMessage),
+                },
+              ],
+            },
+          ],
+          maxOutputTokens: Math.max(256, Math.floor(budget / 16)),
+          abortSignal: signal,
+          providerOptions: { scripted: { requestId, task: "compaction" } },
+        },
+        () => undefined,
+      );
+      // The stored event wins: a re-execution after a crash gets the first summary back.
+      const summary = truncate(result.text, Math.floor(budget / 4));
+      const [stored] = await this.append({
+        type: "context/compacted",
+        payload: { ...range, summary },
+        key: "compacted",
+        causeOffset: request.offset,
+      });
+      const payload = stored?.payload as { throughMessage: number; summary: string } | undefined;
+      compaction = {
+        through: payload?.throughMessage ?? through,
+        summary: payload?.summary ?? summary,
+      };
+    }
+    const start = compaction?.through ?? 0;
+    const window = await this.#resolve(readMessages(transcript, start, n).map((m) => m.message));
+    return {
+      built: {
+        prompt: toPrompt(systemWithSummary(system, compaction?.summary ?? null), window),
+        tools,
+      },
+      compaction,
+    };
+  }
+}
+
+function truncate(text: string, maxBytes: number): string {
+  if (byteLength(text) <= maxBytes) return text;
+  let out = text.slice(0, maxBytes);
+  while (byteLength(out) > maxBytes) out = out.slice(0, -Math.max(1, Math.floor(out.length / 10)));
+  return `${out}…`;
+}
+
+interface Compaction {
+  through: number;
+  summary: string;
 }
 
 function parseJson(text: string): JsonValue {

@@ -11,6 +11,10 @@
  * SQLite it is kept in row-sized pieces (tool_result_chunks), since one row holds ~2 MB at
  * most. A result over MAX_TOOL_RESULT_BYTES, or one the stream refuses, becomes an error
  * result the model sees: the call always completes, nothing retries in silence.
+ *
+ * State holds only the calls in progress; a call that completes or is cancelled moves to the
+ * processor's `decided` table (projected in the same transaction), so state does not grow
+ * with the number of calls the session ever made, and a late decision still gets its answer.
  */
 
 import { ApiError } from "../../http/errors";
@@ -18,6 +22,9 @@ import type { StateOf, TypedEvent } from "../../processors/contract";
 import {
   type BatchHookArgs,
   type EventHookArgs,
+  type ProcessorTables,
+  type ProjectArgs,
+  type StateUpgrade,
   StreamProcessor,
 } from "../../processors/processor";
 import type { JsonValue } from "../../streams/messages";
@@ -56,8 +63,18 @@ export interface ToolRuntime {
   sessionId(): string;
 }
 
+/** A call that is no longer in progress, as the `decided` table keeps it. */
+export interface FinishedCall {
+  status: "done" | "cancelled";
+  decision: { approved: boolean; reason: string | null } | null;
+}
+
 export class ToolProcessor extends StreamProcessor<typeof toolsContract> {
   readonly contract = toolsContract;
+  override readonly tables = {
+    decided:
+      "tool_call_id TEXT PRIMARY KEY, tool_name TEXT NOT NULL, status TEXT NOT NULL, approved INTEGER, reason TEXT, at INTEGER NOT NULL",
+  };
 
   constructor(
     private readonly registry: ToolRegistry,
@@ -80,21 +97,21 @@ export class ToolProcessor extends StreamProcessor<typeof toolsContract> {
     const calls: Record<string, Call> = Object.assign(Object.create(null), state.calls);
     const update = (id: string, change: (call: Call) => Call | null) => {
       if (!Object.hasOwn(calls, id)) return;
-      const call = calls[id]!;
-      const next = change(call);
+      const next = change(calls[id]!);
       if (next) calls[id] = next;
+      else delete calls[id];
     };
     switch (event.type) {
       case "tool/call-requested":
-        if (!Object.hasOwn(calls, event.payload.toolCallId))
-          calls[event.payload.toolCallId] = {
-            toolName: event.payload.toolName,
-            input: event.payload.input,
-            turnId: event.payload.turnId,
-            status: event.payload.needsApproval ? "needs-approval" : "approved",
-            causeAt: event.offset,
-            decision: null,
-          };
+        if (Object.hasOwn(calls, event.payload.toolCallId)) break;
+        calls[event.payload.toolCallId] = {
+          toolName: event.payload.toolName,
+          input: event.payload.input,
+          turnId: event.payload.turnId,
+          status: event.payload.needsApproval ? "needs-approval" : "approved",
+          causeAt: event.offset,
+          decision: null,
+        };
         break;
       case "tool/approval-requested":
         update(event.payload.toolCallId, (c) =>
@@ -117,17 +134,14 @@ export class ToolProcessor extends StreamProcessor<typeof toolsContract> {
         );
         break;
       case "tool/call-completed":
-        update(event.payload.toolCallId, (c) => ({ ...c, status: "done" }));
+        update(event.payload.toolCallId, () => null);
         break;
       case "turn/cancelled":
-        for (const [id, call] of Object.entries(calls)) {
-          if (call.turnId === event.payload.turnId && call.status !== "done")
-            calls[id] = { ...call, status: "cancelled" };
-        }
+        for (const [id, call] of Object.entries(calls))
+          if (call.turnId === event.payload.turnId) delete calls[id];
         break;
       case "session/deleted":
-        for (const [id, call] of Object.entries(calls))
-          if (call.status !== "done") calls[id] = { ...call, status: "cancelled" };
+        for (const id of Object.keys(calls)) delete calls[id];
         break;
     }
     return { ...state, calls: { ...calls } };
@@ -145,6 +159,69 @@ export class ToolProcessor extends StreamProcessor<typeof toolsContract> {
       "UPDATE tool_executions SET status = 'released', result = NULL WHERE tool_call_id = ?",
       event.payload.toolCallId,
     );
+  }
+
+  /** Calls that left state (completed or cancelled) become rows of `decided`. */
+  override project({ event, previousState, state, tables }: ProjectArgs<typeof toolsContract>) {
+    for (const [id, call] of Object.entries(previousState.calls)) {
+      if (Object.hasOwn(state.calls, id)) continue;
+      tables.exec(
+        `INSERT OR REPLACE INTO ${tables.name("decided")} (tool_call_id, tool_name, status, approved, reason, at) VALUES (?, ?, ?, ?, ?, ?)`,
+        id,
+        call.toolName,
+        event.type === "tool/call-completed" ? "done" : "cancelled",
+        call.decision === null ? null : call.decision.approved ? 1 : 0,
+        call.decision?.reason ?? null,
+        event.offset,
+      );
+    }
+  }
+
+  /**
+   * Tools state written before issue 9 kept every call forever; finished calls (done,
+   * cancelled) move to `decided` rows on first read.
+   */
+  override upgradeState(stored: unknown): StateUpgrade | null {
+    const parsed = this.contract.state.safeParse(stored);
+    if (!parsed.success) return null;
+    const finished = Object.entries(parsed.data.calls).filter(
+      ([, c]) => c.status === "done" || c.status === "cancelled",
+    );
+    if (finished.length === 0) return null;
+    const calls = { ...parsed.data.calls };
+    for (const [id] of finished) delete calls[id];
+    return {
+      state: { ...parsed.data, calls },
+      write: (tables) => {
+        for (const [id, call] of finished)
+          tables.exec(
+            `INSERT OR REPLACE INTO ${tables.name("decided")} (tool_call_id, tool_name, status, approved, reason, at) VALUES (?, ?, ?, ?, ?, ?)`,
+            id,
+            call.toolName,
+            call.status,
+            call.decision === null ? null : call.decision.approved ? 1 : 0,
+            call.decision?.reason ?? null,
+            call.decision?.at ?? call.causeAt,
+          );
+      },
+    };
+  }
+
+  /** A call that is no longer in progress, or null if there is none by that id. */
+  static finished(tables: ProcessorTables, toolCallId: string): FinishedCall | null {
+    const row = tables
+      .exec<{ status: string; approved: number | null; reason: string | null }>(
+        `SELECT status, approved, reason FROM ${tables.name("decided")} WHERE tool_call_id = ?`,
+        toolCallId,
+      )
+      .toArray()[0];
+    if (!row) return null;
+    if (row.status !== "done" && row.status !== "cancelled")
+      throw new Error(`decided call ${toolCallId} has an invalid status ${row.status}`);
+    return {
+      status: row.status,
+      decision: row.approved === null ? null : { approved: row.approved === 1, reason: row.reason },
+    };
   }
 
   override async processBatch({ state }: BatchHookArgs<typeof toolsContract>) {
