@@ -14,14 +14,40 @@
  * - It does not need `model/request-requested` (a client view may leave it out): a request
  *   it has not seen announced belongs to the running turn.
  *
- * It imports no runtime code from the server (only types), so it bundles for browsers.
+ * - Large content: `content/chunk-added` events come before the event whose ref
+ *   (`contentRef`, `textRef`, `resultRef`) names them. Their text is buffered per content id
+ *   until that event takes it (then the buffer is dropped), bounded by MAX_BUFFERED_BYTES and
+ *   MAX_BUFFERED_CONTENTS (the oldest buffers, i.e. orphans, go first). Assembly checks each
+ *   chunk's index and offset and the total UTF-8 byte count (not the SHA-256: that would need
+ *   async crypto in a synchronous reducer). Content that cannot be assembled — its chunks came
+ *   before the view started, were evicted, or do not match — is marked `notLoaded` with its
+ *   byte size instead of showing as empty.
+ * - Older and newer event shapes: `turn/started` may or may not embed the input (the input is
+ *   its `session/input-added`), and `turn/completed` may or may not repeat the reply (the
+ *   reply is the request's `model/request-completed`).
+ *
+ * It imports no runtime code from the server (only types), so it bundles for browsers
+ * (which is why it measures UTF-8 itself rather than importing src/sessions/content.ts).
  */
 import type { JsonValue, SessionEvent, SessionStatus } from "./types";
+
+/** Why a message's content is not shown although it exists. */
+export interface NotLoaded {
+  /**
+   * missing: its chunks were not seen (the view started after them) or were evicted;
+   * too_large: beyond the view's buffer bound; invalid: its chunks do not add up to its ref.
+   */
+  reason: "missing" | "too_large" | "invalid";
+  /** UTF-8 bytes of the content, when known. */
+  bytes: number | null;
+}
 
 export interface UserMessage {
   kind: "user";
   id: string;
   text: string;
+  /** Set when the text exists but could not be assembled (then `text` is ""). */
+  notLoaded: NotLoaded | null;
   offset: number;
   /** queued: waiting for the running turn to end; sent: its turn started; dropped: cancelled before it started. */
   status: "queued" | "sent" | "dropped";
@@ -34,6 +60,8 @@ export interface AssistantMessage {
   id: string;
   turnId: string | null;
   text: string;
+  /** Set when a chunked reply could not be assembled (`text` keeps what streamed, if anything). */
+  notLoaded: NotLoaded | null;
   attempt: number;
   status: "streaming" | "completed" | "cancelled" | "failed";
   error: string | null;
@@ -57,6 +85,8 @@ export interface ToolMessage {
     | "failed"
     | "cancelled";
   result: JsonValue | null;
+  /** Set when a chunked result could not be assembled (then `result` is null). */
+  resultNotLoaded: NotLoaded | null;
   reason: string | null;
 }
 
@@ -81,7 +111,27 @@ export interface SessionView {
   messages: ViewMessage[];
   pendingApprovals: PendingApproval[];
   lastError: string | null;
+  /**
+   * Chunks of large content awaiting the event that references them, by content id (in
+   * arrival order, oldest first). Internal to the reducer; copied on write.
+   */
+  chunks: ReadonlyMap<string, ChunkBuffer>;
 }
+
+/** Buffered chunks of one content id. */
+export interface ChunkBuffer {
+  /** Chunk text and stream offset by index. */
+  pieces: ReadonlyArray<{ text: string; offset: number } | undefined>;
+  /** UTF-8 bytes buffered. */
+  bytes: number;
+  /** Chunks were refused because of the buffer bound. */
+  overflowed: boolean;
+}
+
+/** Upper bound of buffered chunk text (UTF-8 bytes) across all content ids. */
+export const MAX_BUFFERED_BYTES = 32 * 1024 * 1024;
+/** Upper bound of content ids buffered at once. */
+export const MAX_BUFFERED_CONTENTS = 64;
 
 export const initialSessionView: SessionView = Object.freeze({
   lastOffset: 0,
@@ -93,6 +143,7 @@ export const initialSessionView: SessionView = Object.freeze({
   messages: [],
   pendingApprovals: [],
   lastError: null,
+  chunks: new Map(),
 }) as SessionView;
 
 /** The payload of a client-view event of type T. */
@@ -129,6 +180,8 @@ function apply(view: SessionView, event: SessionEvent): SessionView {
   switch (event.type) {
     case "session/created":
       return { ...view, title: event.payload.title, model: event.payload.model };
+    case "content/chunk-added":
+      return addChunk(view, event.offset, event.payload);
     case "session/input-added":
       return addInput(view, event.offset, event.payload);
     case "turn/started":
@@ -152,11 +205,7 @@ function apply(view: SessionView, event: SessionEvent): SessionView {
     case "tool/approval-decided":
       return decide(view, event.payload);
     case "tool/call-completed":
-      return updateTool(view, event.payload.toolCallId, (m) => ({
-        ...m,
-        status: event.payload.isError ? "failed" : "completed",
-        result: event.payload.result as JsonValue,
-      }));
+      return completeTool(view, event.payload);
     case "session/cancel-requested":
       return {
         ...view,
@@ -180,12 +229,89 @@ function apply(view: SessionView, event: SessionEvent): SessionView {
   }
 }
 
+interface ContentRefLike {
+  contentId: string;
+  bytes: number;
+  chunks: number;
+  offsets: number[];
+}
+
+const encoder = new TextEncoder();
+const utf8Bytes = (text: string) => encoder.encode(text).byteLength;
+
+function addChunk(view: SessionView, offset: number, p: Of<"content/chunk-added">): SessionView {
+  const chunks = new Map(view.chunks);
+  const buffer = chunks.get(p.contentId) ?? { pieces: [], bytes: 0, overflowed: false };
+  if (buffer.pieces[p.index] !== undefined || buffer.overflowed) return view; // repeated / refused
+  const bytes = utf8Bytes(p.text);
+  chunks.delete(p.contentId); // re-added below, so it counts as the newest
+  // Make room: the oldest buffers are orphans (their referencing event never came).
+  let total = bytes + buffer.bytes;
+  for (const b of chunks.values()) total += b.bytes;
+  for (const [id, b] of chunks) {
+    if (total <= MAX_BUFFERED_BYTES && chunks.size < MAX_BUFFERED_CONTENTS) break;
+    chunks.delete(id);
+    total -= b.bytes;
+  }
+  if (total > MAX_BUFFERED_BYTES) {
+    // This content alone exceeds the bound: keep only the marker that it did.
+    chunks.set(p.contentId, { pieces: [], bytes: 0, overflowed: true });
+  } else {
+    const pieces = [...buffer.pieces];
+    pieces[p.index] = { text: p.text, offset };
+    chunks.set(p.contentId, { pieces, bytes: buffer.bytes + bytes, overflowed: false });
+  }
+  return { ...view, chunks };
+}
+
+/**
+ * Takes the buffered content a ref names out of the view (the buffer is dropped either way):
+ * its text, or why it cannot be shown.
+ */
+function takeContent(
+  view: SessionView,
+  ref: ContentRefLike,
+): { view: SessionView; text: string | null; notLoaded: NotLoaded | null } {
+  const buffer = view.chunks.get(ref.contentId);
+  let next = view;
+  if (buffer) {
+    const chunks = new Map(view.chunks);
+    chunks.delete(ref.contentId);
+    next = { ...view, chunks };
+  }
+  const fail = (reason: NotLoaded["reason"]) => ({
+    view: next,
+    text: null,
+    notLoaded: { reason, bytes: ref.bytes },
+  });
+  if (!buffer) return fail("missing");
+  if (buffer.overflowed) return fail("too_large");
+  const parts: string[] = [];
+  for (let index = 0; index < ref.chunks; index++) {
+    const piece = buffer.pieces[index];
+    if (piece === undefined) return fail("missing");
+    if (piece.offset !== ref.offsets[index]) return fail("invalid");
+    parts.push(piece.text);
+  }
+  if (buffer.pieces.length !== ref.chunks || buffer.bytes !== ref.bytes) return fail("invalid");
+  return { view: next, text: parts.join(""), notLoaded: null };
+}
+
 function addInput(view: SessionView, offset: number, p: Of<"session/input-added">): SessionView {
   if (view.messages.some((m) => m.kind === "user" && m.id === p.messageId)) return view;
+  let text = p.content;
+  let notLoaded: NotLoaded | null = null;
+  if (p.contentRef) {
+    const taken = takeContent(view, p.contentRef);
+    view = taken.view;
+    text = taken.text ?? "";
+    notLoaded = taken.notLoaded;
+  }
   const message: UserMessage = {
     kind: "user",
     id: p.messageId,
-    text: p.content,
+    text,
+    notLoaded,
     offset,
     status: "queued",
     turnId: null,
@@ -201,11 +327,14 @@ function startTurn(view: SessionView, p: Of<"turn/started">): SessionView {
     return { ...m, status: "sent", turnId: p.turnId };
   });
   if (!found) {
-    // The input event was not seen (the view started mid-stream): show the turn's input.
+    // The input event was not seen (the view started mid-stream): show the turn's input if it
+    // embeds it (older events), else say it is not loaded.
+    const text = p.content ?? "";
     messages.push({
       kind: "user",
       id: p.messageId,
-      text: p.content,
+      text,
+      notLoaded: text === "" ? { reason: "missing", bytes: null } : null,
       offset: 0,
       status: "sent",
       turnId: p.turnId,
@@ -239,6 +368,7 @@ function ensureRequest(
     id: requestId,
     turnId: view.turnId,
     text: "",
+    notLoaded: null,
     attempt,
     status: "streaming",
     error: null,
@@ -286,13 +416,47 @@ function addDelta(view: SessionView, p: Of<"model/delta-produced">): SessionView
 }
 
 function completeRequest(view: SessionView, p: Of<"model/request-completed">): SessionView {
+  let text: string = p.text;
+  let notLoaded: NotLoaded | null = null;
+  if (p.textRef) {
+    const taken = takeContent(view, p.textRef);
+    view = taken.view;
+    text = taken.text ?? "";
+    notLoaded = taken.notLoaded;
+  }
   const withRequest = ensureRequest(view, p.requestId, null, 1);
   return updateAssistant(withRequest, p.requestId, (m) => {
     if (m.status !== "streaming" || withRequest.cancelling) return m; // stale
+    // The streamed text stands in (marked) for a chunked reply that cannot be assembled.
+    if (notLoaded) return { ...m, notLoaded, status: "completed" };
     // A reply that only calls tools has no text: its tool calls follow as their own messages.
-    if (p.text === "") return null;
-    return { ...m, text: p.text, status: "completed" };
+    if (text === "") return null;
+    return { ...m, text, status: "completed" };
   });
+}
+
+function completeTool(view: SessionView, p: Of<"tool/call-completed">): SessionView {
+  let result = p.result as JsonValue;
+  let resultNotLoaded: NotLoaded | null = null;
+  if (p.resultRef) {
+    const taken = takeContent(view, p.resultRef);
+    view = taken.view;
+    resultNotLoaded = taken.notLoaded;
+    result = null;
+    if (taken.text !== null) {
+      try {
+        result = JSON.parse(taken.text) as JsonValue;
+      } catch {
+        resultNotLoaded = { reason: "invalid", bytes: p.resultRef.bytes };
+      }
+    }
+  }
+  return updateTool(view, p.toolCallId, (m) => ({
+    ...m,
+    status: p.isError ? "failed" : "completed",
+    result,
+    resultNotLoaded,
+  }));
 }
 
 const findTool = (view: SessionView, toolCallId: string) =>
@@ -321,6 +485,7 @@ function addToolCall(view: SessionView, p: Of<"tool/call-requested">): SessionVi
     input: p.input,
     status: p.needsApproval ? "awaiting_approval" : "running",
     result: null,
+    resultNotLoaded: null,
     reason: null,
   };
   return { ...view, messages: [...view.messages, message] };

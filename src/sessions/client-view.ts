@@ -11,6 +11,13 @@
  * field added to an event later stays internal until it is added here. Offsets are kept:
  * left-out events leave gaps, and clients resume from the last offset they saw.
  *
+ * Shapes old and new: a turn's input is its `session/input-added` (older `turn/started`
+ * events also embed it, kept optional here), its reply the last `model/request-completed`
+ * (`turn/completed` is projected to its id), and large content arrives as
+ * `content/chunk-added` events before the event whose `contentRef`/`textRef`/`resultRef`
+ * names them (the client reducer assembles them). Context compaction is left out: it changes
+ * what the model is prompted with, not the conversation a user sees.
+ *
  * Pure (zod and the event catalog only), so that it can be unit-tested and imported by
  * clients for its types.
  */
@@ -27,9 +34,14 @@ export const clientViewPayloads = {
   "session/cancel-requested": e["session/cancel-requested"],
   "session/failed": e["session/failed"],
   "session/deleted": e["session/deleted"],
-  // A turn names the input it answers (`inputOffset`: that input's event is in the view);
-  // events written before issue 9 also embedded the input, which the client already has.
-  "turn/started": e["turn/started"].pick({ turnId: true, messageId: true, inputOffset: true }),
+  // A turn names the input it answers (`messageId`, `inputOffset`: that input's event is in
+  // the view); events written before issue 9 embedded the input's content as well.
+  "turn/started": e["turn/started"].pick({
+    turnId: true,
+    messageId: true,
+    inputOffset: true,
+    content: true,
+  }),
   // The reply is the turn's last model/request-completed (old events embedded it again).
   "turn/completed": e["turn/completed"].pick({ turnId: true }),
   "turn/cancelled": e["turn/cancelled"],
@@ -48,6 +60,8 @@ export const clientViewPayloads = {
   "tool/approval-requested": e["tool/approval-requested"],
   "tool/approval-decided": e["tool/approval-decided"],
   "tool/call-completed": e["tool/call-completed"],
+  // The pieces of a large user message, reply or tool result (its event holds a `*Ref`).
+  "content/chunk-added": e["content/chunk-added"],
 } as const satisfies Partial<Record<SessionEventType, z.ZodType>>;
 
 export type ClientEventType = keyof typeof clientViewPayloads;

@@ -124,6 +124,50 @@ describe("toClientEvent", () => {
     expect(out?.payload).toEqual({ toolCallId: "c1", toolName: "notes_write", args: { key: "k" } });
   });
 
+  it("passes content chunks through (a UI assembles large messages and results from them)", () => {
+    const chunk = { contentId: "input:m1", index: 0, text: "piece" };
+    expect(toClientEvent(ev(12, "content/chunk-added", chunk))?.payload).toEqual(chunk);
+    expect(
+      toClientEvent(ev(13, "content/chunk-added", { contentId: "x", index: -1, text: "" })),
+    ).toBeNull();
+  });
+
+  it("reads turn and request events of both the older and the newer shape", () => {
+    // Older: turn/started embeds the input, turn/completed repeats the reply.
+    expect(
+      toClientEvent(ev(2, "turn/started", { turnId: "t1", messageId: "m1", content: "hi" }))
+        ?.payload,
+    ).toEqual({ turnId: "t1", messageId: "m1", content: "hi" });
+    expect(
+      toClientEvent(ev(9, "turn/completed", { turnId: "t1", text: "reply" }))?.payload,
+    ).toEqual({ turnId: "t1" });
+    // Newer: the input is named by offset, the reply is the request's, the prompt is not embedded.
+    expect(
+      toClientEvent(ev(3, "turn/started", { turnId: "t1", messageId: "m1", inputOffset: 2 }))
+        ?.payload,
+    ).toEqual({ turnId: "t1", messageId: "m1" });
+    expect(toClientEvent(ev(10, "turn/completed", { turnId: "t1" }))?.payload).toEqual({
+      turnId: "t1",
+    });
+    expect(
+      toClientEvent(
+        ev(4, "model/request-requested", {
+          requestId: "r1",
+          turnId: "t1",
+          model: "scripted",
+          messageCount: 3,
+          throughOffset: 3,
+        }),
+      )?.payload,
+    ).toEqual({ requestId: "r1", turnId: "t1", model: "scripted" });
+  });
+
+  it("leaves out context compaction (the model's prompt, not the conversation)", () => {
+    const compacted = { requestId: "r1", fromMessage: 0, throughMessage: 4, summary: "S" };
+    expect(toClientEvent(ev(14, "context/compacted", compacted))).toBeNull();
+    expect(toClientEvent(ev(15, "context/compaction-requested", compacted))).toBeNull();
+  });
+
   it("covers session event types only, and its schema accepts what it produces", () => {
     for (const type of CLIENT_EVENT_TYPES) expect(Object.hasOwn(sessionEvents, type)).toBe(true);
     const produced = toClientEvent(ev(11, "turn/completed", { turnId: "t" }));
