@@ -6,6 +6,7 @@
 
 import type {
   AssistantMessage,
+  NotLoaded,
   PendingApproval,
   ToolMessage,
   UserMessage,
@@ -292,7 +293,25 @@ function UserItem({ message }: { message: UserMessage }) {
         You{message.status !== "sent" && <span class="tag">{message.status}</span>}
       </div>
       <div class="text">{message.text}</div>
+      <NotLoadedNote note={message.notLoaded} />
     </li>
+  );
+}
+
+/** Content stored in chunks that this view could not put together says so, with its size. */
+function NotLoadedNote({ note }: { note: NotLoaded | null }) {
+  if (note === null) return null;
+  const size = note.bytes === null ? "" : ` (${note.bytes.toLocaleString()} bytes)`;
+  const why =
+    note.reason === "too_large"
+      ? "too large to show here"
+      : note.reason === "invalid"
+        ? "its stored chunks do not match their reference"
+        : "its chunks were written before this view started reading";
+  return (
+    <p class="small" data-not-loaded={note.reason}>
+      Content not shown{size}: {why}. The full stream (Events tab) holds it.
+    </p>
   );
 }
 
@@ -313,6 +332,7 @@ function AssistantItem({ message }: { message: AssistantMessage }) {
         {message.text}
         {message.status === "streaming" && <span class="caret" aria-hidden="true" />}
       </div>
+      <NotLoadedNote note={message.notLoaded} />
       {message.error && <p class="error">{message.error}</p>}
     </li>
   );
@@ -337,6 +357,7 @@ function ToolItem({ message, denied }: { message: ToolMessage; denied: boolean }
         <pre class="code">{prettyArgs(message.input)}</pre>
       </details>
       {message.reason && <p class="small">Reason: {message.reason}</p>}
+      <NotLoadedNote note={message.resultNotLoaded} />
       {message.result !== null && (
         <details open>
           <summary>

@@ -15,6 +15,7 @@ export type * from "./types";
 export {
   type AssistantMessage,
   initialSessionView,
+  type NotLoaded,
   type PendingApproval,
   reduceSessionEvents,
   reduceSessionView,
