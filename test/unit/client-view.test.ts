@@ -58,11 +58,12 @@ describe("toClientEvent", () => {
       ev(5, "turn/started", { turnId: "t1", messageId: "m1", inputOffset: 4 }),
     );
     expect(started?.payload).toEqual({ turnId: "t1", messageId: "m1", inputOffset: 4 });
-    // Old-format events (embedded input, embedded reply) still parse, without the copies.
+    // Old-format events still parse: the embedded input stays (a client that started reading
+    // after the input has nothing else to show), the reply's copy goes.
     const old = toClientEvent(
       ev(5, "turn/started", { turnId: "t1", messageId: "m1", content: "hi" }),
     );
-    expect(old?.payload).toEqual({ turnId: "t1", messageId: "m1" });
+    expect(old?.payload).toEqual({ turnId: "t1", messageId: "m1", content: "hi" });
     const done = toClientEvent(ev(9, "turn/completed", { turnId: "t1", text: "the reply" }));
     expect(done?.payload).toEqual({ turnId: "t1" });
   });
@@ -145,7 +146,7 @@ describe("toClientEvent", () => {
     expect(
       toClientEvent(ev(3, "turn/started", { turnId: "t1", messageId: "m1", inputOffset: 2 }))
         ?.payload,
-    ).toEqual({ turnId: "t1", messageId: "m1" });
+    ).toEqual({ turnId: "t1", messageId: "m1", inputOffset: 2 });
     expect(toClientEvent(ev(10, "turn/completed", { turnId: "t1" }))?.payload).toEqual({
       turnId: "t1",
     });
@@ -159,7 +160,7 @@ describe("toClientEvent", () => {
           throughOffset: 3,
         }),
       )?.payload,
-    ).toEqual({ requestId: "r1", turnId: "t1", model: "scripted" });
+    ).toEqual({ requestId: "r1", turnId: "t1", model: "scripted", messageCount: 3 });
   });
 
   it("leaves out context compaction (the model's prompt, not the conversation)", () => {
