@@ -20,10 +20,9 @@ import { fileURLToPath } from "node:url";
 import { createParser } from "eventsource-parser";
 import { startDevServer } from "../test/support/dev-server.ts";
 import { workerdCpuMs } from "./process-cpu.ts";
+import { AUTH, postJson as post } from "./support/session-http.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const AUTH = { authorization: "Bearer das_dev_local_development_key_0000" };
-const JSON_HEADERS = { ...AUTH, "content-type": "application/json" };
 const TURNS = Number(process.env.TRACE_TURNS_COUNT ?? 15);
 const WARMUP = 3;
 const WAIT_MS = 30_000;
@@ -80,16 +79,6 @@ function collectTraces(stdout: NodeJS.ReadableStream, into: TraceRecord[]): void
       newline = buffer.indexOf("\n");
     }
   });
-}
-
-async function post(base: string, path: string, body: unknown): Promise<Response> {
-  const res = await fetch(`${base}${path}`, {
-    method: "POST",
-    headers: JSON_HEADERS,
-    body: JSON.stringify(body),
-  });
-  if (res.status >= 300) throw new Error(`POST ${path}: ${res.status} ${await res.text()}`);
-  return res;
 }
 
 /** A short, turn-independent name for a record: hop, who, offsets relative to the input. */
