@@ -130,6 +130,8 @@ async function watch(id: string) {
   let completed = 0;
   /** UTF-8 bytes of the last completed turn's reply (inline or chunked). */
   let lastReplyBytes = 0;
+  /** UTF-8 bytes of the last model/request-completed reply. */
+  let requestReplyBytes = 0;
   let failure: Error | null = null;
   let wake: () => void = () => undefined;
   const sse = await followSse(
@@ -139,10 +141,14 @@ async function watch(id: string) {
         type?: string;
         payload?: { text?: string; textRef?: { bytes: number } };
       };
+      // The client view's turn/completed names only its turn; the reply is the turn's last
+      // model/request-completed (events written before that change repeated it).
+      const p = event.payload;
+      const bytes = p?.textRef?.bytes ?? Buffer.byteLength(p?.text ?? "");
+      if (event.type === "model/request-completed") requestReplyBytes = bytes;
       if (event.type === "turn/completed") {
         completed += 1;
-        const p = event.payload;
-        lastReplyBytes = p?.textRef?.bytes ?? Buffer.byteLength(p?.text ?? "");
+        lastReplyBytes = p?.text !== undefined || p?.textRef ? bytes : requestReplyBytes;
       }
       if (event.type === "session/failed")
         failure = new Error(`session failed: ${e.data.slice(0, 300)}`);
