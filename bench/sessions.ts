@@ -20,7 +20,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createParser } from "eventsource-parser";
 import { startDevServer } from "../test/support/dev-server.ts";
-import { AUTH, JSON_HEADERS, percentile, postJson } from "./support/session-http.ts";
+import { AUTH, JSON_HEADERS, openSse, percentile, postJson } from "./support/session-http.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const ROUND_TRIPS = Number(process.env.BENCH_ROUNDS ?? 40);
@@ -34,37 +34,6 @@ const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 80);
 let base = "";
 
 const post = (path: string, body: unknown) => postJson(base, path, body);
-
-/** Opens an SSE response and calls `onEvent` for every event until `close()`. */
-async function openSse(
-  url: string,
-  headers: Record<string, string>,
-  onEvent: (event: string, data: string) => void,
-) {
-  const controller = new AbortController();
-  const res = await fetch(url, { headers: { ...AUTH, ...headers }, signal: controller.signal });
-  if (res.status !== 200) throw new Error(`SSE ${url}: ${res.status}`);
-  const parser = createParser({ onEvent: (e) => onEvent(e.event ?? "message", e.data) });
-  const reader = res.body!.getReader();
-  const decoder = new TextDecoder();
-  const pump = (async () => {
-    try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) return;
-        parser.feed(decoder.decode(value, { stream: true }));
-      }
-    } catch {
-      // aborted
-    }
-  })();
-  return {
-    close: async () => {
-      controller.abort();
-      await pump;
-    },
-  };
-}
 
 /**
  * Follows a session's EventSource stream across server-side closes (SSE connections end after

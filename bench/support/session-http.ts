@@ -27,6 +27,37 @@ export async function postJson(base: string, path: string, body: unknown): Promi
   return res;
 }
 
+/** Opens an SSE response and calls `onEvent` for every event until `close()`. */
+export async function openSse(
+  url: string,
+  headers: Record<string, string>,
+  onEvent: (event: string, data: string) => void,
+) {
+  const controller = new AbortController();
+  const res = await fetch(url, { headers: { ...AUTH, ...headers }, signal: controller.signal });
+  if (res.status !== 200) throw new Error(`SSE ${url}: ${res.status}`);
+  const parser = createParser({ onEvent: (e) => onEvent(e.event ?? "message", e.data) });
+  const reader = res.body!.getReader();
+  const decoder = new TextDecoder();
+  const pump = (async () => {
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return;
+        parser.feed(decoder.decode(value, { stream: true }));
+      }
+    } catch {
+      // aborted
+    }
+  })();
+  return {
+    close: async () => {
+      controller.abort();
+      await pump;
+    },
+  };
+}
+
 /**
  * Follows an SSE URL: `url(lastId)` gives the URL to (re)connect to, `onEvent` sees every
  * event. When the server ends the response, reconnects with Last-Event-ID unless closed or
