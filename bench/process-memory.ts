@@ -2,13 +2,14 @@
  * Resident memory of the workerd processes a `wrangler dev` started (Linux /proc), for
  * bench/sessions-memory.ts. workerd hosts the worker and every Durable Object in one process,
  * so memory per object can only be measured as a difference of process RSS between two
- * states. Finds `workerd` processes by process group, as bench/process-cpu.ts does, and reads
+ * states. Finds `workerd` processes by process group (bench/support/workerd-processes.ts), and reads
  * VmRSS and VmHWM from /proc/<pid>/status. `resetPeak` writes 5 to /proc/<pid>/clear_refs,
  * which resets VmHWM to the current RSS (Linux ≥ 4.0, own processes), so that VmHWM read
  * after a phase is that phase's peak even between samples. Returns null where /proc is not
  * available.
  */
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
+import { workerdProcesses } from "./support/workerd-processes.ts";
 
 export interface ProcessMemory {
   pid: number;
@@ -18,30 +19,7 @@ export interface ProcessMemory {
 
 /** Pids of the `workerd` processes in `processGroup`. */
 export function workerdPids(processGroup: number | undefined): number[] {
-  if (processGroup === undefined) return [];
-  let entries: string[];
-  try {
-    entries = readdirSync("/proc");
-  } catch {
-    return [];
-  }
-  const pids: number[] = [];
-  for (const entry of entries) {
-    if (!/^[0-9]+$/.test(entry)) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-    } catch {
-      continue; // exited meanwhile
-    }
-    // pid (comm) state ppid pgrp …; comm may contain spaces.
-    const close = stat.lastIndexOf(")");
-    const comm = stat.slice(stat.indexOf("(") + 1, close);
-    if (comm !== "workerd") continue;
-    const fields = stat.slice(close + 2).split(" ");
-    if (Number(fields[2]) === processGroup) pids.push(Number(entry));
-  }
-  return pids;
+  return (workerdProcesses(processGroup) ?? []).map((p) => p.pid);
 }
 
 function statusKiB(status: string, field: string): number {

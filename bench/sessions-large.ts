@@ -16,27 +16,17 @@
 import { mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { createParser } from "eventsource-parser";
 import { startDevServer } from "../test/support/dev-server.ts";
+import { followSse, postJson } from "./support/session-http.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const AUTH = { authorization: "Bearer das_dev_local_development_key_0000" };
-const JSON_HEADERS = { ...AUTH, "content-type": "application/json" };
 const MiB = 1024 * 1024;
 const encoder = new TextEncoder();
 
 let base = "";
 let persistDir = "";
 
-async function post(path: string, body: unknown): Promise<Response> {
-  const res = await fetch(`${base}${path}`, {
-    method: "POST",
-    headers: JSON_HEADERS,
-    body: JSON.stringify(body),
-  });
-  if (res.status >= 300) throw new Error(`POST ${path}: ${res.status} ${await res.text()}`);
-  return res;
-}
+const post = (path: string, body: unknown) => postJson(base, path, body);
 
 function dirBytes(dir: string): number {
   let total = 0;
@@ -65,10 +55,8 @@ interface Watch {
  * Last-Event-ID, as an EventSource does.
  */
 async function watch(id: string): Promise<Watch> {
-  const controller = new AbortController();
   let finish: () => void = () => undefined;
   let fail: (e: Error) => void = () => undefined;
-  let lastId: string | null = null;
   let finished = false;
   const w: Watch = {
     start: performance.now(),
@@ -86,13 +74,12 @@ async function watch(id: string): Promise<Watch> {
     }),
     close: async () => {
       finished = true;
-      controller.abort();
-      await pump;
+      await sse.close();
     },
   };
-  const parser = createParser({
-    onEvent: (e) => {
-      if (e.id) lastId = e.id;
+  const sse = await followSse(
+    () => `${base}/v1/sessions/${id}/events`,
+    (e) => {
       w.streamBytes += encoder.encode(e.data).byteLength;
       const message = JSON.parse(e.data) as { type?: string; payload?: { text?: string } };
       const type = message.type ?? "(untyped)";
@@ -107,37 +94,8 @@ async function watch(id: string): Promise<Watch> {
       }
       if (type === "session/failed") fail(new Error(`session failed: ${e.data.slice(0, 300)}`));
     },
-  });
-  const connect = async () => {
-    const res = await fetch(`${base}/v1/sessions/${id}/events`, {
-      headers: {
-        ...AUTH,
-        accept: "text/event-stream",
-        ...(lastId === null ? {} : { "last-event-id": lastId }),
-      },
-      signal: controller.signal,
-    });
-    if (res.status !== 200) throw new Error(`SSE: ${res.status}`);
-    return res.body!.getReader();
-  };
-  let reader = await connect();
-  const pump = (async () => {
-    const decoder = new TextDecoder();
-    try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) {
-          if (finished) return;
-          parser.reset();
-          reader = await connect();
-          continue;
-        }
-        parser.feed(decoder.decode(value, { stream: true }));
-      }
-    } catch {
-      // aborted
-    }
-  })();
+    () => !finished,
+  );
   return w;
 }
 

@@ -24,13 +24,11 @@
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { createParser } from "eventsource-parser";
 import { startDevServer } from "../test/support/dev-server.ts";
 import { type ProcessMemory, resetPeak, workerdMemory } from "./process-memory.ts";
+import { followSse, postJson } from "./support/session-http.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const AUTH = { authorization: "Bearer das_dev_local_development_key_0000" };
-const JSON_HEADERS = { ...AUTH, "content-type": "application/json" };
 const MiB = 1024 * 1024;
 const MB = 1_000_000;
 
@@ -57,15 +55,7 @@ let base = "";
 let group: number | undefined;
 let phase = "start";
 
-async function post(path: string, body: unknown): Promise<Response> {
-  const res = await fetch(`${base}${path}`, {
-    method: "POST",
-    headers: JSON_HEADERS,
-    body: JSON.stringify(body),
-  });
-  if (res.status >= 300) throw new Error(`POST ${path}: ${res.status} ${await res.text()}`);
-  return res;
-}
+const post = (path: string, body: unknown) => postJson(base, path, body);
 
 async function createSession(title: string): Promise<string> {
   const res = await post("/v1/sessions", { title });
@@ -137,64 +127,34 @@ function sampler() {
  * watcher then reconnects with Last-Event-ID, as an EventSource does.
  */
 async function watch(id: string) {
-  const controller = new AbortController();
-  let lastId: string | null = null;
-  let closed = false;
   let completed = 0;
   /** UTF-8 bytes of the last completed turn's reply (inline or chunked). */
   let lastReplyBytes = 0;
+  /** UTF-8 bytes of the last model/request-completed reply. */
+  let requestReplyBytes = 0;
   let failure: Error | null = null;
   let wake: () => void = () => undefined;
-  const parser = createParser({
-    onEvent: (e) => {
-      if (e.id) lastId = e.id;
+  const sse = await followSse(
+    (lastId) => `${base}/v1/sessions/${id}/events${lastId === null ? "?offset=now" : ""}`,
+    (e) => {
       const event = JSON.parse(e.data) as {
         type?: string;
         payload?: { text?: string; textRef?: { bytes: number } };
       };
+      // The client view's turn/completed names only its turn; the reply is the turn's last
+      // model/request-completed (events written before that change repeated it).
+      const p = event.payload;
+      const bytes = p?.textRef?.bytes ?? Buffer.byteLength(p?.text ?? "");
+      if (event.type === "model/request-completed") requestReplyBytes = bytes;
       if (event.type === "turn/completed") {
         completed += 1;
-        const p = event.payload;
-        lastReplyBytes = p?.textRef?.bytes ?? Buffer.byteLength(p?.text ?? "");
+        lastReplyBytes = p?.text !== undefined || p?.textRef ? bytes : requestReplyBytes;
       }
       if (event.type === "session/failed")
         failure = new Error(`session failed: ${e.data.slice(0, 300)}`);
       wake();
     },
-  });
-  const connect = async () => {
-    const res = await fetch(
-      `${base}/v1/sessions/${id}/events${lastId === null ? "?offset=now" : ""}`,
-      {
-        headers: {
-          ...AUTH,
-          accept: "text/event-stream",
-          ...(lastId === null ? {} : { "last-event-id": lastId }),
-        },
-        signal: controller.signal,
-      },
-    );
-    if (res.status !== 200) throw new Error(`SSE: ${res.status} ${await res.text()}`);
-    return res.body!.getReader();
-  };
-  let reader = await connect();
-  const pump = (async () => {
-    const decoder = new TextDecoder();
-    try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) {
-          if (closed) return;
-          parser.reset();
-          reader = await connect();
-          continue;
-        }
-        parser.feed(decoder.decode(value, { stream: true }));
-      }
-    } catch {
-      // aborted
-    }
-  })();
+  );
   return {
     /** Sends a message; resolves with the ms until its `turn/completed` and the reply's bytes. */
     async turn(content: string): Promise<{ ms: number; replyBytes: number }> {
@@ -213,11 +173,7 @@ async function watch(id: string) {
       }
       return { ms: performance.now() - start, replyBytes: lastReplyBytes };
     },
-    async close() {
-      closed = true;
-      controller.abort();
-      await pump;
-    },
+    close: () => sse.close(),
   };
 }
 

@@ -20,10 +20,9 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createParser } from "eventsource-parser";
 import { startDevServer } from "../test/support/dev-server.ts";
+import { AUTH, JSON_HEADERS, openSse, percentile, postJson } from "./support/session-http.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const AUTH = { authorization: "Bearer das_dev_local_development_key_0000" };
-const JSON_HEADERS = { ...AUTH, "content-type": "application/json" };
 const ROUND_TRIPS = Number(process.env.BENCH_ROUNDS ?? 40);
 const LONG = process.argv.includes("--long") || process.env.BENCH_LONG === "1";
 const LONG_TURNS = Number(process.env.BENCH_LONG_TURNS ?? 1000);
@@ -34,51 +33,7 @@ const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 80);
 
 let base = "";
 
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
-async function post(path: string, body: unknown): Promise<Response> {
-  const res = await fetch(`${base}${path}`, {
-    method: "POST",
-    headers: JSON_HEADERS,
-    body: JSON.stringify(body),
-  });
-  if (res.status >= 300) throw new Error(`POST ${path}: ${res.status} ${await res.text()}`);
-  return res;
-}
-
-/** Opens an SSE response and calls `onEvent` for every event until `close()`. */
-async function openSse(
-  url: string,
-  headers: Record<string, string>,
-  onEvent: (event: string, data: string) => void,
-) {
-  const controller = new AbortController();
-  const res = await fetch(url, { headers: { ...AUTH, ...headers }, signal: controller.signal });
-  if (res.status !== 200) throw new Error(`SSE ${url}: ${res.status}`);
-  const parser = createParser({ onEvent: (e) => onEvent(e.event ?? "message", e.data) });
-  const reader = res.body!.getReader();
-  const decoder = new TextDecoder();
-  const pump = (async () => {
-    try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) return;
-        parser.feed(decoder.decode(value, { stream: true }));
-      }
-    } catch {
-      // aborted
-    }
-  })();
-  return {
-    close: async () => {
-      controller.abort();
-      await pump;
-    },
-  };
-}
+const post = (path: string, body: unknown) => postJson(base, path, body);
 
 /**
  * Follows a session's EventSource stream across server-side closes (SSE connections end after

@@ -17,13 +17,11 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { createParser } from "eventsource-parser";
 import { startDevServer } from "../test/support/dev-server.ts";
 import { workerdCpuMs } from "./process-cpu.ts";
+import { openSse, postJson as post } from "./support/session-http.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const AUTH = { authorization: "Bearer das_dev_local_development_key_0000" };
-const JSON_HEADERS = { ...AUTH, "content-type": "application/json" };
 const TURNS = Number(process.env.TRACE_TURNS_COUNT ?? 15);
 const WARMUP = 3;
 const WAIT_MS = 30_000;
@@ -80,16 +78,6 @@ function collectTraces(stdout: NodeJS.ReadableStream, into: TraceRecord[]): void
       newline = buffer.indexOf("\n");
     }
   });
-}
-
-async function post(base: string, path: string, body: unknown): Promise<Response> {
-  const res = await fetch(`${base}${path}`, {
-    method: "POST",
-    headers: JSON_HEADERS,
-    body: JSON.stringify(body),
-  });
-  if (res.status >= 300) throw new Error(`POST ${path}: ${res.status} ${await res.text()}`);
-  return res;
 }
 
 /** A short, turn-independent name for a record: hop, who, offsets relative to the input. */
@@ -188,7 +176,7 @@ async function main() {
     console.error("bench:trace exceeded its time limit");
     void server.stop("SIGKILL").then(() => process.exit(1));
   }, 180_000);
-  const controller = new AbortController();
+  let sse: { close(): Promise<void> } | undefined;
   try {
     const base = server.url;
     const { session } = (await (await post(base, "/v1/sessions", { title: "trace" })).json()) as {
@@ -197,35 +185,19 @@ async function main() {
     const received = new Map<number, number>();
     let completed: { offset: number; at: number } | null = null;
     let onCompleted: (() => void) | null = null;
-    const res = await fetch(`${base}/v1/sessions/${session.id}/events`, {
-      headers: { ...AUTH, accept: "text/event-stream" },
-      signal: controller.signal,
-    });
-    if (res.status !== 200) throw new Error(`SSE: ${res.status}`);
-    const parser = createParser({
-      onEvent: (e) => {
+    sse = await openSse(
+      `${base}/v1/sessions/${session.id}/events`,
+      { accept: "text/event-stream" },
+      (_event, data) => {
         const at = Date.now();
-        const event = JSON.parse(e.data) as { offset: number; type: string };
+        const event = JSON.parse(data) as { offset: number; type: string };
         received.set(event.offset, at);
         if (event.type === "turn/completed") {
           completed = { offset: event.offset, at };
           onCompleted?.();
         }
       },
-    });
-    const pump = (async () => {
-      const reader = res.body!.getReader();
-      const decoder = new TextDecoder();
-      try {
-        for (;;) {
-          const { done, value } = await reader.read();
-          if (done) return;
-          parser.feed(decoder.decode(value, { stream: true }));
-        }
-      } catch {
-        // aborted at the end
-      }
-    })();
+    );
 
     const turns: Turn[] = [];
     let cpuAtStart: number | null = null;
@@ -354,11 +326,10 @@ async function main() {
       `${JSON.stringify({ turns: turns.length, cpuPerTurn, phases: phaseResult, timeline: rows, raw: turns.map((t) => ({ ...t, received: undefined })) }, null, 2)}\n`,
     );
     console.log(`\nsaved ${file}`);
-    controller.abort();
-    await pump;
+    await sse.close();
   } finally {
     clearTimeout(guard);
-    controller.abort();
+    await sse?.close();
     await server.stop();
   }
 }

@@ -26,10 +26,9 @@ import { fileURLToPath } from "node:url";
 import { createParser } from "eventsource-parser";
 import { type DevServer, startDevServer } from "../../test/support/dev-server.ts";
 import { workerdCpuMs } from "../process-cpu.ts";
+import { AUTH, percentile, postJson as post } from "../support/session-http.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const AUTH = { authorization: "Bearer das_dev_local_development_key_0000" };
-const JSON_HEADERS = { ...AUTH, "content-type": "application/json" };
 const num = (name: string, fallback: number) => {
   const value = Number(process.env[name] ?? fallback);
   if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer`);
@@ -50,12 +49,6 @@ const EXPECTED_DELTAS = 7;
 /** The message of a turn: five words, so that `You said: <message>` is seven word deltas. */
 const messageText = (n: number) => `hello from the bench ${n}`;
 const expectedReply = (n: number) => `You said: ${messageText(n)}`;
-
-function percentile(values: number[], p: number): number {
-  if (values.length === 0) return Number.NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
 
 function withTimeout<T>(promise: Promise<T>, what: string, ms = WAIT_MS): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -89,16 +82,6 @@ interface StreamEvent {
   offset: number;
   type: string;
   payload: Record<string, unknown>;
-}
-
-async function post(base: string, path: string, body: unknown): Promise<Response> {
-  const res = await fetch(`${base}${path}`, {
-    method: "POST",
-    headers: JSON_HEADERS,
-    body: JSON.stringify(body),
-  });
-  if (res.status >= 300) throw new Error(`POST ${path}: ${res.status} ${await res.text()}`);
-  return res;
 }
 
 /** Follows `/v1/sessions/:id/events` as EventSource does, reconnecting with Last-Event-ID. */

@@ -14,11 +14,11 @@ import { build } from "esbuild";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createSessionClient, type SessionEvent } from "../../src/client";
+import { chromiumLaunchOptions } from "../support/chromium";
 import { type DevServer, freePort, startDevServer } from "../support/dev-server";
 
 const KEY = "das_dev_local_development_key_0000";
 const ARTIFACTS = join(process.cwd(), "test", "e2e", "artifacts");
-const CHROMIUM = "/usr/bin/chromium";
 
 let api: DevServer;
 let site: Server;
@@ -67,18 +67,8 @@ beforeAll(async () => {
   profile = mkdtempSync(join(tmpdir(), "das-chromium-"));
   // A fresh profile (--user-data-dir) per run.
   browser = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
+    ...chromiumLaunchOptions,
     headless: true,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
   });
 });
 

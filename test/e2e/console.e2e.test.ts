@@ -12,6 +12,7 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { chromiumLaunchOptions } from "../support/chromium";
 import { type DevServer, startDevServer } from "../support/dev-server";
 
 const KEY = "das_dev_local_development_key_0000";
@@ -126,19 +127,7 @@ beforeAll(async () => {
         DELIVERY_RETRY_MAX_MS: "200",
       },
     }),
-    chromium.launch({
-      executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    }),
+    chromium.launch(chromiumLaunchOptions),
   ]);
 });
 
