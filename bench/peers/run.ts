@@ -153,6 +153,7 @@ class OursSession implements ChatSession {
   #completed = 0;
   #waiter: { count: number; done: (reply: string) => void } | null = null;
   #deltas: string[] = [];
+  #lastReply = "";
   readonly #base: string;
   readonly id: string;
   readonly #events: EventFollower;
@@ -175,12 +176,16 @@ class OursSession implements ChatSession {
     if (event.type.endsWith("/delta-produced") || event.type.endsWith("/deltas-produced")) {
       this.#deltas.push(deltaTextOf(event.payload));
     }
+    // The reply is the turn's last model/request-completed; turn/completed references it
+    // (events written before that change also embedded it as `text`).
+    if (event.type === "model/request-completed")
+      this.#lastReply = String(event.payload.text ?? "");
     if (event.type !== "turn/completed") return;
     this.#completed += 1;
     const waiter = this.#waiter;
     if (waiter && this.#completed >= waiter.count) {
       this.#waiter = null;
-      waiter.done(String(event.payload.text ?? ""));
+      waiter.done(String(event.payload.text ?? this.#lastReply));
     }
   }
 
@@ -725,8 +730,15 @@ function fmt(value: number, unit: string): string {
   return unit === "ms" ? `${value.toFixed(1)} ms` : value.toFixed(2);
 }
 
+/** Each turn's reply: the last model/request-completed before its turn/completed. */
 function turnTexts(events: StreamEvent[]): string[] {
-  return events.filter((e) => e.type === "turn/completed").map((e) => String(e.payload.text));
+  const texts: string[] = [];
+  let last = "";
+  for (const e of events) {
+    if (e.type === "model/request-completed") last = String(e.payload.text ?? "");
+    if (e.type === "turn/completed") texts.push(String(e.payload.text ?? last));
+  }
+  return texts;
 }
 
 await main();
