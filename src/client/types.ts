@@ -15,8 +15,8 @@ type Item = SessionsHc[":id"];
 
 /** One event of a session as a client receives it; `offset` numbers it in the session. */
 export type SessionEvent = ClientEvent;
-export type { SessionStatus };
 export type { JsonValue } from "../streams/messages";
+export type { SessionStatus };
 
 export type CreateSessionInput = InferRequestType<SessionsHc["index"]["$post"]>["json"];
 export type ListSessionsQuery = InferRequestType<SessionsHc["index"]["$get"]>["query"];
