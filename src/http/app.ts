@@ -10,6 +10,7 @@ import { rpcResponse } from "../rpc/serve";
 import { SESSION_STREAMS } from "../sessions/session-agent";
 import { STREAM_ROUTE } from "../streams/naming";
 import { validateStreamPath } from "../streams/path";
+import { drainBody } from "../streams/protocol/handler";
 import { adminRoutes } from "./admin";
 import { allowIndex } from "./allow";
 import { docsPage } from "./docs";
@@ -30,13 +31,11 @@ export type AppEnv = {
 };
 
 /**
- * A request refused before its body was read still has the client's body in flight: cancel
- * it, or workerd fails reading it after the response ("Can't read from request stream after
- * response has been sent").
+ * A request refused before its body was read still has the client's body in flight: read and
+ * drop it (bounded), so that the client gets to read the answer and workerd does not fail
+ * reading it after the response ("Can't read from request stream after response has been sent").
  */
-async function discardBody(request: Request): Promise<void> {
-  if (request.body && !request.bodyUsed) await request.body.cancel().catch(() => {});
-}
+const discardBody = drainBody;
 
 export function createApp() {
   const app = new Hono<AppEnv>();

@@ -7,6 +7,7 @@
  */
 import type { Context } from "hono";
 import type { z } from "zod";
+import { drainReader } from "../streams/protocol/handler";
 import { ApiError, badRequest } from "./errors";
 
 export const MAX_JSON_BODY = 1024 * 1024;
@@ -29,7 +30,7 @@ export async function readBodyText(request: Request, limit: number): Promise<str
     if (done) break;
     total += value.byteLength;
     if (total > limit) {
-      await reader.cancel().catch(() => undefined);
+      await drainReader(reader);
       throw bodyTooLarge(limit);
     }
     parts.push(value);

@@ -140,11 +140,22 @@ export async function handleProtocol(
  * after the response has gone ("Can't read from request stream after response has been
  * sent"). Reading the rest (bounded by the body limit, then cancelling) ends the pipe cleanly.
  */
-async function drainBody(request: Request): Promise<void> {
+export async function drainBody(request: Request): Promise<void> {
   if (!request.body || request.bodyUsed) return;
-  const reader = request.body.getReader();
+  await drainReader(request.body.getReader());
+}
+
+/**
+ * How much of a refused body is read (and dropped) so that the client, still sending, gets to
+ * read our answer: an HTTP/1.1 client whose upload is cut mid-way sees a connection reset
+ * instead of the 413. Past this, the connection is cut.
+ */
+export const DRAIN_LIMIT_BYTES = 4 * MAX_BODY_BYTES;
+
+/** Reads and drops what is left of a body (bounded by DRAIN_LIMIT_BYTES, then cancels). */
+export async function drainReader(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<void> {
   try {
-    for (let read = 0; read <= MAX_BODY_BYTES; ) {
+    for (let read = 0; read <= DRAIN_LIMIT_BYTES; ) {
       const chunk = await reader.read();
       if (chunk.done) return;
       read += chunk.value.byteLength;
