@@ -99,7 +99,10 @@ describe("capnweb /v1/rpc", () => {
       expect(session.id).toMatch(/^[0-9A-Z]{26}$/);
       expect(message).toMatchObject({ queued: false });
       const events = await httpEvents(session.id, (e) => e.type === "turn/completed");
-      expect(events.at(-1)?.payload).toMatchObject({ text: "You said: hello pipeline" });
+      expect(events.at(-1)?.type).toBe("turn/completed");
+      // The reply is the turn's model/request-completed (turn/completed references it).
+      const reply = events.filter((e) => e.type === "model/request-completed").at(-1);
+      expect(reply?.payload).toMatchObject({ text: "You said: hello pipeline" });
     } finally {
       globalThis.fetch = realFetch;
     }
