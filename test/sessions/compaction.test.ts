@@ -13,6 +13,7 @@ import {
   sessionAgent,
   sessionEvents,
   sessionRpc,
+  settledSession,
 } from "../support/session-api";
 import { waitFor } from "../support/wait";
 
@@ -26,23 +27,13 @@ const bulky = (tag: string) =>
     ...Array.from({ length: 7 }, (_, w) => `${tag}w${w}`.padEnd(1024, "x")),
   ].join(" ");
 
-async function settled(id: string, messages: number): Promise<SessionLive> {
-  let last: SessionLive | undefined;
-  await waitFor(async () => {
-    last = (await sessionRpc(id).live()) as SessionLive;
-    if (last.status === "failed") throw new Error(`session failed: ${last.lastError}`);
-    return last.status === "idle" && last.messageCount >= messages;
-  }, 20_000);
-  return last!;
-}
-
 describe("context compaction", () => {
   it("completes a compaction once after the objects are aborted in the middle of it", async () => {
     const id = await createSession();
     await sessionRpc(id).sendMessage(bulky("a"));
-    await settled(id, 2);
+    await settledSession(id, 2);
     await sessionRpc(id).sendMessage(bulky("b"));
-    await settled(id, 4);
+    await settledSession(id, 4);
     // 35 KB of transcript with this input: past the scripted model's 32 KB budget.
     await sessionRpc(id).sendMessage(bulky("c"));
     await waitFor(async () =>
@@ -53,7 +44,7 @@ describe("context compaction", () => {
     const atCrash = await sessionEvents(id);
     expect(atCrash.filter((e) => e.type === "context/compacted")).toHaveLength(0);
     await runDurableObjectAlarm(sessionAgent(id));
-    const view = await settled(id, 6);
+    const view = await settledSession(id, 6);
     expect(view.messages.at(-1)).toMatchObject({
       role: "assistant",
       content: `You said: ${bulky("c")}`,
@@ -91,7 +82,7 @@ describe("context compaction", () => {
 
     // Later prompts use the summary.
     await sessionRpc(id).sendMessage("history");
-    const after = await settled(id, 8);
+    const after = await settledSession(id, 8);
     expect(after.messages.at(-1)).toMatchObject({
       content: expect.stringMatching(/^History: \d+ messages; summary: yes; /),
     });

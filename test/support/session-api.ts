@@ -1,6 +1,6 @@
 /** A tiny client of the session API for workerd tests (requests go to the worker in-process). */
 import { env, exports } from "cloudflare:workers";
-import type { SessionAgentRpc } from "../../src/sessions/session-agent";
+import type { SessionAgentRpc, SessionLive } from "../../src/sessions/session-agent";
 import type { StreamEvent } from "../../src/streams/messages";
 import type { StreamDurableObject } from "../../src/streams/stream-do";
 import { rpcClient } from "./rpc";
@@ -91,6 +91,24 @@ export const sessionRpc = (id: string, tenant = "default") =>
   rpcClient(sessionAgent(id, tenant) as unknown as SessionAgentRpc);
 
 /** Every idempotency key appears once (no event was appended twice). */
+/**
+ * Waits until the session is idle with at least `messages` transcript messages (its live view
+ * over RPC); a `failed` session fails the wait at once.
+ */
+export async function settledSession(
+  id: string,
+  messages: number,
+  timeoutMs = 20_000,
+): Promise<SessionLive> {
+  let last: SessionLive | undefined;
+  await waitFor(async () => {
+    last = (await sessionRpc(id).live()) as SessionLive;
+    if (last.status === "failed") throw new Error(`session failed: ${last.lastError}`);
+    return last.status === "idle" && last.messageCount >= messages;
+  }, timeoutMs);
+  return last!;
+}
+
 export function duplicateKeys(events: StreamEvent[]): string[] {
   const seen = new Set<string>();
   const dupes: string[] = [];

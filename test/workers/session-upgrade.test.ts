@@ -17,18 +17,9 @@ import {
   sessionAgent,
   sessionEvents,
   sessionRpc,
+  settledSession,
 } from "../support/session-api";
 import { waitFor } from "../support/wait";
-
-async function settled(id: string, messages: number): Promise<SessionLive> {
-  let last: SessionLive | undefined;
-  await waitFor(async () => {
-    last = (await sessionRpc(id).live()) as SessionLive;
-    if (last.status === "failed") throw new Error(`session failed: ${last.lastError}`);
-    return last.status === "idle" && last.messageCount >= messages;
-  }, 15_000);
-  return last!;
-}
 
 async function transcript(id: string) {
   const res = await api(`/v1/sessions/${id}/messages?limit=200`);
@@ -40,7 +31,7 @@ describe("stored data from before issue 9", () => {
   it("upgrades an agent state holding the conversation and a tools state holding every call", async () => {
     const id = await createSession();
     await sessionRpc(id).sendMessage("hello");
-    await settled(id, 2);
+    await settledSession(id, 2);
     // Rewrite the stored states in the old shapes, as the previous version left them.
     await runInDurableObject(sessionAgent(id), (_instance, state) => {
       const sql = state.storage.sql;
@@ -84,7 +75,7 @@ describe("stored data from before issue 9", () => {
     });
 
     await sessionRpc(id).sendMessage("history");
-    const view = await settled(id, 4);
+    const view = await settledSession(id, 4);
     // The old history reached the model's prompt.
     expect(view.messages.at(-1)).toMatchObject({
       role: "assistant",
@@ -151,7 +142,7 @@ describe("stored data from before issue 9", () => {
         idempotencyKey: `agent/request-model@${input}`,
       },
     ]);
-    const view = await settled(id, 2);
+    const view = await settledSession(id, 2);
     expect(view.messages).toEqual([
       { role: "user", content: "history" },
       {
