@@ -6,7 +6,6 @@
  */
 import { abortAllDurableObjects, runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import type { SessionLive } from "../../src/sessions/session-agent";
 import {
   createSession,
   duplicateKeys,

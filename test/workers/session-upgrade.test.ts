@@ -7,7 +7,7 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import type { SessionLive, TranscriptPage } from "../../src/sessions/session-agent";
+import type { TranscriptPage } from "../../src/sessions/session-agent";
 import type { StreamEvent } from "../../src/streams/messages";
 import {
   api,
@@ -19,7 +19,6 @@ import {
   sessionRpc,
   settledSession,
 } from "../support/session-api";
-import { waitFor } from "../support/wait";
 
 async function transcript(id: string) {
   const res = await api(`/v1/sessions/${id}/messages?limit=200`);
