@@ -30,124 +30,18 @@
  * (which is why it measures UTF-8 itself rather than importing src/sessions/content.ts).
  */
 import type { JsonValue, SessionEvent, SessionStatus } from "./types";
+import { addChunk, takeContent } from "./view-content";
+import type {
+  AssistantMessage,
+  NotLoaded,
+  PayloadOf as Of,
+  SessionView,
+  ToolMessage,
+  UserMessage,
+  ViewMessage,
+} from "./view-model";
 
-/** Why a message's content is not shown although it exists. */
-export interface NotLoaded {
-  /**
-   * missing: its chunks were not seen (the view started after them) or were evicted;
-   * too_large: beyond the view's buffer bound; invalid: its chunks do not add up to its ref.
-   */
-  reason: "missing" | "too_large" | "invalid";
-  /** UTF-8 bytes of the content, when known. */
-  bytes: number | null;
-}
-
-export interface UserMessage {
-  kind: "user";
-  id: string;
-  text: string;
-  /** Set when the text exists but could not be assembled (then `text` is ""). */
-  notLoaded: NotLoaded | null;
-  offset: number;
-  /** queued: waiting for the running turn to end; sent: its turn started; dropped: cancelled before it started. */
-  status: "queued" | "sent" | "dropped";
-  turnId: string | null;
-}
-
-export interface AssistantMessage {
-  kind: "assistant";
-  /** The model request's id. */
-  id: string;
-  turnId: string | null;
-  text: string;
-  /** Set when a chunked reply could not be assembled (`text` keeps what streamed, if anything). */
-  notLoaded: NotLoaded | null;
-  attempt: number;
-  status: "streaming" | "completed" | "cancelled" | "failed";
-  error: string | null;
-  /** Next delta index expected in this attempt (repeats below it are ignored). */
-  nextIndex: number;
-}
-
-export interface ToolMessage {
-  kind: "tool";
-  id: string;
-  turnId: string | null;
-  toolName: string;
-  /** The arguments as the model wrote them (JSON text). */
-  input: string;
-  status:
-    | "running"
-    | "awaiting_approval"
-    | "approved"
-    | "denied"
-    | "completed"
-    | "failed"
-    | "cancelled";
-  result: JsonValue | null;
-  /** Set when a chunked result could not be assembled (then `result` is null). */
-  resultNotLoaded: NotLoaded | null;
-  reason: string | null;
-}
-
-export type ViewMessage = UserMessage | AssistantMessage | ToolMessage;
-
-export interface PendingApproval {
-  toolCallId: string;
-  toolName: string;
-  args: JsonValue;
-}
-
-export interface SessionView {
-  /** Offset of the last event reduced: resume reading after it. */
-  lastOffset: number;
-  status: SessionStatus;
-  title: string;
-  model: string;
-  /** The running turn, if any. */
-  turnId: string | null;
-  /** True between a cancel request and the end of the turn it cancels. */
-  cancelling: boolean;
-  messages: ViewMessage[];
-  pendingApprovals: PendingApproval[];
-  lastError: string | null;
-  /**
-   * Chunks of large content awaiting the event that references them, by content id (in
-   * arrival order, oldest first). Internal to the reducer; copied on write.
-   */
-  chunks: ReadonlyMap<string, ChunkBuffer>;
-}
-
-/** Buffered chunks of one content id. */
-export interface ChunkBuffer {
-  /** Chunk text and stream offset by index. */
-  pieces: ReadonlyArray<{ text: string; offset: number } | undefined>;
-  /** UTF-8 bytes buffered. */
-  bytes: number;
-  /** Chunks were refused because of the buffer bound. */
-  overflowed: boolean;
-}
-
-/** Upper bound of buffered chunk text (UTF-8 bytes) across all content ids. */
-export const MAX_BUFFERED_BYTES = 32 * 1024 * 1024;
-/** Upper bound of content ids buffered at once. */
-export const MAX_BUFFERED_CONTENTS = 64;
-
-export const initialSessionView: SessionView = Object.freeze({
-  lastOffset: 0,
-  status: "idle",
-  title: "",
-  model: "",
-  turnId: null,
-  cancelling: false,
-  messages: [],
-  pendingApprovals: [],
-  lastError: null,
-  chunks: new Map(),
-}) as SessionView;
-
-/** The payload of a client-view event of type T. */
-type Of<T extends SessionEvent["type"]> = Extract<SessionEvent, { type: T }>["payload"];
+export * from "./view-model";
 
 /** Reduces one event. Returns the same object when the event changes nothing. */
 export function reduceSessionView(view: SessionView, event: SessionEvent): SessionView {
@@ -227,74 +121,6 @@ function apply(view: SessionView, event: SessionEvent): SessionView {
     default:
       return view;
   }
-}
-
-interface ContentRefLike {
-  contentId: string;
-  bytes: number;
-  chunks: number;
-  offsets: number[];
-}
-
-const encoder = new TextEncoder();
-const utf8Bytes = (text: string) => encoder.encode(text).byteLength;
-
-function addChunk(view: SessionView, offset: number, p: Of<"content/chunk-added">): SessionView {
-  const chunks = new Map(view.chunks);
-  const buffer = chunks.get(p.contentId) ?? { pieces: [], bytes: 0, overflowed: false };
-  if (buffer.pieces[p.index] !== undefined || buffer.overflowed) return view; // repeated / refused
-  const bytes = utf8Bytes(p.text);
-  chunks.delete(p.contentId); // re-added below, so it counts as the newest
-  // Make room: the oldest buffers are orphans (their referencing event never came).
-  let total = bytes + buffer.bytes;
-  for (const b of chunks.values()) total += b.bytes;
-  for (const [id, b] of chunks) {
-    if (total <= MAX_BUFFERED_BYTES && chunks.size < MAX_BUFFERED_CONTENTS) break;
-    chunks.delete(id);
-    total -= b.bytes;
-  }
-  if (total > MAX_BUFFERED_BYTES) {
-    // This content alone exceeds the bound: keep only the marker that it did.
-    chunks.set(p.contentId, { pieces: [], bytes: 0, overflowed: true });
-  } else {
-    const pieces = [...buffer.pieces];
-    pieces[p.index] = { text: p.text, offset };
-    chunks.set(p.contentId, { pieces, bytes: buffer.bytes + bytes, overflowed: false });
-  }
-  return { ...view, chunks };
-}
-
-/**
- * Takes the buffered content a ref names out of the view (the buffer is dropped either way):
- * its text, or why it cannot be shown.
- */
-function takeContent(
-  view: SessionView,
-  ref: ContentRefLike,
-): { view: SessionView; text: string | null; notLoaded: NotLoaded | null } {
-  const buffer = view.chunks.get(ref.contentId);
-  let next = view;
-  if (buffer) {
-    const chunks = new Map(view.chunks);
-    chunks.delete(ref.contentId);
-    next = { ...view, chunks };
-  }
-  const fail = (reason: NotLoaded["reason"]) => ({
-    view: next,
-    text: null,
-    notLoaded: { reason, bytes: ref.bytes },
-  });
-  if (!buffer) return fail("missing");
-  if (buffer.overflowed) return fail("too_large");
-  const parts: string[] = [];
-  for (let index = 0; index < ref.chunks; index++) {
-    const piece = buffer.pieces[index];
-    if (piece === undefined) return fail("missing");
-    if (piece.offset !== ref.offsets[index]) return fail("invalid");
-    parts.push(piece.text);
-  }
-  if (buffer.pieces.length !== ref.chunks || buffer.bytes !== ref.bytes) return fail("invalid");
-  return { view: next, text: parts.join(""), notLoaded: null };
 }
 
 function addInput(view: SessionView, offset: number, p: Of<"session/input-added">): SessionView {
