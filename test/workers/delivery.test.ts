@@ -18,8 +18,8 @@ import {
   runDurableObjectAlarm,
   runInDurableObject,
 } from "../support/rpc";
-import { waitFor } from "../support/wait";
-import { pumpUntil } from "./helpers";
+import { pumpUntil } from "../support/streams";
+import { pause, waitFor } from "../support/wait";
 
 // ---- typed stubs ------------------------------------------------------------------------
 
@@ -159,7 +159,6 @@ async function forceEvict(stub: DurableObjectStub): Promise<void> {
   }
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const ev = (type: string, n: number): EventInput => ({ type, payload: { n } });
 
 // ---- filtering and startAt --------------------------------------------------------------
@@ -584,7 +583,8 @@ describe("retry scheduling", () => {
       if ((this as unknown as { ctx: DurableObjectState }).ctx.id.toString() === id) fired += 1;
       return original.call(this);
     });
-    await sleep(1_000);
+    // The test is about alarms over a window of time: count them for one second.
+    await pause(1_000);
     alarms.mockRestore();
     await host.stub.releaseGate("slow");
     await pumpUntil(stream.stub, caughtUp(stream.stub, key));
@@ -633,8 +633,9 @@ describe("concurrent commits", () => {
         stream.stub.append({ type: "test/stepped", payload: { id: `s${i}`, action: "none" } }),
       ),
     );
-    await sleep(200);
-    // Nothing else reached the host while the first batch is out.
+    // Nothing else reached the host while the first batch is out: an absence, so there is
+    // no condition to await; give a wrong delivery the time to show up.
+    await pause(200);
     expect((await host.stub.effects()).map((e) => e.kind)).toEqual(["block:hold"]);
 
     await host.stub.releaseGate("hold");
@@ -736,7 +737,8 @@ describe("removal", () => {
 
     await stream.stub.appendBatch([ev("test/a", 2), ev("test/a", 3)]);
     await waitFor(async () => (await received(kept.stub)).length === 3);
-    await sleep(200);
+    // An absence (no delivery to the removed subscriber): give a stray one the time to land.
+    await pause(200);
     expect((await received(removed.stub)).map((e) => (e.payload as { n: number }).n)).toEqual([1]);
 
     // Removing it again is a 404.

@@ -18,8 +18,8 @@ import {
   runDurableObjectAlarm,
   runInDurableObject,
 } from "../support/rpc";
+import { pumpUntil } from "../support/streams";
 import { waitFor } from "../support/wait";
-import { pumpUntil } from "./helpers";
 
 type StreamStub = DurableObjectStub &
   Unwrapped<

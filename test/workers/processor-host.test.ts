@@ -13,8 +13,8 @@ import type { DeliveryBatch } from "../../src/streams/delivery";
 import type { EventInput, StreamEvent } from "../../src/streams/messages";
 import type { StartAt } from "../../src/streams/system-events";
 import { rpcClient, runInDurableObject } from "../support/rpc";
-import { waitFor } from "../support/wait";
-import { pumpUntil } from "./helpers";
+import { pumpUntil } from "../support/streams";
+import { pause, waitFor } from "../support/wait";
 
 // ---- typed stubs (the generated Rpc.Stub types are too deep for these payloads) ----------
 
@@ -147,8 +147,6 @@ async function rejectionOf(promise: Promise<unknown>): Promise<Error> {
   }
   throw new Error("expected the call to reject");
 }
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -310,8 +308,9 @@ describe("batches of one processor are serialised", () => {
       .finally(() => {
         secondDone = true;
       });
-    // Give the second delivery every chance to (wrongly) overtake the first.
-    await sleep(300);
+    // Give the second delivery every chance to (wrongly) overtake the first: an absence,
+    // so there is no condition to await.
+    await pause(300);
     expect(firstDone).toBe(false);
     expect(secondDone).toBe(false);
     expect((await stub.effects()).map((e) => e.kind)).toEqual(["block:s1"]);
@@ -355,7 +354,9 @@ describe("blocking work", () => {
     await waitFor(async () => (await stub.effects()).some((e) => e.kind === "nested:n1"));
     await stub.releaseGate("n1/outer");
     await waitFor(async () => (await stub.effects()).some((e) => e.kind === "nested-inner:n1"));
-    await sleep(200);
+    // The checkpoint must NOT be committed while the inner work runs: an absence, so give a
+    // wrong commit the time to happen.
+    await pause(200);
     const held = { done, checkpoint: (await stub.snapshot("gate")).checkpoint };
     await stub.releaseGate("n1/inner");
     expect(await delivery).toEqual({ ackOffset: 1 });
@@ -408,7 +409,8 @@ describe("failures and redelivery through a real subscription", () => {
       payload: { id: "b1", action: "block" },
     });
     await waitFor(async () => (await host.stub.effects()).some((e) => e.kind === "block:b1"));
-    await sleep(200);
+    // An absence (no checkpoint before the promise settles): give a wrong one the time.
+    await pause(200);
     // The hook has returned, but the checkpoint and the stream's cursor wait for the promise.
     expect((await host.stub.snapshot("gate")).checkpoint).toBeLessThan(blocked.offset);
     expect((await subscription(stream.stub, "gate", host.name)).cursor).toBeLessThan(
