@@ -13,6 +13,14 @@ import type { SubscriptionStatus } from "../../src/streams/stream-do";
 import { StreamDurableObject } from "../../src/streams/stream-do";
 import type { StartAt } from "../../src/streams/system-events";
 import {
+  hostStub,
+  newHost,
+  newSubscriber,
+  rejectionOf,
+  type SubscriberStub,
+  uid,
+} from "../support/fixtures";
+import {
   evictDurableObject,
   rpcClient,
   runDurableObjectAlarm,
@@ -41,31 +49,11 @@ interface StreamStub extends DurableObjectStub {
   listSubscriptions(): Promise<SubscriptionStatusView[]>;
 }
 
-interface SubscriberStub extends DurableObjectStub {
-  failNext(n: number): Promise<void>;
-  batches(): Promise<DeliveryBatch[]>;
-}
-
-interface HostStub extends DurableObjectStub {
-  snapshot(name: string): Promise<{ state: { steps: string[] }; checkpoint: number }>;
-  effects(): Promise<{ kind: string; offset: number }[]>;
-  subscribe(
-    name: string,
-    streamName: string,
-    hostName: string,
-    startAt?: StartAt,
-  ): Promise<unknown>;
-  releaseGate(id: string): Promise<void>;
-  failNext(processor: string, n: number): Promise<void>;
-}
-
 const testEnv = env as unknown as {
   STREAMS: DurableObjectNamespace;
   TEST_HOSTS: DurableObjectNamespace;
   TEST_SUBSCRIBERS: DurableObjectNamespace;
 };
-
-const uid = () => crypto.randomUUID().slice(0, 8);
 
 const streamStub = (name: string) =>
   rpcClient(testEnv.STREAMS.get(testEnv.STREAMS.idFromName(name))) as unknown as StreamStub;
@@ -76,22 +64,6 @@ async function newStream(label: string) {
   const stub = streamStub(name);
   await stub.create(name, path);
   return { path, name, stub };
-}
-
-function newSubscriber(label: string) {
-  const name = `${label}-${uid()}`;
-  const stub = testEnv.TEST_SUBSCRIBERS.get(
-    testEnv.TEST_SUBSCRIBERS.idFromName(name),
-  ) as unknown as SubscriberStub;
-  return { name, stub };
-}
-
-const hostStub = (name: string) =>
-  testEnv.TEST_HOSTS.get(testEnv.TEST_HOSTS.idFromName(name)) as unknown as HostStub;
-
-function newHost(label: string) {
-  const name = `${label}-${uid()}`;
-  return { name, stub: hostStub(name) };
 }
 
 /** Subscribes a TestSubscriber (method `receive`) and returns the subscription key. */
@@ -133,15 +105,6 @@ async function received(subscriber: SubscriberStub) {
 
 async function eventsOf(stream: StreamStub): Promise<StreamEvent[]> {
   return (await stream.read({ after: 0, limit: 10_000 })).events;
-}
-
-async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected the call to reject");
 }
 
 /**

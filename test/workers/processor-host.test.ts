@@ -11,7 +11,7 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { DeliveryBatch } from "../../src/streams/delivery";
 import type { EventInput, StreamEvent } from "../../src/streams/messages";
-import type { StartAt } from "../../src/streams/system-events";
+import { newHost, rejectionOf, uid } from "../support/fixtures";
 import { rpcClient, runInDurableObject } from "../support/rpc";
 import { pumpUntil } from "../support/streams";
 import { pause, waitFor } from "../support/wait";
@@ -39,36 +39,10 @@ interface StreamStub extends DurableObjectStub {
   listSubscriptions(): Promise<SubscriptionStatusView[]>;
 }
 
-interface Snapshot {
-  // biome-ignore lint/suspicious/noExplicitAny: states of several contracts
-  state: any;
-  checkpoint: number;
-}
-
-interface HostStub extends DurableObjectStub {
-  deliverTo(name: string, batch: DeliveryBatch): Promise<{ ackOffset: number }>;
-  snapshot(name: string): Promise<Snapshot>;
-  effects(): Promise<{ kind: string; offset: number }[]>;
-  subscribe(
-    name: string,
-    streamName: string,
-    hostName: string,
-    startAt?: StartAt,
-  ): Promise<unknown>;
-  releaseGate(id: string): Promise<void>;
-  rejectGate(id: string, message: string): Promise<void>;
-  failNext(processor: string, n: number): Promise<void>;
-}
-
 const testEnv = env as unknown as {
   STREAMS: DurableObjectNamespace;
   TEST_HOSTS: DurableObjectNamespace;
 };
-
-const hostStub = (name: string) =>
-  testEnv.TEST_HOSTS.get(testEnv.TEST_HOSTS.idFromName(name)) as unknown as HostStub;
-
-const uid = () => crypto.randomUUID().slice(0, 8);
 
 /** A fresh JSON stream `default:/ph/<label>-<id>`. */
 async function newStream(label: string) {
@@ -82,11 +56,6 @@ async function newStream(label: string) {
 }
 
 /** A fresh host with a unique name (storage is shared by the tests of a file). */
-function newHost(label: string) {
-  const name = `${label}-${uid()}`;
-  return { name, stub: hostStub(name) };
-}
-
 type RawEvent = [offset: number, type: string, payload: unknown];
 
 /** A hand-made delivery batch for `processor` on host `hostName`. */
@@ -133,19 +102,6 @@ const caughtUp = (stream: StreamStub, processor: string, hostName: string) => as
 
 async function eventsOf(stream: StreamStub): Promise<StreamEvent[]> {
   return (await stream.read({ after: 0, limit: 10_000 })).events;
-}
-
-/**
- * The error an RPC call rejects with. (Not `expect(p).rejects`: an RPC promise is callable,
- * and vitest calls a callable as a function, which starts another RPC that nobody awaits.)
- */
-async function rejectionOf(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error("expected the call to reject");
 }
 
 afterEach(() => {
