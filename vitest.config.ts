@@ -6,7 +6,7 @@ import { copyDocsAssets } from "./scripts/docs-assets.mjs";
 // The /docs script is a static asset copied from node_modules (wrangler.toml [assets]).
 copyDocsAssets();
 
-// The D1 migrations, applied inside workerd by test/workers/setup.ts.
+// The D1 migrations, applied inside workerd by test/support/workers-setup.ts.
 const migrations = await readD1Migrations("./migrations");
 
 const workers = (name: string, include: string[], bindings: Record<string, unknown> = {}) => ({
@@ -46,7 +46,7 @@ const workers = (name: string, include: string[], bindings: Record<string, unkno
       },
     }),
   ],
-  test: { name, include, setupFiles: ["./test/workers/setup.ts"], testTimeout: 30_000 },
+  test: { name, include, setupFiles: ["./test/support/workers-setup.ts"], testTimeout: 30_000 },
 });
 
 /**
