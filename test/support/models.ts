@@ -1,6 +1,7 @@
 /**
- * Shared by the model-layer unit tests (test/unit/models-*.test.ts): call options for a
- * prompt, a stream collector that records deltas, and unwrapping an expected ModelError.
+ * Shared by the model-layer tests (test/unit/models-*.test.ts, test/sessions/openai.test.ts):
+ * call options for a prompt, a stream collector that records deltas, unwrapping an expected
+ * ModelError, and the chat-completions SSE frames an OpenAI-compatible server streams.
  */
 import type {
   LanguageModelV4,
@@ -65,4 +66,18 @@ export function streamModel(
     doGenerate: () => Promise.reject(new Error("not used")),
     doStream: async (options) => ({ stream: build(options) }),
   };
+}
+
+/** One chat-completions SSE frame (`data: {…chat.completion.chunk…}`), as OpenAI streams them. */
+export function chatCompletionChunk(
+  delta: Record<string, unknown>,
+  finishReason: string | null = null,
+): string {
+  return `data: ${JSON.stringify({
+    id: "chatcmpl-123",
+    object: "chat.completion.chunk",
+    created: 1_760_000_000,
+    model: "gpt-test",
+    choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }],
+  })}\n\n`;
 }

@@ -14,7 +14,7 @@ import {
   parseModelSpec,
   resolveModel,
 } from "../../src/sessions/models/registry";
-import { call, collect, modelError, user } from "../support/models";
+import { call, chatCompletionChunk as chunk, collect, modelError, user } from "../support/models";
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -32,16 +32,6 @@ interface Captured {
   url: string;
   headers: Headers;
   body: Record<string, unknown>;
-}
-
-function chunk(delta: Record<string, unknown>, finishReason: string | null = null): string {
-  return `data: ${JSON.stringify({
-    id: "chatcmpl-123",
-    object: "chat.completion.chunk",
-    created: 1_760_000_000,
-    model: "gpt-test",
-    choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }],
-  })}\n\n`;
 }
 
 function sseResponse(events: string[], onCancel?: () => void, hang = false): Response {
