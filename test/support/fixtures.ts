@@ -7,6 +7,7 @@
  * test of a file.
  */
 import { env } from "cloudflare:workers";
+import type { StartAt } from "../../src/streams/system-events";
 import type { TestHost, TestSubscriber } from "../fixtures/worker";
 
 /** The fixture objects' bindings (vitest.config.ts; not part of the production Env). */
@@ -70,6 +71,38 @@ export function newSubscriber(label: string) {
     bindings.TEST_SUBSCRIBERS.idFromName(name),
   ) as unknown as SubscriberStub;
   return { name, stub };
+}
+
+/**
+ * Subscribes the TestSubscriber named `subscriber` (method `receive`) to a stream under the
+ * key `raw/<subscriber>`; `startAt` is left to the stream's default when not given.
+ */
+export async function subscribeRecorder(
+  stream: {
+    configureSubscription(input: {
+      key: string;
+      callable: { kind: "durable-object"; binding: string; name: string; method: string };
+      eventTypes: string[];
+      startAt?: StartAt;
+    }): Promise<{ created: boolean }>;
+  },
+  subscriber: string,
+  eventTypes: string[],
+  startAt?: StartAt,
+): Promise<{ key: string; created: boolean }> {
+  const key = `raw/${subscriber}`;
+  const { created } = await stream.configureSubscription({
+    key,
+    callable: {
+      kind: "durable-object",
+      binding: "TEST_SUBSCRIBERS",
+      name: subscriber,
+      method: "receive",
+    },
+    eventTypes,
+    ...(startAt === undefined ? {} : { startAt }),
+  });
+  return { key, created };
 }
 
 /**

@@ -18,6 +18,7 @@ import {
   newSubscriber,
   rejectionOf,
   type SubscriberStub,
+  subscribeRecorder,
   uid,
 } from "../support/fixtures";
 import {
@@ -73,18 +74,7 @@ async function subscribeRaw(
   eventTypes: string[],
   startAt: StartAt = "beginning",
 ): Promise<string> {
-  const key = `raw/${subscriber}`;
-  const { created } = await stream.configureSubscription({
-    key,
-    callable: {
-      kind: "durable-object",
-      binding: "TEST_SUBSCRIBERS",
-      name: subscriber,
-      method: "receive",
-    },
-    eventTypes,
-    startAt,
-  });
+  const { key, created } = await subscribeRecorder(stream, subscriber, eventTypes, startAt);
   expect(created).toBe(true);
   return key;
 }

@@ -11,7 +11,7 @@ import { describe, expect, it } from "vitest";
 import type { Unwrapped } from "../../src/rpc/result";
 import type { EventInput, StreamEvent } from "../../src/streams/messages";
 import type { StreamDurableObject, SubscriptionStatus } from "../../src/streams/stream-do";
-import { newSubscriber, type SubscriberStub, uid } from "../support/fixtures";
+import { newSubscriber, type SubscriberStub, subscribeRecorder, uid } from "../support/fixtures";
 import {
   evictDurableObject,
   rpcClient,
@@ -55,18 +55,7 @@ async function newStream(label: string) {
 }
 
 async function subscribe(stream: StreamStub, subscriber: string, eventTypes = ["test/a"]) {
-  const key = `raw/${subscriber}`;
-  await stream.configureSubscription({
-    key,
-    callable: {
-      kind: "durable-object",
-      binding: "TEST_SUBSCRIBERS",
-      name: subscriber,
-      method: "receive",
-    },
-    eventTypes,
-  });
-  return key;
+  return (await subscribeRecorder(stream, subscriber, eventTypes)).key;
 }
 
 async function status(stream: StreamStub, key: string): Promise<SubscriptionStatus> {
