@@ -1,3 +1,4 @@
+import { fileURLToPath } from "node:url";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 import { copyDocsAssets } from "./scripts/docs-assets.mjs";
@@ -5,7 +6,7 @@ import { copyDocsAssets } from "./scripts/docs-assets.mjs";
 // The /docs script is a static asset copied from node_modules (wrangler.toml [assets]).
 copyDocsAssets();
 
-// The D1 migrations, applied inside workerd by test/workers/setup.ts.
+// The D1 migrations, applied inside workerd by test/support/workers-setup.ts.
 const migrations = await readD1Migrations("./migrations");
 
 const workers = (name: string, include: string[], bindings: Record<string, unknown> = {}) => ({
@@ -45,13 +46,30 @@ const workers = (name: string, include: string[], bindings: Record<string, unkno
       },
     }),
   ],
-  test: { name, include, setupFiles: ["./test/workers/setup.ts"], testTimeout: 30_000 },
+  test: { name, include, setupFiles: ["./test/support/workers-setup.ts"], testTimeout: 30_000 },
 });
 
+/**
+ * Three tiers (README "Tests and benchmarks"): pure logic in plain Node (project "unit", no
+ * workerd, seconds); Durable Objects, D1 and routes inside workerd ("workers",
+ * "sessions-slow"); user flows against `wrangler dev` (test/e2e, test/conformance: own configs).
+ */
 export default defineConfig({
   test: {
     projects: [
-      workers("workers", ["test/workers/**/*.test.ts", "test/unit/**/*.test.ts"], {
+      {
+        test: {
+          name: "unit",
+          include: ["test/unit/**/*.test.ts"],
+          environment: "node",
+          alias: {
+            "cloudflare:workers": fileURLToPath(
+              new URL("./test/support/node-workers-env.ts", import.meta.url),
+            ),
+          },
+        },
+      },
+      workers("workers", ["test/workers/**/*.test.ts"], {
         // Large enough that a 2 MB message reaches the scripted model whole (sessions-large).
         MODEL_CONTENT_MAX_BYTES: "2500000",
       }),

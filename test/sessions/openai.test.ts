@@ -5,16 +5,8 @@
  * with the streamed reply. (This project sets OPENAI_BASE_URL and MODEL_RETRY_BASE_MS=10.)
  */
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { chatCompletionChunk as chunk } from "../support/models";
 import { createSession, sendMessage, sessionEvents, waitForSession } from "../support/session-api";
-
-const chunk = (delta: Record<string, unknown>, finish: string | null = null) =>
-  `data: ${JSON.stringify({
-    id: "chatcmpl-1",
-    object: "chat.completion.chunk",
-    created: 1_760_000_000,
-    model: "gpt-test",
-    choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
-  })}\n\n`;
 
 const stream = (parts: string[]) =>
   new Response(new TextEncoder().encode(parts.join("")), {

@@ -20,7 +20,7 @@ import {
   sessionEvents,
   waitForSession,
 } from "../support/session-api";
-import { pumpUntil } from "../workers/helpers";
+import { pumpUntil } from "../support/streams";
 
 const streamOf = (id: string) =>
   rpcClient(

@@ -1,4 +1,9 @@
-/** Polls a condition until it holds; event-driven tests use this instead of fixed sleeps. */
+/**
+ * Waiting in tests. `waitFor` polls a condition until it holds: event-driven tests use it
+ * instead of fixed sleeps. `pause` is the one fixed sleep, for the few tests about time
+ * itself (a TTL running out, alarms over a window) or about something that must NOT happen
+ * within a window, where there is no condition to await; each call says why.
+ */
 export async function waitFor(
   check: () => Promise<boolean> | boolean,
   timeoutMs = 10_000,
@@ -11,3 +16,6 @@ export async function waitFor(
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
+
+/** A fixed wait: only where time passing is what the test is about (see above). */
+export const pause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

@@ -8,7 +8,6 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { encodeOffset } from "../../src/streams/offsets";
 import type { StreamDurableObject, SubscriptionStatus } from "../../src/streams/stream-do";
 import { evictDurableObject, runInDurableObject } from "../support/rpc";
-import { waitFor } from "../support/wait";
 import {
   BASE,
   createJsonStream,
@@ -18,7 +17,8 @@ import {
   rpcError,
   stubFor,
   uniquePath,
-} from "./helpers";
+} from "../support/streams";
+import { waitFor } from "../support/wait";
 
 const JSON_TYPE = { "content-type": "application/json" };
 const VALID_MESSAGE = JSON.stringify({ type: "bad/valid", payload: 1 });

@@ -13,13 +13,22 @@ import type { SubscriptionStatus } from "../../src/streams/stream-do";
 import { StreamDurableObject } from "../../src/streams/stream-do";
 import type { StartAt } from "../../src/streams/system-events";
 import {
+  hostStub,
+  newHost,
+  newSubscriber,
+  rejectionOf,
+  type SubscriberStub,
+  subscribeRecorder,
+  uid,
+} from "../support/fixtures";
+import {
   evictDurableObject,
   rpcClient,
   runDurableObjectAlarm,
   runInDurableObject,
 } from "../support/rpc";
-import { waitFor } from "../support/wait";
-import { pumpUntil } from "./helpers";
+import { pumpUntil } from "../support/streams";
+import { pause, waitFor } from "../support/wait";
 
 // ---- typed stubs ------------------------------------------------------------------------
 
@@ -41,31 +50,11 @@ interface StreamStub extends DurableObjectStub {
   listSubscriptions(): Promise<SubscriptionStatusView[]>;
 }
 
-interface SubscriberStub extends DurableObjectStub {
-  failNext(n: number): Promise<void>;
-  batches(): Promise<DeliveryBatch[]>;
-}
-
-interface HostStub extends DurableObjectStub {
-  snapshot(name: string): Promise<{ state: { steps: string[] }; checkpoint: number }>;
-  effects(): Promise<{ kind: string; offset: number }[]>;
-  subscribe(
-    name: string,
-    streamName: string,
-    hostName: string,
-    startAt?: StartAt,
-  ): Promise<unknown>;
-  releaseGate(id: string): Promise<void>;
-  failNext(processor: string, n: number): Promise<void>;
-}
-
 const testEnv = env as unknown as {
   STREAMS: DurableObjectNamespace;
   TEST_HOSTS: DurableObjectNamespace;
   TEST_SUBSCRIBERS: DurableObjectNamespace;
 };
-
-const uid = () => crypto.randomUUID().slice(0, 8);
 
 const streamStub = (name: string) =>
   rpcClient(testEnv.STREAMS.get(testEnv.STREAMS.idFromName(name))) as unknown as StreamStub;
@@ -78,22 +67,6 @@ async function newStream(label: string) {
   return { path, name, stub };
 }
 
-function newSubscriber(label: string) {
-  const name = `${label}-${uid()}`;
-  const stub = testEnv.TEST_SUBSCRIBERS.get(
-    testEnv.TEST_SUBSCRIBERS.idFromName(name),
-  ) as unknown as SubscriberStub;
-  return { name, stub };
-}
-
-const hostStub = (name: string) =>
-  testEnv.TEST_HOSTS.get(testEnv.TEST_HOSTS.idFromName(name)) as unknown as HostStub;
-
-function newHost(label: string) {
-  const name = `${label}-${uid()}`;
-  return { name, stub: hostStub(name) };
-}
-
 /** Subscribes a TestSubscriber (method `receive`) and returns the subscription key. */
 async function subscribeRaw(
   stream: StreamStub,
@@ -101,18 +74,7 @@ async function subscribeRaw(
   eventTypes: string[],
   startAt: StartAt = "beginning",
 ): Promise<string> {
-  const key = `raw/${subscriber}`;
-  const { created } = await stream.configureSubscription({
-    key,
-    callable: {
-      kind: "durable-object",
-      binding: "TEST_SUBSCRIBERS",
-      name: subscriber,
-      method: "receive",
-    },
-    eventTypes,
-    startAt,
-  });
+  const { key, created } = await subscribeRecorder(stream, subscriber, eventTypes, startAt);
   expect(created).toBe(true);
   return key;
 }
@@ -135,15 +97,6 @@ async function eventsOf(stream: StreamStub): Promise<StreamEvent[]> {
   return (await stream.read({ after: 0, limit: 10_000 })).events;
 }
 
-async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected the call to reject");
-}
-
 /**
  * Resets a Durable Object while a call is in flight. (`evictDurableObject` waits for in-flight
  * work to drain and refuses after 30 s while a delivery is out, so the object aborts itself,
@@ -159,7 +112,6 @@ async function forceEvict(stub: DurableObjectStub): Promise<void> {
   }
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const ev = (type: string, n: number): EventInput => ({ type, payload: { n } });
 
 // ---- filtering and startAt --------------------------------------------------------------
@@ -584,7 +536,8 @@ describe("retry scheduling", () => {
       if ((this as unknown as { ctx: DurableObjectState }).ctx.id.toString() === id) fired += 1;
       return original.call(this);
     });
-    await sleep(1_000);
+    // The test is about alarms over a window of time: count them for one second.
+    await pause(1_000);
     alarms.mockRestore();
     await host.stub.releaseGate("slow");
     await pumpUntil(stream.stub, caughtUp(stream.stub, key));
@@ -633,8 +586,9 @@ describe("concurrent commits", () => {
         stream.stub.append({ type: "test/stepped", payload: { id: `s${i}`, action: "none" } }),
       ),
     );
-    await sleep(200);
-    // Nothing else reached the host while the first batch is out.
+    // Nothing else reached the host while the first batch is out: an absence, so there is
+    // no condition to await; give a wrong delivery the time to show up.
+    await pause(200);
     expect((await host.stub.effects()).map((e) => e.kind)).toEqual(["block:hold"]);
 
     await host.stub.releaseGate("hold");
@@ -736,7 +690,8 @@ describe("removal", () => {
 
     await stream.stub.appendBatch([ev("test/a", 2), ev("test/a", 3)]);
     await waitFor(async () => (await received(kept.stub)).length === 3);
-    await sleep(200);
+    // An absence (no delivery to the removed subscriber): give a stray one the time to land.
+    await pause(200);
     expect((await received(removed.stub)).map((e) => (e.payload as { n: number }).n)).toEqual([1]);
 
     // Removing it again is a 404.

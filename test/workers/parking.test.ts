@@ -9,17 +9,17 @@
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { Unwrapped } from "../../src/rpc/result";
-import type { DeliveryBatch } from "../../src/streams/delivery";
 import type { EventInput, StreamEvent } from "../../src/streams/messages";
 import type { StreamDurableObject, SubscriptionStatus } from "../../src/streams/stream-do";
+import { newSubscriber, type SubscriberStub, subscribeRecorder, uid } from "../support/fixtures";
 import {
   evictDurableObject,
   rpcClient,
   runDurableObjectAlarm,
   runInDurableObject,
 } from "../support/rpc";
+import { pumpUntil } from "../support/streams";
 import { waitFor } from "../support/wait";
-import { pumpUntil } from "./helpers";
 
 type StreamStub = DurableObjectStub &
   Unwrapped<
@@ -35,11 +35,6 @@ type StreamStub = DurableObjectStub &
     >
   >;
 
-interface SubscriberStub extends DurableObjectStub {
-  failNext(n: number): Promise<void>;
-  batches(): Promise<DeliveryBatch[]>;
-}
-
 const testEnv = env as unknown as {
   STREAMS: DurableObjectNamespace;
   TEST_SUBSCRIBERS: DurableObjectNamespace;
@@ -47,7 +42,6 @@ const testEnv = env as unknown as {
 
 const MAX_ATTEMPTS = 6;
 const ANONYMOUS = "tenant:default/key:none";
-const uid = () => crypto.randomUUID().slice(0, 8);
 const ev = (type: string, n: number): EventInput => ({ type, payload: { n } });
 
 const streamStub = (name: string) =>
@@ -60,27 +54,8 @@ async function newStream(label: string) {
   return { path, name, stub: streamStub(name) };
 }
 
-function newSubscriber(label: string) {
-  const name = `${label}-${uid()}`;
-  const stub = testEnv.TEST_SUBSCRIBERS.get(
-    testEnv.TEST_SUBSCRIBERS.idFromName(name),
-  ) as unknown as SubscriberStub;
-  return { name, stub };
-}
-
 async function subscribe(stream: StreamStub, subscriber: string, eventTypes = ["test/a"]) {
-  const key = `raw/${subscriber}`;
-  await stream.configureSubscription({
-    key,
-    callable: {
-      kind: "durable-object",
-      binding: "TEST_SUBSCRIBERS",
-      name: subscriber,
-      method: "receive",
-    },
-    eventTypes,
-  });
-  return key;
+  return (await subscribeRecorder(stream, subscriber, eventTypes)).key;
 }
 
 async function status(stream: StreamStub, key: string): Promise<SubscriptionStatus> {

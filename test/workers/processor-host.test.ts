@@ -11,10 +11,10 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { DeliveryBatch } from "../../src/streams/delivery";
 import type { EventInput, StreamEvent } from "../../src/streams/messages";
-import type { StartAt } from "../../src/streams/system-events";
+import { newHost, rejectionOf, uid } from "../support/fixtures";
 import { rpcClient, runInDurableObject } from "../support/rpc";
-import { waitFor } from "../support/wait";
-import { pumpUntil } from "./helpers";
+import { pumpUntil } from "../support/streams";
+import { pause, waitFor } from "../support/wait";
 
 // ---- typed stubs (the generated Rpc.Stub types are too deep for these payloads) ----------
 
@@ -39,36 +39,10 @@ interface StreamStub extends DurableObjectStub {
   listSubscriptions(): Promise<SubscriptionStatusView[]>;
 }
 
-interface Snapshot {
-  // biome-ignore lint/suspicious/noExplicitAny: states of several contracts
-  state: any;
-  checkpoint: number;
-}
-
-interface HostStub extends DurableObjectStub {
-  deliverTo(name: string, batch: DeliveryBatch): Promise<{ ackOffset: number }>;
-  snapshot(name: string): Promise<Snapshot>;
-  effects(): Promise<{ kind: string; offset: number }[]>;
-  subscribe(
-    name: string,
-    streamName: string,
-    hostName: string,
-    startAt?: StartAt,
-  ): Promise<unknown>;
-  releaseGate(id: string): Promise<void>;
-  rejectGate(id: string, message: string): Promise<void>;
-  failNext(processor: string, n: number): Promise<void>;
-}
-
 const testEnv = env as unknown as {
   STREAMS: DurableObjectNamespace;
   TEST_HOSTS: DurableObjectNamespace;
 };
-
-const hostStub = (name: string) =>
-  testEnv.TEST_HOSTS.get(testEnv.TEST_HOSTS.idFromName(name)) as unknown as HostStub;
-
-const uid = () => crypto.randomUUID().slice(0, 8);
 
 /** A fresh JSON stream `default:/ph/<label>-<id>`. */
 async function newStream(label: string) {
@@ -82,11 +56,6 @@ async function newStream(label: string) {
 }
 
 /** A fresh host with a unique name (storage is shared by the tests of a file). */
-function newHost(label: string) {
-  const name = `${label}-${uid()}`;
-  return { name, stub: hostStub(name) };
-}
-
 type RawEvent = [offset: number, type: string, payload: unknown];
 
 /** A hand-made delivery batch for `processor` on host `hostName`. */
@@ -134,21 +103,6 @@ const caughtUp = (stream: StreamStub, processor: string, hostName: string) => as
 async function eventsOf(stream: StreamStub): Promise<StreamEvent[]> {
   return (await stream.read({ after: 0, limit: 10_000 })).events;
 }
-
-/**
- * The error an RPC call rejects with. (Not `expect(p).rejects`: an RPC promise is callable,
- * and vitest calls a callable as a function, which starts another RPC that nobody awaits.)
- */
-async function rejectionOf(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error("expected the call to reject");
-}
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -310,8 +264,9 @@ describe("batches of one processor are serialised", () => {
       .finally(() => {
         secondDone = true;
       });
-    // Give the second delivery every chance to (wrongly) overtake the first.
-    await sleep(300);
+    // Give the second delivery every chance to (wrongly) overtake the first: an absence,
+    // so there is no condition to await.
+    await pause(300);
     expect(firstDone).toBe(false);
     expect(secondDone).toBe(false);
     expect((await stub.effects()).map((e) => e.kind)).toEqual(["block:s1"]);
@@ -355,7 +310,9 @@ describe("blocking work", () => {
     await waitFor(async () => (await stub.effects()).some((e) => e.kind === "nested:n1"));
     await stub.releaseGate("n1/outer");
     await waitFor(async () => (await stub.effects()).some((e) => e.kind === "nested-inner:n1"));
-    await sleep(200);
+    // The checkpoint must NOT be committed while the inner work runs: an absence, so give a
+    // wrong commit the time to happen.
+    await pause(200);
     const held = { done, checkpoint: (await stub.snapshot("gate")).checkpoint };
     await stub.releaseGate("n1/inner");
     expect(await delivery).toEqual({ ackOffset: 1 });
@@ -408,7 +365,8 @@ describe("failures and redelivery through a real subscription", () => {
       payload: { id: "b1", action: "block" },
     });
     await waitFor(async () => (await host.stub.effects()).some((e) => e.kind === "block:b1"));
-    await sleep(200);
+    // An absence (no checkpoint before the promise settles): give a wrong one the time.
+    await pause(200);
     // The hook has returned, but the checkpoint and the stream's cursor wait for the promise.
     expect((await host.stub.snapshot("gate")).checkpoint).toBeLessThan(blocked.offset);
     expect((await subscription(stream.stub, "gate", host.name)).cursor).toBeLessThan(

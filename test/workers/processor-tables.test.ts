@@ -6,25 +6,9 @@
  * commit that reaches the offset.
  */
 import { runInDurableObject } from "cloudflare:test";
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { DeliveryBatch } from "../../src/streams/delivery";
-
-interface HostStub extends DurableObjectStub {
-  deliverTo(name: string, batch: DeliveryBatch): Promise<{ ackOffset: number }>;
-  snapshot(name: string): Promise<{ state: { count: number }; checkpoint: number }>;
-  ledgerEntries(): Promise<{ offset: number; text: string }[]>;
-  writeStoredState(name: string, state: unknown, checkpoint: number): Promise<void>;
-  resetProcessor(name: string): Promise<void>;
-  waitForCheckpoint(name: string, offset: number, timeoutMs?: number): Promise<number>;
-}
-
-const hosts = (env as unknown as { TEST_HOSTS: DurableObjectNamespace }).TEST_HOSTS;
-
-function newHost() {
-  const name = `tables-${crypto.randomUUID().slice(0, 8)}`;
-  return { name, stub: hosts.get(hosts.idFromName(name)) as unknown as HostStub };
-}
+import { newHost, rejectionOf } from "../support/fixtures";
 
 function notes(hostName: string, from: number, texts: string[]): DeliveryBatch {
   return {
@@ -42,19 +26,9 @@ function notes(hostName: string, from: number, texts: string[]): DeliveryBatch {
   };
 }
 
-/** The error an RPC call rejects with (not `expect(p).rejects`: RPC promises are callable). */
-async function rejectionOf(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error("expected the call to reject");
-}
-
 describe("processor tables", () => {
   it("projects a batch exactly once, however often it is delivered", async () => {
-    const { name, stub } = newHost();
+    const { name, stub } = newHost("tables");
     const batch = notes(name, 1, ["a", "b", "c"]);
     expect(await stub.deliverTo("ledger", batch)).toEqual({ ackOffset: 3 });
     expect(await stub.deliverTo("ledger", batch)).toEqual({ ackOffset: 3 });
@@ -69,7 +43,7 @@ describe("processor tables", () => {
   });
 
   it("writes neither rows nor state nor checkpoint when the projection fails", async () => {
-    const { name, stub } = newHost();
+    const { name, stub } = newHost("tables");
     await stub.deliverTo("ledger", notes(name, 1, ["a"]));
     const error = await rejectionOf(stub.deliverTo("ledger", notes(name, 2, ["b", "explode"])));
     expect(error.message).toMatch(/projection failing on purpose/);
@@ -78,7 +52,7 @@ describe("processor tables", () => {
   });
 
   it("namespaces tables per processor and clears them on reset", async () => {
-    const { name, stub } = newHost();
+    const { name, stub } = newHost("tables");
     await stub.deliverTo("ledger", notes(name, 1, ["a", "b"]));
     const tables = await runInDurableObject(stub, (_instance, state) =>
       state.storage.sql
@@ -96,7 +70,7 @@ describe("processor tables", () => {
   });
 
   it("upgrades a stored state of an older shape, moving what it held into rows", async () => {
-    const { name, stub } = newHost();
+    const { name, stub } = newHost("tables");
     await stub.writeStoredState("ledger", { notes: ["old-1", "old-2"] }, 7);
     expect(await stub.snapshot("ledger")).toEqual({ state: { count: 2 }, checkpoint: 7 });
     expect((await stub.ledgerEntries()).map((e) => e.text)).toEqual(["old-1", "old-2"]);
@@ -108,7 +82,7 @@ describe("processor tables", () => {
   });
 
   it("resolves waitForCheckpoint on the commit that reaches the offset, and times out loudly", async () => {
-    const { name, stub } = newHost();
+    const { name, stub } = newHost("tables");
     const waiting = stub.waitForCheckpoint("ledger", 3);
     await stub.deliverTo("ledger", notes(name, 1, ["a", "b"]));
     await stub.deliverTo("ledger", notes(name, 3, ["c"]));

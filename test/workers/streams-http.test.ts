@@ -7,6 +7,7 @@ import { describe, expect, it } from "vitest";
 import { MAX_MESSAGE_BYTES } from "../../src/streams/messages";
 import { encodeOffset } from "../../src/streams/offsets";
 import { runDurableObjectAlarm, runInDurableObject } from "../support/rpc";
+import { type EventSourceMessage, type SseReader, sseReader } from "../support/sse";
 import {
   createJsonStream,
   headState,
@@ -14,12 +15,10 @@ import {
   nameOf,
   readAllJson,
   rpcError,
-  type SseEvent,
-  sleep,
-  sseReader,
   stubFor,
   uniquePath,
-} from "./helpers";
+} from "../support/streams";
+import { pause } from "../support/wait";
 
 const json = (value: unknown): RequestInit => ({
   method: "POST",
@@ -29,9 +28,9 @@ const json = (value: unknown): RequestInit => ({
 
 /** Reads SSE events until one matches, or fails if the stream ends first. */
 async function nextMatching(
-  sse: ReturnType<typeof sseReader>,
-  match: (event: SseEvent) => boolean,
-): Promise<SseEvent> {
+  sse: SseReader,
+  match: (event: EventSourceMessage) => boolean,
+): Promise<EventSourceMessage> {
   for (;;) {
     const event = await sse.next();
     if (event === null) throw new Error("SSE stream ended before the expected event");
@@ -256,7 +255,9 @@ describe("live readers are woken by commits", () => {
     try {
       // Not reading yet: the frame carrying this event fills the pipe and its write blocks.
       await stub.append({ type: "big/x", payload: "x".repeat(1_800_000) });
-      await sleep(300); // lets the pump reach that blocked write (setup, not an assertion)
+      // Lets the pump reach that blocked write (setup, not an assertion): a write blocked on
+      // backpressure is not observable from outside, so there is no condition to await.
+      await pause(300);
       const small = await stub.append({ type: "small/x", payload: "after the big one" });
       const data = await nextMatching(
         sse,
@@ -284,7 +285,9 @@ describe("live readers are woken by commits", () => {
     for (let attempt = 1; ; attempt++) {
       const tail = await headState(path);
       const poll = http(path, undefined, `?offset=${tail.next}&live=long-poll`);
-      await sleep(50);
+      // Lets the poll reach the Durable Object and wait (a parked reader is not observable
+      // from outside); if the append wins the race the poll answers 200 at once, also correct.
+      await pause(50);
       const event = await stub.append({ type: "live/polled", payload: attempt });
       const res = await poll;
       if (res.status === 204) {
@@ -327,7 +330,8 @@ describe("TTL expiry", () => {
 
     const { expiresAt } = await storageOf(path);
     expect(expiresAt).not.toBeNull();
-    await sleep(Math.max(0, expiresAt! - Date.now()) + 200);
+    // The test is about time passing: wait out the TTL.
+    await pause(Math.max(0, expiresAt! - Date.now()) + 200);
 
     expect((await headState(path)).status).toBe(404);
     const get = await http(path, undefined, "?offset=-1");
@@ -358,7 +362,8 @@ describe("TTL expiry", () => {
     expect(before.alarm).not.toBeNull();
     expect(before.alarm).toBeLessThanOrEqual(before.expiresAt!);
 
-    await sleep(Math.max(0, before.expiresAt! - Date.now()) + 200);
+    // The test is about time passing: wait out the TTL.
+    await pause(Math.max(0, before.expiresAt! - Date.now()) + 200);
     // Miniflare may already have run the alarm on its own; either way it must have cleaned up.
     await runDurableObjectAlarm(stubFor(path));
     const after = await storageOf(path);
@@ -373,7 +378,8 @@ describe("TTL expiry", () => {
     expect(head.expiresAt).not.toBeNull();
     await stub.append({ type: "a/b", payload: 1 });
     const { expiresAt } = await storageOf(path);
-    await sleep(Math.max(0, expiresAt! - Date.now()) + 200);
+    // The test is about time passing: wait out the TTL.
+    await pause(Math.max(0, expiresAt! - Date.now()) + 200);
     expect((await headState(path)).status).toBe(404);
   });
 });

@@ -7,7 +7,7 @@ import { abortAllDurableObjects } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { MAX_MESSAGE_BYTES } from "../../src/streams/messages";
 import { evictDurableObject } from "../support/rpc";
-import { nameOf, rpcError, stubFor, uniquePath } from "./helpers";
+import { nameOf, rpcError, stubFor, uniquePath } from "../support/streams";
 
 /** Creates a JSON stream over RPC and returns its stub. */
 async function newStream(label: string) {

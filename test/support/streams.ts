@@ -1,5 +1,5 @@
 /**
- * Shared helpers for the workerd integration tests: unique stream paths, RPC stubs for the
+ * Streams in the workerd integration tests: unique stream paths, RPC stubs for the
  * stream behind an HTTP path, HTTP requests through the worker, and error unwrapping.
  */
 import { env, exports } from "cloudflare:workers";
@@ -8,8 +8,8 @@ import { ApiError } from "../../src/http/errors";
 import type { Unwrapped } from "../../src/rpc/result";
 import { streamName } from "../../src/streams/naming";
 import type { StreamDurableObject } from "../../src/streams/stream-do";
-import { rpcClient, runDurableObjectAlarm } from "../support/rpc";
-import { waitFor } from "../support/wait";
+import { rpcClient, runDurableObjectAlarm } from "./rpc";
+import { waitFor } from "./wait";
 
 export const ORIGIN = "http://streams.test";
 export const BASE = `${ORIGIN}/v1/stream`;
@@ -41,7 +41,7 @@ export const nameOf = (path: string) => streamName(TENANT, path);
 
 /**
  * The Durable Object the worker routes `/v1/stream<path>` to, as an unwrapping RPC client
- * (usable with the cloudflare:test wrappers of test/support/rpc.ts).
+ * (usable with the cloudflare:test wrappers of ./rpc.ts).
  */
 export function stubFor(path: string): DurableObjectStub & StreamApi {
   const stub = env.STREAMS.get(env.STREAMS.idFromName(nameOf(path)));
@@ -97,51 +97,6 @@ export async function readAllJson(path: string): Promise<unknown[]> {
     if (res.headers.get("stream-up-to-date") === "true") return out;
   }
   throw new Error("stream never reported up to date");
-}
-
-export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** One parsed Server-Sent Event. */
-export interface SseEvent {
-  event: string;
-  data: string;
-}
-
-/**
- * Incremental SSE parser over a response body. `next()` resolves with the next event, or
- * null when the stream ends. Comments (keep-alives) are skipped.
- */
-export function sseReader(res: Response) {
-  const reader = res.body!.getReader();
-  const decoder = new TextDecoder();
-  let buffer = "";
-  let done = false;
-  return {
-    reader,
-    async next(): Promise<SseEvent | null> {
-      for (;;) {
-        const boundary = buffer.indexOf("\n\n");
-        if (boundary >= 0) {
-          const block = buffer.slice(0, boundary);
-          buffer = buffer.slice(boundary + 2);
-          let event = "message";
-          const data: string[] = [];
-          for (const line of block.split("\n")) {
-            if (line.startsWith(":")) continue;
-            if (line.startsWith("event:")) event = line.slice(6).trim();
-            else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
-          }
-          if (data.length === 0 && event === "message") continue;
-          return { event, data: data.join("\n") };
-        }
-        if (done) return null;
-        const chunk = await reader.read();
-        if (chunk.done) done = true;
-        else buffer += decoder.decode(chunk.value, { stream: true });
-      }
-    },
-    cancel: () => reader.cancel().catch(() => {}),
-  };
 }
 
 /**
