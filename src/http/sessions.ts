@@ -32,9 +32,9 @@ import { mintSessionToken, mintTokenSchema, tokenSecret } from "../auth/session-
 import { createDb } from "../db/client";
 import {
   getSessionRow,
+  indexedStatusSchema,
   listSessionRows,
   MAX_LIST_LIMIT,
-  sessionStatusSchema,
 } from "../db/sessions-index";
 import { SESSION_VIEWS } from "../sessions/client-view";
 import { MAX_INPUT_CONTENT_BYTES, utf8Bytes } from "../sessions/content";
@@ -94,7 +94,7 @@ export const transcriptQuerySchema = z.object({
 });
 
 export const listSchema = z.object({
-  status: sessionStatusSchema.optional(),
+  status: indexedStatusSchema.optional(),
   limit: z.coerce.number().int().min(1).max(MAX_LIST_LIMIT).default(20),
   cursor: z.string().max(500).optional(),
 });

@@ -6,9 +6,9 @@ import {
   deleteSessionRow,
   encodeCursor,
   getSessionRow,
+  type IndexedStatus,
   listSessionRows,
   type SessionIndexRow,
-  type SessionStatus,
   upsertSessionRow,
 } from "../../src/db/sessions-index";
 import { ApiError } from "../../src/http/errors";
@@ -169,7 +169,7 @@ describe("session index", () => {
 
   it("filters by status", async () => {
     const t = tenantOf("status");
-    const statuses: SessionStatus[] = ["idle", "running", "idle", "failed", "idle"];
+    const statuses: IndexedStatus[] = ["idle", "running", "idle", "failed", "idle"];
     for (const [i, status] of statuses.entries()) {
       await upsertSessionRow(db, row(t, `s${i}`, { status, createdAt: 100 + i }));
     }
@@ -185,7 +185,7 @@ describe("session index", () => {
     const failed = await listSessionRows(db, t, { status: "failed", limit: 10 });
     expect(failed.sessions.map((s) => s.id)).toEqual(["s3"]);
     const bad = await caught(
-      listSessionRows(db, t, { status: "exploded" as SessionStatus, limit: 10 }),
+      listSessionRows(db, t, { status: "exploded" as IndexedStatus, limit: 10 }),
     );
     expect(bad.status).toBe(400);
   });
