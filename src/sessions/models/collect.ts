@@ -25,17 +25,11 @@ import {
   type LanguageModelV4CallOptions,
   type LanguageModelV4StreamPart,
 } from "@ai-sdk/provider";
-
-export interface CollectedToolCall {
-  toolCallId: string;
-  toolName: string;
-  /** JSON-encoded arguments as the model produced them (may be invalid JSON). */
-  input: string;
-}
+import type { ToolCall } from "../events";
 
 export interface CollectedResponse {
   text: string;
-  toolCalls: CollectedToolCall[];
+  toolCalls: ToolCall[];
   /** The unified finish reason (`stop`, `tool-calls`, `length`, …; `interrupted` if none came). */
   finishReason: string;
 }
@@ -119,7 +113,7 @@ export async function collectStream(
   signal?.addEventListener("abort", onAbort);
 
   let text = "";
-  const toolCalls: CollectedToolCall[] = [];
+  const toolCalls: ToolCall[] = [];
   let finishReason: string | undefined;
   let failed = false;
   try {

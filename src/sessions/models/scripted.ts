@@ -55,6 +55,7 @@ import {
   type LanguageModelV4ToolResultPart,
   type LanguageModelV4Usage,
 } from "@ai-sdk/provider";
+import type { ToolCall } from "../events";
 import { isRetryableStatus } from "./collect";
 
 export interface ScriptedModelOptions {
@@ -70,16 +71,10 @@ export interface ScriptedProviderOptions {
   task?: "compaction";
 }
 
-export interface ScriptedToolCall {
-  toolCallId: string;
-  toolName: string;
-  input: string;
-}
-
 /** What the scripted model will do for one request (exported for tests and debugging). */
 export type ScriptedPlan =
   | { kind: "text"; text: string }
-  | { kind: "tool-calls"; calls: ScriptedToolCall[] }
+  | { kind: "tool-calls"; calls: ToolCall[] }
   | { kind: "fail"; error: APICallError; cleanupFails: boolean };
 
 export const SCRIPTED_PROVIDER = "scripted";
@@ -242,7 +237,7 @@ function lastUserText(prompt: LanguageModelV4Prompt): string {
   return "";
 }
 
-function parseToolCalls(message: string, requestId: string | undefined): ScriptedToolCall[] | null {
+function parseToolCalls(message: string, requestId: string | undefined): ToolCall[] | null {
   const text = message.trim();
   if (!text.startsWith("call")) return null;
   const lines = text
