@@ -6,9 +6,9 @@
  */
 import { and, desc, eq, lt, or, sql } from "drizzle-orm";
 import { z } from "zod";
-import { fromBase64Url, toBase64Url } from "../auth/secrets";
 import { badRequest } from "../http/errors";
 import { parseWith } from "../http/validation";
+import { fromBase64Url, toBase64Url } from "../secrets";
 import { SESSION_STATUSES } from "../sessions/events";
 import type { Db } from "./client";
 import { sessions } from "./schema";

@@ -14,10 +14,10 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { bearerToken, forgetKey } from "../auth/authenticate";
-import { secretsEqual } from "../auth/secrets";
 import { dbOf } from "../db/client";
 import { createApiKey, createTenant, revokeApiKey, tenantIdSchema } from "../db/tenants";
 import { unwrap } from "../rpc/result";
+import { secretsEqual } from "../secrets";
 import { type SessionAgentRpc, sessionObjectName, sessionPath } from "../sessions/session-agent";
 import { streamName } from "../streams/naming";
 import type { StreamDurableObject } from "../streams/stream-do";
