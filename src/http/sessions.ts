@@ -25,7 +25,6 @@
  * scope each route names (`access(...)`, src/http/session-access.ts).
  */
 import { Hono } from "hono";
-import { ulid } from "ulidx";
 import { z } from "zod";
 import { forbidden } from "../auth/principal";
 import { mintSessionToken, mintTokenSchema, tokenSecret } from "../auth/session-tokens";
@@ -38,6 +37,7 @@ import {
 } from "../db/sessions-index";
 import { SESSION_VIEWS } from "../sessions/client-view";
 import { MAX_INPUT_CONTENT_BYTES, utf8Bytes } from "../sessions/content";
+import { newSessionId, sessionIdSchema } from "../sessions/ids";
 import { defaultModelSpec, modelSpecSchema } from "../sessions/models/registry";
 import { sessionPath } from "../sessions/session-agent";
 import { builtinTools, DEFAULT_TOOLS } from "../sessions/tools/builtin";
@@ -50,9 +50,8 @@ import { access, agent, rpc } from "./session-access";
 import { forwardToStream } from "./stream-proxy";
 import { jsonInput, paramInput, queryInput } from "./validators";
 
-const sessionId = z.string().regex(/^[0-9A-HJKMNP-TV-Z]{26}$/, "session ids are ULIDs");
-const idParams = z.object({ id: sessionId });
-const toolCallParams = z.object({ id: sessionId, toolCallId: z.string().min(1).max(200) });
+const idParams = z.object({ id: sessionIdSchema });
+const toolCallParams = z.object({ id: sessionIdSchema, toolCallId: z.string().min(1).max(200) });
 
 export const eventsQuerySchema = z.object({
   offset: z.string().max(64).optional(),
@@ -103,7 +102,7 @@ export function sessionRoutes() {
   return new Hono<AppEnv>()
     .post("/", jsonInput(createSchema), async (c) => {
       const body = c.req.valid("json");
-      const id = ulid();
+      const id = newSessionId();
       const live = await rpc(() =>
         agent(c, id).create({
           tenant: c.get("tenant"),
