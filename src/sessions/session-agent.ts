@@ -19,6 +19,7 @@ import type { DeliveryBatch } from "../streams/delivery";
 import type { StreamEvent } from "../streams/messages";
 import { streamName } from "../streams/naming";
 import type { StreamDurableObject } from "../streams/stream-do";
+import { tenantScopedName } from "../tenant-names";
 import { trace } from "../trace";
 import {
   CHUNK_EVENT,
@@ -68,7 +69,8 @@ const CATCH_UP_TIMEOUT_MS = 5_000;
 /** Session streams live under this path prefix of their tenant. */
 export const SESSION_STREAMS = "/sessions";
 export const sessionPath = (sessionId: string) => `${SESSION_STREAMS}/${sessionId}`;
-export const sessionObjectName = (tenant: string, sessionId: string) => `${tenant}:${sessionId}`;
+export const sessionObjectName = (tenant: string, sessionId: string) =>
+  tenantScopedName(tenant, sessionId);
 
 const identitySchema = z.object({
   tenant: z.string(),
