@@ -31,7 +31,7 @@ export const sessionRowSchema = z.object({
   createdAt: ms,
   updatedAt: ms,
   lastOffset: z.number().int().nonnegative(),
-  pendingApprovals: z.number().int().nonnegative(),
+  pendingApprovalCount: z.number().int().nonnegative(),
   lastError: z.string().nullable(),
 });
 export type SessionIndexRow = z.infer<typeof sessionRowSchema>;
@@ -55,7 +55,7 @@ export async function upsertSessionRow(db: Db, row: SessionIndexRow): Promise<bo
         model: sql`excluded.model`,
         updatedAt: sql`excluded.updated_at`,
         lastOffset: sql`excluded.last_offset`,
-        pendingApprovals: sql`excluded.pending_approvals`,
+        pendingApprovalCount: sql`excluded.pending_approvals`,
         lastError: sql`excluded.last_error`,
       },
       setWhere: sql`excluded.last_offset >= ${sessions.lastOffset}`,

@@ -44,6 +44,7 @@ import { builtinTools, DEFAULT_TOOLS } from "../sessions/tools/builtin";
 import { INTERNAL, MAX_BODY_BYTES } from "../streams/protocol/handler";
 import { trace } from "../trace";
 import type * as api from "./api-schemas";
+import { sessionRowJson } from "./api-schemas";
 import type { AppEnv } from "./app";
 import { ApiError, notFound } from "./errors";
 import { access, agent, rpc } from "./session-access";
@@ -117,14 +118,22 @@ export function sessionRoutes() {
     })
     .get("/", queryInput(listSchema), async (c) => {
       const page = await listSessionRows(createDb(c.env.DB), c.get("tenant"), c.req.valid("query"));
-      return c.json(page satisfies z.input<typeof api.sessionPageSchema>, 200);
+      return c.json(
+        { ...page, sessions: page.sessions.map(sessionRowJson) } satisfies z.input<
+          typeof api.sessionPageSchema
+        >,
+        200,
+      );
     })
     .get("/:id", paramInput(idParams), access("read"), async (c) => {
       const { id } = c.req.valid("param");
       const row = await getSessionRow(createDb(c.env.DB), c.get("tenant"), id);
       if (!row) throw notFound("session not found");
       const live = await rpc(() => agent(c, id).live());
-      return c.json({ session: { ...row, live } } satisfies z.input<typeof api.sessionSchema>, 200);
+      return c.json(
+        { session: { ...sessionRowJson(row), live } } satisfies z.input<typeof api.sessionSchema>,
+        200,
+      );
     })
     .post(
       "/:id/messages",

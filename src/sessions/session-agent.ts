@@ -278,7 +278,7 @@ export class SessionAgent extends DurableObject<Env> {
         createdAt: created!.createdAt,
         updatedAt: created!.createdAt,
         lastOffset: 0,
-        pendingApprovals: 0,
+        pendingApprovalCount: 0,
         lastError: null,
       });
       return this.#live();
@@ -656,7 +656,7 @@ export class SessionAgent extends DurableObject<Env> {
       createdAt: Date.parse(row.createdAt),
       updatedAt: Date.parse(row.updatedAt),
       lastOffset: row.lastOffset,
-      pendingApprovals: row.pendingApprovals,
+      pendingApprovalCount: row.pendingApprovalCount,
       lastError: row.lastError,
     });
   }

@@ -26,7 +26,7 @@ function row(tenantId: string, id: string, over: Partial<SessionIndexRow> = {}):
     createdAt: 1_000,
     updatedAt: 1_000,
     lastOffset: 1,
-    pendingApprovals: 0,
+    pendingApprovalCount: 0,
     lastError: null,
     ...over,
   };
@@ -51,7 +51,7 @@ describe("session index", () => {
         row(t, "s1", {
           lastOffset: 7,
           status: "awaiting_approval",
-          pendingApprovals: 2,
+          pendingApprovalCount: 2,
           updatedAt: 2_000,
         }),
       ),
@@ -67,7 +67,7 @@ describe("session index", () => {
     expect(stored).toMatchObject({
       lastOffset: 7,
       status: "awaiting_approval",
-      pendingApprovals: 2,
+      pendingApprovalCount: 2,
     });
     // The same offset again (a redelivery) rewrites the same values: allowed, idempotent.
     expect(
@@ -76,7 +76,7 @@ describe("session index", () => {
         row(t, "s1", {
           lastOffset: 7,
           status: "awaiting_approval",
-          pendingApprovals: 2,
+          pendingApprovalCount: 2,
           updatedAt: 2_000,
         }),
       ),
@@ -99,7 +99,7 @@ describe("session index", () => {
         lastOffset: 9,
         status: "failed",
         lastError: "model unavailable",
-        pendingApprovals: 0,
+        pendingApprovalCount: 0,
         updatedAt: 3_000,
         createdAt: 1_000, // kept from the first insert
       }),

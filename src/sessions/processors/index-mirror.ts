@@ -25,7 +25,7 @@ export interface IndexRow {
   createdAt: string;
   updatedAt: string;
   lastOffset: number;
-  pendingApprovals: number;
+  pendingApprovalCount: number;
   lastError: string | null;
 }
 
@@ -92,7 +92,7 @@ export class IndexProcessor extends StreamProcessor<typeof indexContract> {
         createdAt: state.createdAt,
         updatedAt: state.updatedAt ?? state.createdAt,
         lastOffset: checkpoint,
-        pendingApprovals: summary.pendingApprovals.length,
+        pendingApprovalCount: summary.pendingApprovals.length,
         lastError: stuck.lastError,
       }),
     );
