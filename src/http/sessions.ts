@@ -35,10 +35,11 @@ import {
   listSessionRows,
   MAX_LIST_LIMIT,
 } from "../db/sessions-index";
+import { readModelSettings } from "../env";
 import { SESSION_VIEWS } from "../sessions/client-view";
 import { MAX_INPUT_CONTENT_BYTES, utf8Bytes } from "../sessions/content";
 import { newSessionId, sessionIdSchema } from "../sessions/ids";
-import { defaultModelSpec, modelSpecSchema } from "../sessions/models/registry";
+import { modelSpecSchema } from "../sessions/models/registry";
 import { sessionPath } from "../sessions/session-agent";
 import { builtinTools, DEFAULT_TOOLS } from "../sessions/tools/builtin";
 import { INTERNAL, MAX_BODY_BYTES } from "../streams/protocol/handler";
@@ -109,7 +110,7 @@ export function sessionRoutes() {
           tenant: c.get("tenant"),
           sessionId: id,
           title: body.title ?? "",
-          model: body.model ?? defaultModelSpec(c.env),
+          model: body.model ?? readModelSettings(c.env).defaultModel,
           system: body.system ?? "",
           tools: body.tools ?? DEFAULT_TOOLS,
         }),

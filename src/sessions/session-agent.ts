@@ -11,7 +11,7 @@ import { ulid } from "ulidx";
 import { z } from "zod";
 import { createDb } from "../db/client";
 import { deleteSessionRow, upsertSessionRow } from "../db/sessions-index";
-import { type Env, readSettings } from "../env";
+import { type Env, readModelSettings, readSettings } from "../env";
 import { ApiError, conflict, notFound } from "../http/errors";
 import { ProcessorHost, subscriptionKeyFor } from "../processors/host";
 import { type RpcResult, rpcClient, serveRpc, type Unwrapped } from "../rpc/result";
@@ -148,7 +148,7 @@ export class SessionAgent extends DurableObject<Env> {
     this.model = this.host.register(
       "model",
       new ModelProcessor({
-        resolve: (spec) => resolveModel(spec, env),
+        resolve: (spec) => resolveModel(spec, readModelSettings(env)),
         readRequest: (offset) => this.#readRequest(offset),
         readEvent: (offset) => this.#readEvent(offset),
         contentBudgetBytes: readSettings(env).MODEL_CONTENT_MAX_BYTES,
@@ -168,7 +168,7 @@ export class SessionAgent extends DurableObject<Env> {
         },
         transcript: () => this.host.tables("agent"),
         tables: () => this.host.tables("model"),
-        contextBudget: (model) => contextBudgetBytes(model, env),
+        contextBudget: (model) => contextBudgetBytes(model, readModelSettings(env)),
       }),
     );
     this.tools = this.host.register(

@@ -204,16 +204,6 @@ export function splitWords(text: string): string[] {
   return text.split(/(?<=\s)(?=\S)/).filter((word) => word.length > 0);
 }
 
-/** Parses `SCRIPTED_MODEL_DELAY_MS` (default 0); rejects anything but a small integer. */
-export function scriptedDelayFromEnv(value: string | undefined): number {
-  if (value === undefined || value.trim() === "") return 0;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 60_000) {
-    throw new Error(`SCRIPTED_MODEL_DELAY_MS must be an integer between 0 and 60000`);
-  }
-  return n;
-}
-
 function readScriptedOptions(call: LanguageModelV4CallOptions): {
   requestId: string | undefined;
   attempt: number;
