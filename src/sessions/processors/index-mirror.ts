@@ -16,11 +16,12 @@
 import type { StateOf, TypedEvent } from "../../processors/contract";
 import { type BatchHookArgs, StreamProcessor } from "../../processors/processor";
 import { indexContract, type ParkedSubscription } from "../contracts";
+import type { SessionStatus } from "../events";
 import { reduceSummary, type SessionEvent, type SessionSummary } from "../summary";
 
 export interface IndexRow {
   title: string;
-  status: string;
+  status: SessionStatus;
   model: string;
   createdAt: string;
   updatedAt: string;
