@@ -1,8 +1,15 @@
 /**
  * The worker's bindings and settings, and the one place where string settings from
- * wrangler.toml vars are parsed (with zod, so a typo fails loudly instead of becoming NaN).
+ * wrangler.toml vars are parsed (strictly, so a typo fails loudly instead of becoming NaN).
+ * Callers receive typed settings. Each group is parsed once per `env` object. The numeric
+ * `Settings` are read eagerly; model and callable settings are read where they are used, and
+ * each model setting throws (a `SettingsError` naming the setting, never its value) only when
+ * read, so a bad optional setting fails the sessions that need it, visibly, and nothing else.
  */
 import { z } from "zod";
+import { reservedMethod } from "./callables/descriptor";
+import type { CallablePolicy } from "./callables/policy";
+import { DEFAULT_MODEL, modelSpecSchema } from "./sessions/models/registry";
 import type { SessionAgent } from "./sessions/session-agent";
 import type { StreamDurableObject } from "./streams/stream-do";
 
@@ -83,4 +90,167 @@ export type Settings = z.infer<typeof settingsSchema>;
 
 export function readSettings(env: Env): Settings {
   return settingsSchema.parse(env);
+}
+
+/** A setting that does not parse; the message names the setting, never its value. */
+export class SettingsError extends Error {
+  override readonly name = "SettingsError";
+}
+
+/** The model settings (sessions/models/registry.ts); reading an invalid one throws. */
+export interface ModelSettings {
+  /** `DEFAULT_MODEL` (a valid model spec), or `scripted` when unset. */
+  readonly defaultModel: string;
+  /** `SCRIPTED_MODEL_DELAY_MS`: delay between the scripted model's text deltas (default 0). */
+  readonly scriptedDelayMs: number;
+  /** `CONTEXT_BUDGET_BYTES`: every model's context budget; unset: the provider's default. */
+  readonly contextBudgetBytes: number | undefined;
+  /** `OPENAI_BASE_URL`, an http(s) URL without trailing slashes. */
+  readonly openaiBaseUrl: string | undefined;
+  /** `OPENAI_API_KEY` (a secret). */
+  readonly openaiApiKey: string | undefined;
+  readonly ai: Ai | undefined;
+}
+
+type ModelEnv = Pick<
+  Env,
+  | "DEFAULT_MODEL"
+  | "SCRIPTED_MODEL_DELAY_MS"
+  | "CONTEXT_BUDGET_BYTES"
+  | "OPENAI_BASE_URL"
+  | "OPENAI_API_KEY"
+  | "AI"
+>;
+
+const modelSettings = new WeakMap<object, ModelSettings>();
+
+export function readModelSettings(env: ModelEnv): ModelSettings {
+  let settings = modelSettings.get(env);
+  if (!settings) {
+    settings = parsedOnRead<ModelSettings>({
+      defaultModel: () => {
+        const configured = text(env.DEFAULT_MODEL);
+        if (configured === undefined) return DEFAULT_MODEL;
+        const result = modelSpecSchema.safeParse(configured);
+        if (!result.success) {
+          throw new SettingsError(
+            `DEFAULT_MODEL is not a valid model spec: ${result.error.issues[0]?.message}`,
+          );
+        }
+        return result.data;
+      },
+      scriptedDelayMs: () => integer("SCRIPTED_MODEL_DELAY_MS", env, 0, 60_000) ?? 0,
+      contextBudgetBytes: () => integer("CONTEXT_BUDGET_BYTES", env, 1_024, 100_000_000),
+      openaiBaseUrl: () => {
+        const url = text(env.OPENAI_BASE_URL);
+        if (url !== undefined && !isHttpUrl(url)) {
+          throw new SettingsError("OPENAI_BASE_URL must be an http(s) URL");
+        }
+        return url?.replace(/\/+$/, "");
+      },
+      openaiApiKey: () => text(env.OPENAI_API_KEY),
+      ai: () => env.AI,
+    });
+    modelSettings.set(env, settings);
+  }
+  return settings;
+}
+
+const callablePolicies = new Map<string, Map<string, Set<string>>>();
+
+/** The callable policy (callables/policy.ts) from CALLABLE_BINDINGS and ALLOW_LOOPBACK_WEBHOOKS. */
+export function readCallablePolicy(
+  env: Pick<Env, "CALLABLE_BINDINGS" | "ALLOW_LOOPBACK_WEBHOOKS">,
+): CallablePolicy {
+  const raw = env.CALLABLE_BINDINGS ?? "";
+  let allowedMethods = callablePolicies.get(raw);
+  if (!allowedMethods) {
+    allowedMethods = parseAllowlist(raw);
+    callablePolicies.set(raw, allowedMethods);
+  }
+  return { allowedMethods, allowLoopbackWebhooks: env.ALLOW_LOOPBACK_WEBHOOKS === "true" };
+}
+
+const ENTRY = /^([A-Z][A-Z0-9_]{0,63}):([a-zA-Z][a-zA-Z0-9_]{0,63})$/;
+
+/**
+ * Parses CALLABLE_BINDINGS: comma-separated `BINDING:method` entries (a binding may appear
+ * once per method). A malformed entry or a built-in method name is a configuration error,
+ * thrown loudly rather than silently ignored.
+ */
+export function parseAllowlist(raw: string): Map<string, Set<string>> {
+  const out = new Map<string, Set<string>>();
+  for (const entry of raw.split(",").map((e) => e.trim())) {
+    if (entry === "") continue;
+    const m = ENTRY.exec(entry);
+    if (!m) {
+      throw new SettingsError(
+        `CALLABLE_BINDINGS entry ${JSON.stringify(entry)} must be BINDING:method (e.g. SESSIONS:deliver)`,
+      );
+    }
+    const binding = m[1]!;
+    const method = m[2]!;
+    if (reservedMethod(method)) {
+      throw new SettingsError(
+        `CALLABLE_BINDINGS entry ${entry}: ${method} is a built-in, not a callable method`,
+      );
+    }
+    const methods = out.get(binding) ?? new Set<string>();
+    methods.add(method);
+    out.set(binding, methods);
+  }
+  return out;
+}
+
+/** The trimmed value, or undefined when unset or blank. */
+function text(value: string | undefined): string | undefined {
+  const trimmed = value?.trim();
+  return trimmed ? trimmed : undefined;
+}
+
+function integer<K extends keyof Env>(
+  name: K & string,
+  env: Partial<Record<K, string>>,
+  min: number,
+  max: number,
+): number | undefined {
+  const value = text(env[name]);
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new SettingsError(`${name} must be an integer between ${min} and ${max}`);
+  }
+  return n;
+}
+
+function isHttpUrl(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return url.protocol === "https:" || url.protocol === "http:";
+  } catch {
+    return false;
+  }
+}
+
+/** An object whose properties are parsed on first read (then kept, errors included). */
+function parsedOnRead<T extends object>(parsers: { [K in keyof T]: () => T[K] }): T {
+  const out = {} as T;
+  for (const key of Object.keys(parsers) as (keyof T)[]) {
+    let parsed: { value: T[typeof key] } | { error: unknown } | undefined;
+    Object.defineProperty(out, key, {
+      enumerable: true,
+      get() {
+        if (!parsed) {
+          try {
+            parsed = { value: parsers[key]() };
+          } catch (error) {
+            parsed = { error };
+          }
+        }
+        if ("error" in parsed) throw parsed.error;
+        return parsed.value;
+      },
+    });
+  }
+  return out;
 }

@@ -230,7 +230,7 @@ function SessionTable({
               <td>
                 <span class={`badge status-${row.status}`}>{label(row.status)}</span>
               </td>
-              <td class="num">{row.pendingApprovals}</td>
+              <td class="num">{row.pendingApprovalCount}</td>
               <td class="wide-only mono small">{row.model}</td>
               <td class="small">{formatTime(row.updatedAt)}</td>
               <td class="wide-only small error-text">{row.lastError ?? ""}</td>

@@ -13,7 +13,7 @@ import { createDb } from "../db/client";
 import { findTenantByKey, parseApiKey } from "../db/tenants";
 import type { Env } from "../env";
 import { ApiError } from "../http/errors";
-import { secretsEqual } from "./secrets";
+import { secretsEqual } from "../secrets";
 
 export type AuthEnv = Pick<Env, "DB" | "DEV_API_KEY" | "DEV_TENANT_ID" | "INSECURE_DEFAULT_TENANT">;
 

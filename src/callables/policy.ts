@@ -5,7 +5,8 @@
  * `SESSIONS:deliver,AUDIT:receive`. A binding answers far more than its owner's methods (a
  * Durable Object stub answers `toString`, `valueOf`, …; a namespace answers `idFromName`,
  * `get`, …), and calling one of those "succeeds" without any subscriber code running, so
- * only the exact `binding:method` pairs the operator listed are reachable.
+ * only the exact `binding:method` pairs the operator listed are reachable. The setting is
+ * parsed with the others in env.ts (`readCallablePolicy`); this module applies the policy.
  *
  * Webhook URLs must be https and must not point at loopback, private, link-local or otherwise
  * internal hosts, unless local development explicitly allows loopback
@@ -24,7 +25,7 @@
  */
 
 import { ipv4Text, parseIpv4, parseIpv6, refusedIpv4, refusedIpv6 } from "./addresses";
-import { type Callable, reservedMethod } from "./descriptor";
+import type { Callable } from "./descriptor";
 import { CallableError } from "./errors";
 
 export interface CallablePolicy {
@@ -117,49 +118,4 @@ export function privateAddressReason(host: string): string | null {
   if (v4 === null) return "an invalid IPv4 address";
   const why = refusedIpv4(v4);
   return why ? `${ipv4Text(v4)} is ${why}` : null;
-}
-
-const ENTRY = /^([A-Z][A-Z0-9_]{0,63}):([a-zA-Z][a-zA-Z0-9_]{0,63})$/;
-
-/**
- * Parses CALLABLE_BINDINGS: comma-separated `BINDING:method` entries (a binding may appear
- * once per method). A malformed entry or a built-in method name is a configuration error,
- * thrown loudly rather than silently ignored.
- */
-export function parseAllowlist(raw: string): Map<string, Set<string>> {
-  const out = new Map<string, Set<string>>();
-  for (const entry of raw.split(",").map((e) => e.trim())) {
-    if (entry === "") continue;
-    const m = ENTRY.exec(entry);
-    if (!m) {
-      throw new Error(
-        `CALLABLE_BINDINGS entry ${JSON.stringify(entry)} must be BINDING:method (e.g. SESSIONS:deliver)`,
-      );
-    }
-    const [, binding, method] = m as unknown as [string, string, string];
-    if (reservedMethod(method)) {
-      throw new Error(
-        `CALLABLE_BINDINGS entry ${entry}: ${method} is a built-in, not a callable method`,
-      );
-    }
-    const methods = out.get(binding) ?? new Set<string>();
-    methods.add(method);
-    out.set(binding, methods);
-  }
-  return out;
-}
-
-const parsedAllowlists = new Map<string, Map<string, Set<string>>>();
-
-export function readPolicy(env: {
-  CALLABLE_BINDINGS?: string;
-  ALLOW_LOOPBACK_WEBHOOKS?: string;
-}): CallablePolicy {
-  const raw = env.CALLABLE_BINDINGS ?? "";
-  let allowedMethods = parsedAllowlists.get(raw);
-  if (!allowedMethods) {
-    allowedMethods = parseAllowlist(raw);
-    parsedAllowlists.set(raw, allowedMethods);
-  }
-  return { allowedMethods, allowLoopbackWebhooks: env.ALLOW_LOOPBACK_WEBHOOKS === "true" };
 }

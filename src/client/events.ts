@@ -9,7 +9,9 @@
  * better by retrying (4xx other than 408/429) end the iteration with a SessionApiError.
  * The stream's `closed` event (the session was deleted) ends the iteration.
  */
+
 import { createParser, type EventSourceMessage } from "eventsource-parser";
+import { backoffMs, EQUAL_JITTER } from "../backoff";
 import { SessionApiError } from "./errors";
 import type { SessionEvent } from "./types";
 
@@ -44,8 +46,8 @@ export async function* resumableEvents(
   while (!outer?.aborted) {
     if (failures > 0) {
       options.onReconnect?.({ after, attempt: failures, error: lastError });
-      const base = Math.min(maxRetry, minRetry * 2 ** (failures - 1));
-      await sleep(base / 2 + Math.random() * (base / 2), outer);
+      const backoff = { baseMs: minRetry, maxMs: maxRetry, jitter: EQUAL_JITTER };
+      await sleep(backoffMs(failures, backoff), outer);
       if (outer?.aborted) return;
     }
     const connection = new AbortController();

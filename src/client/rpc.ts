@@ -11,7 +11,9 @@
  *
  * Types come from the server's RPC classes (type-only import).
  */
+
 import { newHttpBatchRpcSession, newWebSocketRpcSession, type RpcStub } from "capnweb";
+import { backoffMs, EQUAL_JITTER } from "../backoff";
 import type { RpcGateway, SessionsRpc } from "../rpc/api";
 import type { SessionEvent } from "./types";
 
@@ -174,8 +176,8 @@ export class LiveRpc {
     this.#reconnecting = true;
     const min = this.#options.minRetryMs ?? 250;
     const max = this.#options.maxRetryMs ?? 10_000;
-    const delay = Math.min(max, min * 2 ** Math.max(0, this.#failures - 1));
-    await new Promise((r) => setTimeout(r, delay / 2 + Math.random() * (delay / 2)));
+    const delay = backoffMs(this.#failures, { baseMs: min, maxMs: max, jitter: EQUAL_JITTER });
+    await new Promise((r) => setTimeout(r, delay));
     this.#reconnecting = false;
     if (this.#closed) return;
     for (const state of this.#follows) if (!state.active) void this.#subscribe(state);

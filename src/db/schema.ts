@@ -49,7 +49,8 @@ export const sessions = sqliteTable(
     updatedAt: integer("updated_at").notNull(),
     /** The stream offset this row reflects; a replay never moves it backwards. */
     lastOffset: integer("last_offset").notNull(),
-    pendingApprovals: integer("pending_approvals").notNull().default(0),
+    /** How many tool calls await a decision (the list itself is the live state's `pendingApprovals`). */
+    pendingApprovalCount: integer("pending_approvals").notNull().default(0),
     lastError: text("last_error"),
   },
   (t) => [

@@ -6,21 +6,19 @@
  */
 import { and, desc, eq, lt, or, sql } from "drizzle-orm";
 import { z } from "zod";
-import { fromBase64Url, toBase64Url } from "../auth/secrets";
 import { badRequest } from "../http/errors";
 import { parseWith } from "../http/validation";
+import { fromBase64Url, toBase64Url } from "../secrets";
+import { SESSION_STATUSES } from "../sessions/events";
 import type { Db } from "./client";
 import { sessions } from "./schema";
 
-/** The lifecycle of a session (DESIGN: idle → running → awaiting_approval → … ). */
-export const sessionStatusSchema = z.enum([
-  "idle",
-  "running",
-  "awaiting_approval",
-  "failed",
-  "cancelled",
-]);
-export type SessionStatus = z.infer<typeof sessionStatusSchema>;
+/**
+ * The statuses a row of the index can have: the session lifecycle (sessions/events.ts) except
+ * `deleted`, since a deleted session's row is removed rather than kept.
+ */
+export const indexedStatusSchema = z.enum(SESSION_STATUSES).exclude(["deleted"]);
+export type IndexedStatus = z.infer<typeof indexedStatusSchema>;
 
 const ms = z.number().int().nonnegative();
 
@@ -28,12 +26,12 @@ export const sessionRowSchema = z.object({
   id: z.string().min(1).max(200),
   tenantId: z.string().min(1).max(200),
   title: z.string().max(200),
-  status: sessionStatusSchema,
+  status: indexedStatusSchema,
   model: z.string().max(200),
   createdAt: ms,
   updatedAt: ms,
   lastOffset: z.number().int().nonnegative(),
-  pendingApprovals: z.number().int().nonnegative(),
+  pendingApprovalCount: z.number().int().nonnegative(),
   lastError: z.string().nullable(),
 });
 export type SessionIndexRow = z.infer<typeof sessionRowSchema>;
@@ -57,7 +55,7 @@ export async function upsertSessionRow(db: Db, row: SessionIndexRow): Promise<bo
         model: sql`excluded.model`,
         updatedAt: sql`excluded.updated_at`,
         lastOffset: sql`excluded.last_offset`,
-        pendingApprovals: sql`excluded.pending_approvals`,
+        pendingApprovalCount: sql`excluded.pending_approvals`,
         lastError: sql`excluded.last_error`,
       },
       setWhere: sql`excluded.last_offset >= ${sessions.lastOffset}`,
@@ -80,7 +78,7 @@ export async function getSessionRow(
 }
 
 export interface ListOptions {
-  status?: SessionStatus;
+  status?: IndexedStatus;
   limit: number;
   /** The `nextCursor` of the previous page. */
   cursor?: string;
@@ -135,7 +133,7 @@ export async function listSessionRows(
   const status =
     options.status === undefined
       ? undefined
-      : parseWith(sessionStatusSchema, options.status, "status");
+      : parseWith(indexedStatusSchema, options.status, "status");
   const after = options.cursor === undefined ? undefined : decodeCursor(options.cursor);
   const rows = await db
     .select()

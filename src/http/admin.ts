@@ -14,10 +14,11 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { bearerToken, forgetKey } from "../auth/authenticate";
-import { secretsEqual } from "../auth/secrets";
 import { dbOf } from "../db/client";
 import { createApiKey, createTenant, revokeApiKey, tenantIdSchema } from "../db/tenants";
 import { unwrap } from "../rpc/result";
+import { secretsEqual } from "../secrets";
+import { sessionIdSchema } from "../sessions/ids";
 import { type SessionAgentRpc, sessionObjectName, sessionPath } from "../sessions/session-agent";
 import { streamName } from "../streams/naming";
 import type { StreamDurableObject } from "../streams/stream-do";
@@ -33,7 +34,7 @@ const tenantParams = z.object({ id: tenantIdSchema });
 const keyParams = z.object({ id: tenantIdSchema, prefix: z.string().regex(/^[0-9a-f]{8}$/) });
 const reindexParams = z.object({
   id: tenantIdSchema,
-  session: z.string().regex(/^[0-9A-HJKMNP-TV-Z]{26}$/),
+  session: sessionIdSchema,
 });
 
 export function adminRoutes() {

@@ -6,7 +6,7 @@
 import { z } from "zod";
 import { TOKEN_SCOPES } from "../auth/session-tokens";
 import { callableSchema } from "../callables/descriptor";
-import { sessionRowSchema } from "../db/sessions-index";
+import { type SessionIndexRow, sessionRowSchema } from "../db/sessions-index";
 import { clientEventSchema } from "../sessions/client-view";
 import { chatMessageSchema, SESSION_STATUSES } from "../sessions/events";
 import { pendingApprovalSchema } from "../sessions/summary";
@@ -50,10 +50,29 @@ export const transcriptPageSchema = z.object({
     .describe("the `from` of the next page, or null at the end of the transcript"),
 });
 
+/**
+ * A session's index row as the API answers it. `pendingApprovals` is the name the count had
+ * before `pendingApprovalCount` (the list of pending approvals is `live.pendingApprovals`): it
+ * stays, with the same value, for clients that read it.
+ */
+export const sessionRowJsonSchema = sessionRowSchema.extend({
+  pendingApprovals: z
+    .number()
+    .int()
+    .nonnegative()
+    .meta({ deprecated: true, description: "the same as pendingApprovalCount (its former name)" }),
+});
+export const sessionRowJson = (row: SessionIndexRow): z.output<typeof sessionRowJsonSchema> => ({
+  ...row,
+  pendingApprovals: row.pendingApprovalCount,
+});
+
 export const sessionCreatedSchema = z.object({ session: liveSchema });
-export const sessionSchema = z.object({ session: sessionRowSchema.extend({ live: liveSchema }) });
+export const sessionSchema = z.object({
+  session: sessionRowJsonSchema.extend({ live: liveSchema }),
+});
 export const sessionPageSchema = z.object({
-  sessions: z.array(sessionRowSchema),
+  sessions: z.array(sessionRowJsonSchema),
   nextCursor: z.string().nullable(),
 });
 export const messageAcceptedSchema = z.object({

@@ -25,34 +25,35 @@
  * scope each route names (`access(...)`, src/http/session-access.ts).
  */
 import { Hono } from "hono";
-import { ulid } from "ulidx";
 import { z } from "zod";
 import { forbidden } from "../auth/principal";
 import { mintSessionToken, mintTokenSchema, tokenSecret } from "../auth/session-tokens";
 import { createDb } from "../db/client";
 import {
   getSessionRow,
+  indexedStatusSchema,
   listSessionRows,
   MAX_LIST_LIMIT,
-  sessionStatusSchema,
 } from "../db/sessions-index";
+import { readModelSettings } from "../env";
 import { SESSION_VIEWS } from "../sessions/client-view";
 import { MAX_INPUT_CONTENT_BYTES, utf8Bytes } from "../sessions/content";
-import { defaultModelSpec, modelSpecSchema } from "../sessions/models/registry";
+import { newSessionId, sessionIdSchema } from "../sessions/ids";
+import { modelSpecSchema } from "../sessions/models/registry";
 import { sessionPath } from "../sessions/session-agent";
 import { builtinTools, DEFAULT_TOOLS } from "../sessions/tools/builtin";
 import { INTERNAL, MAX_BODY_BYTES } from "../streams/protocol/handler";
 import { trace } from "../trace";
 import type * as api from "./api-schemas";
+import { sessionRowJson } from "./api-schemas";
 import type { AppEnv } from "./app";
 import { ApiError, notFound } from "./errors";
 import { access, agent, rpc } from "./session-access";
 import { forwardToStream } from "./stream-proxy";
 import { jsonInput, paramInput, queryInput } from "./validators";
 
-const sessionId = z.string().regex(/^[0-9A-HJKMNP-TV-Z]{26}$/, "session ids are ULIDs");
-const idParams = z.object({ id: sessionId });
-const toolCallParams = z.object({ id: sessionId, toolCallId: z.string().min(1).max(200) });
+const idParams = z.object({ id: sessionIdSchema });
+const toolCallParams = z.object({ id: sessionIdSchema, toolCallId: z.string().min(1).max(200) });
 
 export const eventsQuerySchema = z.object({
   offset: z.string().max(64).optional(),
@@ -94,7 +95,7 @@ export const transcriptQuerySchema = z.object({
 });
 
 export const listSchema = z.object({
-  status: sessionStatusSchema.optional(),
+  status: indexedStatusSchema.optional(),
   limit: z.coerce.number().int().min(1).max(MAX_LIST_LIMIT).default(20),
   cursor: z.string().max(500).optional(),
 });
@@ -103,13 +104,13 @@ export function sessionRoutes() {
   return new Hono<AppEnv>()
     .post("/", jsonInput(createSchema), async (c) => {
       const body = c.req.valid("json");
-      const id = ulid();
+      const id = newSessionId();
       const live = await rpc(() =>
         agent(c, id).create({
           tenant: c.get("tenant"),
           sessionId: id,
           title: body.title ?? "",
-          model: body.model ?? defaultModelSpec(c.env),
+          model: body.model ?? readModelSettings(c.env).defaultModel,
           system: body.system ?? "",
           tools: body.tools ?? DEFAULT_TOOLS,
         }),
@@ -118,14 +119,22 @@ export function sessionRoutes() {
     })
     .get("/", queryInput(listSchema), async (c) => {
       const page = await listSessionRows(createDb(c.env.DB), c.get("tenant"), c.req.valid("query"));
-      return c.json(page satisfies z.input<typeof api.sessionPageSchema>, 200);
+      return c.json(
+        { ...page, sessions: page.sessions.map(sessionRowJson) } satisfies z.input<
+          typeof api.sessionPageSchema
+        >,
+        200,
+      );
     })
     .get("/:id", paramInput(idParams), access("read"), async (c) => {
       const { id } = c.req.valid("param");
       const row = await getSessionRow(createDb(c.env.DB), c.get("tenant"), id);
       if (!row) throw notFound("session not found");
       const live = await rpc(() => agent(c, id).live());
-      return c.json({ session: { ...row, live } } satisfies z.input<typeof api.sessionSchema>, 200);
+      return c.json(
+        { session: { ...sessionRowJson(row), live } } satisfies z.input<typeof api.sessionSchema>,
+        200,
+      );
     })
     .post(
       "/:id/messages",

@@ -35,19 +35,22 @@ export type ConsumedType<K extends AnyContract> =
   K extends Contract<any, any, infer C, any> ? C & string : never;
 export type EmittedType<K extends AnyContract> = K["emits"][number] & string;
 
-/** A delivered event whose payload has been parsed with the contract's schema. */
-export type TypedEvent<
-  K extends AnyContract,
-  T extends keyof K["events"] & string = ConsumedType<K>,
-> = {
+/** A delivered event of a catalog, its payload parsed with the catalog's schema for its type. */
+export type CatalogEvent<E extends EventCatalog, T extends keyof E & string = keyof E & string> = {
   [X in T]: {
     offset: number;
     type: X;
-    payload: z.output<K["events"][X]>;
+    payload: z.output<E[X]>;
     metadata?: Record<string, unknown>;
     createdAt: string;
   };
 }[T];
+
+/** A delivered event whose payload has been parsed with the contract's schema. */
+export type TypedEvent<
+  K extends AnyContract,
+  T extends keyof K["events"] & string = ConsumedType<K>,
+> = CatalogEvent<K["events"], T>;
 
 export function defineContract<
   const E extends EventCatalog,

@@ -17,6 +17,7 @@ import {
   chatMessageSchema,
   type SessionEventPayload,
   type SessionEventType,
+  toolCallSchema,
   type toolSpecSchema,
 } from "./events";
 import { reduceSummary, type SessionEvent, summarySchema } from "./summary";
@@ -30,10 +31,7 @@ const turnSchema = z.object({
   readyAt: z.number().int().nullable(),
   /** Tool calls the model asked for in this turn, with the offset of the completion that asked. */
   calls: z.array(
-    z.object({
-      toolCallId: z.string(),
-      toolName: z.string(),
-      input: z.string(),
+    toolCallSchema.extend({
       causeAt: z.number().int(),
       requested: z.boolean(),
       done: z.boolean(),

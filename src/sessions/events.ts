@@ -15,9 +15,11 @@ const id = z
   .refine((s) => s !== "__proto__", "__proto__ is not a usable id");
 const json = z.json();
 
+/** A tool call as the model asked for it (the one shape: models, events and agent state use it). */
 export const toolCallSchema = z.object({
   toolCallId: id,
   toolName: z.string().min(1).max(100),
+  /** JSON-encoded arguments as the model produced them (may be invalid JSON). */
   input: z.string(),
 });
 export type ToolCall = z.infer<typeof toolCallSchema>;

@@ -11,7 +11,7 @@ import { ulid } from "ulidx";
 import { z } from "zod";
 import { createDb } from "../db/client";
 import { deleteSessionRow, upsertSessionRow } from "../db/sessions-index";
-import { type Env, readSettings } from "../env";
+import { type Env, readModelSettings, readSettings } from "../env";
 import { ApiError, conflict, notFound } from "../http/errors";
 import { ProcessorHost, subscriptionKeyFor } from "../processors/host";
 import { type RpcResult, rpcClient, serveRpc, type Unwrapped } from "../rpc/result";
@@ -19,6 +19,7 @@ import type { DeliveryBatch } from "../streams/delivery";
 import type { StreamEvent } from "../streams/messages";
 import { streamName } from "../streams/naming";
 import type { StreamDurableObject } from "../streams/stream-do";
+import { tenantScopedName } from "../tenant-names";
 import { trace } from "../trace";
 import {
   CHUNK_EVENT,
@@ -68,7 +69,8 @@ const CATCH_UP_TIMEOUT_MS = 5_000;
 /** Session streams live under this path prefix of their tenant. */
 export const SESSION_STREAMS = "/sessions";
 export const sessionPath = (sessionId: string) => `${SESSION_STREAMS}/${sessionId}`;
-export const sessionObjectName = (tenant: string, sessionId: string) => `${tenant}:${sessionId}`;
+export const sessionObjectName = (tenant: string, sessionId: string) =>
+  tenantScopedName(tenant, sessionId);
 
 const identitySchema = z.object({
   tenant: z.string(),
@@ -146,7 +148,7 @@ export class SessionAgent extends DurableObject<Env> {
     this.model = this.host.register(
       "model",
       new ModelProcessor({
-        resolve: (spec) => resolveModel(spec, env),
+        resolve: (spec) => resolveModel(spec, readModelSettings(env)),
         readRequest: (offset) => this.#readRequest(offset),
         readEvent: (offset) => this.#readEvent(offset),
         contentBudgetBytes: readSettings(env).MODEL_CONTENT_MAX_BYTES,
@@ -166,7 +168,7 @@ export class SessionAgent extends DurableObject<Env> {
         },
         transcript: () => this.host.tables("agent"),
         tables: () => this.host.tables("model"),
-        contextBudget: (model) => contextBudgetBytes(model, env),
+        contextBudget: (model) => contextBudgetBytes(model, readModelSettings(env)),
       }),
     );
     this.tools = this.host.register(
@@ -276,7 +278,7 @@ export class SessionAgent extends DurableObject<Env> {
         createdAt: created!.createdAt,
         updatedAt: created!.createdAt,
         lastOffset: 0,
-        pendingApprovals: 0,
+        pendingApprovalCount: 0,
         lastError: null,
       });
       return this.#live();
@@ -654,7 +656,7 @@ export class SessionAgent extends DurableObject<Env> {
       createdAt: Date.parse(row.createdAt),
       updatedAt: Date.parse(row.updatedAt),
       lastOffset: row.lastOffset,
-      pendingApprovals: row.pendingApprovals,
+      pendingApprovalCount: row.pendingApprovalCount,
       lastError: row.lastError,
     });
   }

@@ -6,7 +6,8 @@
  *   idle → running → awaiting_approval → running → … → idle | failed | cancelled
  */
 import { z } from "zod";
-import { SESSION_STATUSES, type SessionEventPayload, type SessionEventType } from "./events";
+import type { CatalogEvent } from "../processors/contract";
+import { SESSION_STATUSES, type sessionEvents } from "./events";
 
 export const pendingApprovalSchema = z.object({
   toolCallId: z.string(),
@@ -27,14 +28,8 @@ export type SessionSummary = z.infer<typeof summarySchema>;
 
 export const initialSummary: SessionSummary = summarySchema.parse({});
 
-export type SessionEvent = {
-  [T in SessionEventType]: {
-    offset: number;
-    type: T;
-    payload: SessionEventPayload<T>;
-    createdAt: string;
-  };
-}[SessionEventType];
+/** Any event of the session catalog, as a processor receives it. */
+export type SessionEvent = CatalogEvent<typeof sessionEvents>;
 
 export function reduceSummary(summary: SessionSummary, event: SessionEvent): SessionSummary {
   if (summary.status === "deleted") return summary;

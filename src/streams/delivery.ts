@@ -16,6 +16,8 @@
  * error and the stuck offset, and it gets no delivery (and no alarm) until an operator
  * resumes it or skips the stuck event (stream-do.ts).
  */
+
+import { backoffMs } from "../backoff";
 import { CallableError } from "../callables/errors";
 import { invokeCallable } from "../callables/invoke";
 import type { CallablePolicy } from "../callables/policy";
@@ -78,10 +80,11 @@ export function retryDelay(
   settings: DeliverySettings,
   random = Math.random,
 ): number {
-  const base = retryable
-    ? Math.min(settings.retryMaxMs, settings.retryBaseMs * 2 ** Math.max(0, attempts - 1))
-    : settings.retryMaxMs;
-  return Math.min(settings.retryMaxMs, Math.round(base * (0.8 + 0.4 * random())));
+  return backoffMs(
+    retryable ? attempts : Number.POSITIVE_INFINITY,
+    { baseMs: settings.retryBaseMs, maxMs: settings.retryMaxMs, jitter: [0.8, 1.2] },
+    random,
+  );
 }
 
 export interface DeliveryDeps {

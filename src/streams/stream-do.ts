@@ -11,9 +11,9 @@ import { z } from "zod";
 import { callableSchema } from "../callables/descriptor";
 import { CallableError } from "../callables/errors";
 import { resolveTarget } from "../callables/invoke";
-import { checkCallable, readPolicy } from "../callables/policy";
+import { checkCallable } from "../callables/policy";
 import { newWebhookSecret } from "../callables/webhook";
-import { type Env, readSettings } from "../env";
+import { type Env, readCallablePolicy, readSettings } from "../env";
 import { badRequest, conflict, notFound } from "../http/errors";
 import { type RpcResult, rpcClient, serveRpc } from "../rpc/result";
 import { type AppendOutcome, type ForkSnapshotRequest, StreamCore, type StreamPeers } from "./core";
@@ -213,7 +213,7 @@ export class StreamDurableObject extends DurableObject<Env> {
     };
     this.#deliveries = new Deliveries(log, subscriptions, this.#core, {
       env,
-      policy: () => readPolicy(env),
+      policy: () => readCallablePolicy(env),
       settings: () => deliverySettings,
       background,
       armAlarm: () => this.#armAlarm(),
@@ -369,7 +369,7 @@ export class StreamDurableObject extends DurableObject<Env> {
     return this.#rpc(() => {
       const wanted = parse(subscriptionInputSchema, input, "subscription");
       try {
-        checkCallable(wanted.callable, readPolicy(this.env));
+        checkCallable(wanted.callable, readCallablePolicy(this.env));
         if (wanted.callable.kind !== "webhook") resolveTarget(wanted.callable, this.env);
       } catch (error) {
         if (error instanceof CallableError)

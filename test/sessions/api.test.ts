@@ -216,9 +216,12 @@ describe("approvals", () => {
   it("shows awaiting_approval in the list, then completes with the tool's result", async () => {
     const { id, callId } = await awaitingApproval();
     const list = (await (await api("/v1/sessions?status=awaiting_approval&limit=100")).json()) as {
-      sessions: { id: string; pendingApprovals: number }[];
+      sessions: { id: string; pendingApprovalCount: number; pendingApprovals: number }[];
     };
-    expect(list.sessions.find((s) => s.id === id)?.pendingApprovals).toBe(1);
+    const listed = list.sessions.find((s) => s.id === id);
+    expect(listed?.pendingApprovalCount).toBe(1);
+    // The count's former name stays on the wire for clients that read it.
+    expect(listed?.pendingApprovals).toBe(1);
     const res = await decide(id, callId, true);
     expect(res.status).toBe(200);
     await res.body?.cancel();
@@ -435,7 +438,7 @@ describe("rebuilding the index", () => {
       rebuilt = await getSessionOrNull(id);
       return rebuilt?.status === "idle";
     });
-    expect(rebuilt).toMatchObject({ title: "reindex me", status: "idle", pendingApprovals: 0 });
+    expect(rebuilt).toMatchObject({ title: "reindex me", status: "idle", pendingApprovalCount: 0 });
   });
 });
 

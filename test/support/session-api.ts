@@ -9,6 +9,8 @@ import { waitFor } from "./wait";
 export interface SessionView {
   id: string;
   status: string;
+  pendingApprovalCount: number;
+  /** The former name of pendingApprovalCount, still answered for older clients. */
   pendingApprovals: number;
   lastError: string | null;
   live: {

@@ -8,12 +8,8 @@ import { parseIpv4, parseIpv6, refusedIpv6 } from "../../src/callables/addresses
 import { callableSchema } from "../../src/callables/descriptor";
 import { CallableError } from "../../src/callables/errors";
 import { webhookAck } from "../../src/callables/invoke";
-import {
-  type CallablePolicy,
-  checkCallable,
-  checkWebhookUrl,
-  parseAllowlist,
-} from "../../src/callables/policy";
+import { type CallablePolicy, checkCallable, checkWebhookUrl } from "../../src/callables/policy";
+import { parseAllowlist } from "../../src/env";
 import { allowIndex } from "../../src/http/allow";
 import { ApiError } from "../../src/http/errors";
 import type { StateOf } from "../../src/processors/contract";

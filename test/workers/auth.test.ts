@@ -8,10 +8,10 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { authenticate } from "../../src/auth/authenticate";
-import { sha256Hex } from "../../src/auth/secrets";
 import type { Env } from "../../src/env";
 import { createApp } from "../../src/http/app";
 import { ApiError } from "../../src/http/errors";
+import { sha256Hex } from "../../src/secrets";
 import { streamName } from "../../src/streams/naming";
 import { rpcClient } from "../support/rpc";
 

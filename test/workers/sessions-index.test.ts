@@ -6,9 +6,9 @@ import {
   deleteSessionRow,
   encodeCursor,
   getSessionRow,
+  type IndexedStatus,
   listSessionRows,
   type SessionIndexRow,
-  type SessionStatus,
   upsertSessionRow,
 } from "../../src/db/sessions-index";
 import { ApiError } from "../../src/http/errors";
@@ -26,7 +26,7 @@ function row(tenantId: string, id: string, over: Partial<SessionIndexRow> = {}):
     createdAt: 1_000,
     updatedAt: 1_000,
     lastOffset: 1,
-    pendingApprovals: 0,
+    pendingApprovalCount: 0,
     lastError: null,
     ...over,
   };
@@ -51,7 +51,7 @@ describe("session index", () => {
         row(t, "s1", {
           lastOffset: 7,
           status: "awaiting_approval",
-          pendingApprovals: 2,
+          pendingApprovalCount: 2,
           updatedAt: 2_000,
         }),
       ),
@@ -67,7 +67,7 @@ describe("session index", () => {
     expect(stored).toMatchObject({
       lastOffset: 7,
       status: "awaiting_approval",
-      pendingApprovals: 2,
+      pendingApprovalCount: 2,
     });
     // The same offset again (a redelivery) rewrites the same values: allowed, idempotent.
     expect(
@@ -76,7 +76,7 @@ describe("session index", () => {
         row(t, "s1", {
           lastOffset: 7,
           status: "awaiting_approval",
-          pendingApprovals: 2,
+          pendingApprovalCount: 2,
           updatedAt: 2_000,
         }),
       ),
@@ -99,7 +99,7 @@ describe("session index", () => {
         lastOffset: 9,
         status: "failed",
         lastError: "model unavailable",
-        pendingApprovals: 0,
+        pendingApprovalCount: 0,
         updatedAt: 3_000,
         createdAt: 1_000, // kept from the first insert
       }),
@@ -169,7 +169,7 @@ describe("session index", () => {
 
   it("filters by status", async () => {
     const t = tenantOf("status");
-    const statuses: SessionStatus[] = ["idle", "running", "idle", "failed", "idle"];
+    const statuses: IndexedStatus[] = ["idle", "running", "idle", "failed", "idle"];
     for (const [i, status] of statuses.entries()) {
       await upsertSessionRow(db, row(t, `s${i}`, { status, createdAt: 100 + i }));
     }
@@ -185,7 +185,7 @@ describe("session index", () => {
     const failed = await listSessionRows(db, t, { status: "failed", limit: 10 });
     expect(failed.sessions.map((s) => s.id)).toEqual(["s3"]);
     const bad = await caught(
-      listSessionRows(db, t, { status: "exploded" as SessionStatus, limit: 10 }),
+      listSessionRows(db, t, { status: "exploded" as IndexedStatus, limit: 10 }),
     );
     expect(bad.status).toBe(400);
   });

@@ -25,17 +25,12 @@ import {
   type LanguageModelV4CallOptions,
   type LanguageModelV4StreamPart,
 } from "@ai-sdk/provider";
-
-export interface CollectedToolCall {
-  toolCallId: string;
-  toolName: string;
-  /** JSON-encoded arguments as the model produced them (may be invalid JSON). */
-  input: string;
-}
+import { backoffMs, EQUAL_JITTER } from "../../backoff";
+import type { ToolCall } from "../events";
 
 export interface CollectedResponse {
   text: string;
-  toolCalls: CollectedToolCall[];
+  toolCalls: ToolCall[];
   /** The unified finish reason (`stop`, `tool-calls`, `length`, …; `interrupted` if none came). */
   finishReason: string;
 }
@@ -119,7 +114,7 @@ export async function collectStream(
   signal?.addEventListener("abort", onAbort);
 
   let text = "";
-  const toolCalls: CollectedToolCall[] = [];
+  const toolCalls: ToolCall[] = [];
   let finishReason: string | undefined;
   let failed = false;
   try {
@@ -234,14 +229,13 @@ export function retryDelayMs(
   retryAfterHeader?: string | null,
   options: RetryDelayOptions = {},
 ): number {
-  const baseMs = options.baseMs ?? 1_000;
-  const maxMs = options.maxMs ?? 30_000;
   const retryAfter = parseRetryAfterMs(retryAfterHeader, options.now ?? Date.now);
   if (retryAfter !== undefined) return Math.min(retryAfter, options.maxRetryAfterMs ?? 300_000);
-  const exponent = Math.min(Math.max(0, Math.floor(attempt) - 1), 52);
-  const ceiling = Math.min(maxMs, baseMs * 2 ** exponent);
-  const random = Math.min(Math.max((options.random ?? Math.random)(), 0), 1);
-  return Math.round(ceiling / 2 + (random * ceiling) / 2);
+  return backoffMs(
+    attempt,
+    { baseMs: options.baseMs ?? 1_000, maxMs: options.maxMs ?? 30_000, jitter: EQUAL_JITTER },
+    options.random,
+  );
 }
 
 /** Parses a Retry-After header (seconds or an HTTP date) into milliseconds from now. */

@@ -8,28 +8,15 @@
  *   `workers-ai:@cf/meta/llama-3.1-8b-instruct`).
  *
  * The default spec is `DEFAULT_MODEL` (`scripted`) unless env `DEFAULT_MODEL` overrides it.
- * Configuration problems throw a `ModelConfigError` naming the missing setting (never its value).
+ * The settings arrive parsed (`ModelSettings`, env.ts); a missing one throws a
+ * `ModelConfigError` naming it (never its value), an invalid one env.ts's `SettingsError`.
  */
 import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
 import type { LanguageModelV4 } from "@ai-sdk/provider";
 import { createWorkersAI } from "workers-ai-provider";
 import { z } from "zod";
-import { createScriptedModel, scriptedDelayFromEnv } from "./scripted";
-
-export interface ModelEnv {
-  /** Delay between the scripted model's text deltas, in ms (default 0). */
-  SCRIPTED_MODEL_DELAY_MS?: string;
-  /** Base URL of an OpenAI-compatible API, e.g. `https://api.openai.com/v1`. */
-  OPENAI_BASE_URL?: string;
-  /** Secret: the bearer token for `OPENAI_BASE_URL`. */
-  OPENAI_API_KEY?: string;
-  /** The Workers AI binding. */
-  AI?: Ai;
-  /** The spec used when a session names no model (default `scripted`). */
-  DEFAULT_MODEL?: string;
-  /** Context budget in bytes of prompt text, for every model (defaults per provider below). */
-  CONTEXT_BUDGET_BYTES?: string;
-}
+import type { ModelSettings } from "../../env";
+import { createScriptedModel } from "./scripted";
 
 /**
  * Default context budgets, in UTF-8 bytes of prompt (a rough 4 bytes per token). The scripted
@@ -42,17 +29,11 @@ export const CONTEXT_BUDGETS = {
 } as const;
 
 /** The context budget of a model spec: env `CONTEXT_BUDGET_BYTES`, else the provider's default. */
-export function contextBudgetBytes(spec: string, env: Pick<ModelEnv, "CONTEXT_BUDGET_BYTES">) {
-  const configured = env.CONTEXT_BUDGET_BYTES?.trim();
-  if (configured) {
-    const n = Number(configured);
-    if (!Number.isInteger(n) || n < 1_024 || n > 100_000_000)
-      throw new ModelConfigError(
-        "CONTEXT_BUDGET_BYTES must be an integer between 1024 and 100000000",
-      );
-    return n;
-  }
-  return CONTEXT_BUDGETS[parseModelSpec(spec).provider];
+export function contextBudgetBytes(
+  spec: string,
+  settings: Pick<ModelSettings, "contextBudgetBytes">,
+): number {
+  return settings.contextBudgetBytes ?? CONTEXT_BUDGETS[parseModelSpec(spec).provider];
 }
 
 export const DEFAULT_MODEL = "scripted";
@@ -90,42 +71,19 @@ export function parseModelSpec(spec: string): ParsedModelSpec {
   return { provider, modelId: value.slice(colon + 1) };
 }
 
-/** The spec to use when none is given: env `DEFAULT_MODEL` (validated) or `scripted`. */
-export function defaultModelSpec(env: Pick<ModelEnv, "DEFAULT_MODEL">): string {
-  const configured = env.DEFAULT_MODEL?.trim();
-  if (!configured) return DEFAULT_MODEL;
-  const result = modelSpecSchema.safeParse(configured);
-  if (!result.success) {
-    throw new ModelConfigError(
-      `DEFAULT_MODEL is not a valid model spec: ${result.error.issues[0]?.message}`,
-    );
-  }
-  return result.data;
-}
-
 /** Builds the `LanguageModelV4` for a spec (undefined or empty → the default spec). */
-export function resolveModel(spec: string | undefined, env: ModelEnv): LanguageModelV4 {
-  const parsed = parseModelSpec(spec?.trim() ? spec : defaultModelSpec(env));
+export function resolveModel(spec: string | undefined, settings: ModelSettings): LanguageModelV4 {
+  const parsed = parseModelSpec(spec?.trim() ? spec : settings.defaultModel);
   switch (parsed.provider) {
-    case "scripted": {
-      let delayMs: number;
-      try {
-        delayMs = scriptedDelayFromEnv(env.SCRIPTED_MODEL_DELAY_MS);
-      } catch (error) {
-        throw new ModelConfigError((error as Error).message);
-      }
-      return createScriptedModel({ delayMs });
-    }
+    case "scripted":
+      return createScriptedModel({ delayMs: settings.scriptedDelayMs });
     case "openai": {
-      const baseURL = env.OPENAI_BASE_URL?.trim();
-      const apiKey = env.OPENAI_API_KEY?.trim();
+      const baseURL = settings.openaiBaseUrl;
+      const apiKey = settings.openaiApiKey;
       if (!baseURL) {
         throw new ModelConfigError(
           `model "openai:${parsed.modelId}" needs OPENAI_BASE_URL (an OpenAI-compatible API base URL, e.g. https://api.openai.com/v1)`,
         );
-      }
-      if (!isHttpUrl(baseURL)) {
-        throw new ModelConfigError("OPENAI_BASE_URL must be an http(s) URL");
       }
       if (!apiKey) {
         throw new ModelConfigError(
@@ -134,27 +92,19 @@ export function resolveModel(spec: string | undefined, env: ModelEnv): LanguageM
       }
       const provider = createOpenAICompatible({
         name: "openai-compatible",
-        baseURL: baseURL.replace(/\/+$/, ""),
+        baseURL,
         apiKey,
       });
       return provider.chatModel(parsed.modelId);
     }
     case "workers-ai": {
-      if (!env.AI) {
+      const ai = settings.ai;
+      if (!ai) {
         throw new ModelConfigError(
           `model "workers-ai:${parsed.modelId}" needs the Workers AI binding AI ([ai] binding = "AI" in wrangler.toml)`,
         );
       }
-      return createWorkersAI({ binding: env.AI })(parsed.modelId);
+      return createWorkersAI({ binding: ai })(parsed.modelId);
     }
-  }
-}
-
-function isHttpUrl(value: string): boolean {
-  try {
-    const url = new URL(value);
-    return url.protocol === "https:" || url.protocol === "http:";
-  } catch {
-    return false;
   }
 }

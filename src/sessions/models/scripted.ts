@@ -55,6 +55,7 @@ import {
   type LanguageModelV4ToolResultPart,
   type LanguageModelV4Usage,
 } from "@ai-sdk/provider";
+import type { ToolCall } from "../events";
 import { isRetryableStatus } from "./collect";
 
 export interface ScriptedModelOptions {
@@ -70,16 +71,10 @@ export interface ScriptedProviderOptions {
   task?: "compaction";
 }
 
-export interface ScriptedToolCall {
-  toolCallId: string;
-  toolName: string;
-  input: string;
-}
-
 /** What the scripted model will do for one request (exported for tests and debugging). */
 export type ScriptedPlan =
   | { kind: "text"; text: string }
-  | { kind: "tool-calls"; calls: ScriptedToolCall[] }
+  | { kind: "tool-calls"; calls: ToolCall[] }
   | { kind: "fail"; error: APICallError; cleanupFails: boolean };
 
 export const SCRIPTED_PROVIDER = "scripted";
@@ -209,16 +204,6 @@ export function splitWords(text: string): string[] {
   return text.split(/(?<=\s)(?=\S)/).filter((word) => word.length > 0);
 }
 
-/** Parses `SCRIPTED_MODEL_DELAY_MS` (default 0); rejects anything but a small integer. */
-export function scriptedDelayFromEnv(value: string | undefined): number {
-  if (value === undefined || value.trim() === "") return 0;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 60_000) {
-    throw new Error(`SCRIPTED_MODEL_DELAY_MS must be an integer between 0 and 60000`);
-  }
-  return n;
-}
-
 function readScriptedOptions(call: LanguageModelV4CallOptions): {
   requestId: string | undefined;
   attempt: number;
@@ -242,7 +227,7 @@ function lastUserText(prompt: LanguageModelV4Prompt): string {
   return "";
 }
 
-function parseToolCalls(message: string, requestId: string | undefined): ScriptedToolCall[] | null {
+function parseToolCalls(message: string, requestId: string | undefined): ToolCall[] | null {
   const text = message.trim();
   if (!text.startsWith("call")) return null;
   const lines = text

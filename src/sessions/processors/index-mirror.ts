@@ -16,16 +16,17 @@
 import type { StateOf, TypedEvent } from "../../processors/contract";
 import { type BatchHookArgs, StreamProcessor } from "../../processors/processor";
 import { indexContract, type ParkedSubscription } from "../contracts";
+import type { SessionStatus } from "../events";
 import { reduceSummary, type SessionEvent, type SessionSummary } from "../summary";
 
 export interface IndexRow {
   title: string;
-  status: string;
+  status: SessionStatus;
   model: string;
   createdAt: string;
   updatedAt: string;
   lastOffset: number;
-  pendingApprovals: number;
+  pendingApprovalCount: number;
   lastError: string | null;
 }
 
@@ -92,7 +93,7 @@ export class IndexProcessor extends StreamProcessor<typeof indexContract> {
         createdAt: state.createdAt,
         updatedAt: state.updatedAt ?? state.createdAt,
         lastOffset: checkpoint,
-        pendingApprovals: summary.pendingApprovals.length,
+        pendingApprovalCount: summary.pendingApprovals.length,
         lastError: stuck.lastError,
       }),
     );

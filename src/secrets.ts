@@ -1,7 +1,9 @@
 /**
  * Small Web Crypto helpers for keys and tokens: random material, url-safe encoding, SHA-256,
  * and a constant-time comparison that leaks neither content nor length (both sides are
- * hashed to 32 bytes first, then compared with `crypto.subtle.timingSafeEqual`).
+ * hashed to 32 bytes first, then compared with `crypto.subtle.timingSafeEqual`). A neutral
+ * module: `auth/` (which reads the stores in `db/`) and `db/` (key hashes, cursors) both use
+ * it, so neither folder has to import the other's internals back.
  */
 
 const encoder = new TextEncoder();
