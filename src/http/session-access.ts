@@ -10,12 +10,11 @@
  *   approve → POST /:id/tool-calls/:toolCallId/decision
  */
 import type { Context, MiddlewareHandler } from "hono";
-import { forbidden } from "../auth/principal";
 import { invalidToken, type TokenScope } from "../auth/session-tokens";
+import { forbidden, notFound } from "../errors/domain";
 import { type RpcResult, unwrap } from "../rpc/result";
 import { type SessionAgentRpc, sessionObjectName } from "../sessions/session-agent";
 import type { AppEnv } from "./app";
-import { notFound } from "./errors";
 
 export function agent(c: Context<AppEnv>, id: string): SessionAgentRpc {
   return c.env.SESSIONS.get(

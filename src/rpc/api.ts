@@ -28,7 +28,8 @@ import type {
   SessionEvent,
 } from "../client/types";
 import type { Env } from "../env";
-import { ApiError } from "../http/errors";
+import { DomainError } from "../errors/domain";
+import { statusOf } from "../errors/http";
 
 /** What the RPC face needs from the worker: its app and how long idle connections live. */
 export interface RpcDeps {
@@ -65,9 +66,8 @@ function arg<T extends z.ZodType>(schema: T, value: unknown, what: string): z.ou
 /** Errors crossing capnweb keep their own properties: status, code and details travel. */
 function asRpcError(error: unknown): unknown {
   if (error instanceof SessionApiError) return error;
-  const known = ApiError.from(error);
-  if (known instanceof ApiError) {
-    return new SessionApiError(known.status, known.code, known.message, known.details);
+  if (error instanceof DomainError) {
+    return new SessionApiError(statusOf(error), error.code, error.message, error.details);
   }
   return error;
 }

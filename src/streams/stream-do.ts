@@ -14,7 +14,8 @@ import { resolveTarget } from "../callables/invoke";
 import { checkCallable, readPolicy } from "../callables/policy";
 import { newWebhookSecret } from "../callables/webhook";
 import { type Env, readSettings } from "../env";
-import { badRequest, conflict, notFound } from "../http/errors";
+import { conflict, invalidInput, notFound } from "../errors/domain";
+import { parseWith } from "../errors/parse";
 import { type RpcResult, rpcClient, serveRpc } from "../rpc/result";
 import { type AppendOutcome, type ForkSnapshotRequest, StreamCore, type StreamPeers } from "./core";
 import { DEFAULT_DELIVERY, Deliveries, matches } from "./delivery";
@@ -93,20 +94,8 @@ const closeOptionsSchema = z.strictObject({
 });
 export type CloseOptions = z.input<typeof closeOptionsSchema>;
 
-/** Parses RPC input with zod, turning a failure into a 400 that names the offending path. */
-function parse<T extends z.ZodType>(schema: T, value: unknown, what: string): z.output<T> {
-  const result = schema.safeParse(value);
-  if (!result.success) {
-    const issue = result.error.issues[0];
-    const where = issue?.path.length ? issue.path.join(".") : "(root)";
-    throw badRequest(
-      `invalid ${what} at ${where}: ${issue?.message}`,
-      { issues: result.error.issues },
-      "validation_failed",
-    );
-  }
-  return result.data;
-}
+/** Parses RPC input with zod: a failure is a `validation_failed` naming the offending path. */
+const parse = parseWith;
 
 export const subscriptionInputSchema = z.strictObject({
   key: subscriptionKeySchema,
@@ -257,7 +246,7 @@ export class StreamDurableObject extends DurableObject<Env> {
     return this.#rpc(async () => {
       const opts = parse(createOptionsSchema, options, "create options");
       if (opts.ttlSeconds !== undefined && opts.expiresAt !== undefined)
-        throw badRequest("give either ttlSeconds or expiresAt, not both");
+        throw invalidInput("give either ttlSeconds or expiresAt, not both");
       const now = Date.now();
       const result = await this.#core.create({
         name,
@@ -373,12 +362,12 @@ export class StreamDurableObject extends DurableObject<Env> {
         if (wanted.callable.kind !== "webhook") resolveTarget(wanted.callable, this.env);
       } catch (error) {
         if (error instanceof CallableError)
-          throw badRequest(error.message, { kind: error.kind }, "validation_failed");
+          throw invalidInput(error.message, { kind: error.kind }, "validation_failed");
         throw error;
       }
       const meta = this.#core.live(Date.now());
       if (typeof wanted.startAt === "number" && wanted.startAt > meta.tail) {
-        throw badRequest(
+        throw invalidInput(
           `startAt ${wanted.startAt} is beyond the stream's last offset ${meta.tail}`,
         );
       }

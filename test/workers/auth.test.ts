@@ -10,8 +10,10 @@ import { describe, expect, it } from "vitest";
 import { authenticate } from "../../src/auth/authenticate";
 import { sha256Hex } from "../../src/auth/secrets";
 import type { Env } from "../../src/env";
+import { DomainError } from "../../src/errors/domain";
+import { statusOf } from "../../src/errors/http";
 import { createApp } from "../../src/http/app";
-import { ApiError } from "../../src/http/errors";
+import { errorAnswer } from "../../src/http/errors";
 import { streamName } from "../../src/streams/naming";
 import { rpcClient } from "../support/rpc";
 
@@ -84,10 +86,11 @@ describe("authenticate()", () => {
 
   it("rejects a request without an Authorization header when no test tenant is set", async () => {
     const error = await authenticate(undefined, base).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(ApiError);
-    expect((error as ApiError).status).toBe(401);
-    expect((error as ApiError).code).toBe("unauthorized");
-    expect((error as ApiError).headers?.["www-authenticate"]).toMatch(/^Bearer/);
+    expect(error).toBeInstanceOf(DomainError);
+    expect(statusOf(error as DomainError)).toBe(401);
+    expect((error as DomainError).code).toBe("unauthorized");
+    // The challenge is the edge's: it renders one for every 401.
+    expect(errorAnswer(error as DomainError).headers.get("www-authenticate")).toMatch(/^Bearer/);
   });
 
   it("uses the test tenant only when the header is absent", async () => {

@@ -5,6 +5,7 @@
  */
 import { exports } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { statusOf } from "../../src/errors/http";
 import { encodeOffset } from "../../src/streams/offsets";
 import type { StreamDurableObject, SubscriptionStatus } from "../../src/streams/stream-do";
 import { evictDurableObject, runInDurableObject } from "../support/rpc";
@@ -605,7 +606,7 @@ describe("1. far dates: 400 naming the range, nothing stored that breaks a strea
     ]) {
       const path = uniquePath("far-rpc");
       const error = await rpcError(stubFor(path).create(nameOf(path), path, options));
-      expect(error.status, JSON.stringify(options)).toBe(400);
+      expect(statusOf(error), JSON.stringify(options)).toBe(400);
       expect((await snapshot(path)).status).toBe(404);
     }
   });
@@ -725,7 +726,7 @@ describe("3. callables reach only allowlisted methods; only a real ack acknowled
         eventTypes: ["bad/valid"],
       }),
     );
-    expect(error.status).toBe(400);
+    expect(statusOf(error)).toBe(400);
     expect(error.message).toMatch(/not on the callable allowlist/);
   });
 
@@ -977,7 +978,7 @@ describe("7. processor idempotency keys are reserved for processors", () => {
     const error = await rpcError(
       stub.appendBatch([{ type: "bad/valid", payload: 1, idempotencyKey: "counter/count@1" }]),
     );
-    expect(error.status).toBe(400);
+    expect(statusOf(error)).toBe(400);
     expect(error.code).toBe("reserved_idempotency_key");
     expect((await stub.head()).lastOffset).toBe(0);
     const [ok] = await stub.appendBatch([

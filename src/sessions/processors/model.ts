@@ -25,7 +25,7 @@
  */
 import type { LanguageModelV4, LanguageModelV4Prompt } from "@ai-sdk/provider";
 import type { z } from "zod";
-import { ApiError } from "../../http/errors";
+import { DomainError, isFault } from "../../errors/domain";
 import type { StateOf, TypedEvent } from "../../processors/contract";
 import {
   type BatchHookArgs,
@@ -192,10 +192,8 @@ export class ModelProcessor extends StreamProcessor<typeof modelContract> {
       await this.#appendCompletion(requestId, attempt, cause, result);
       return true;
     } catch (error) {
-      const known = ApiError.from(error);
-      if (!(known instanceof ApiError) || known.status >= 500) throw error;
-      this.#refused = new ModelError(`the reply could not be stored: ${known.message}`, {
-        status: known.status,
+      if (!(error instanceof DomainError) || isFault(error.code)) throw error;
+      this.#refused = new ModelError(`the reply could not be stored: ${error.message}`, {
         retryable: false,
       });
       return false;
