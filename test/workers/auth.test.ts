@@ -96,16 +96,20 @@ describe("authenticate()", () => {
   it("uses the test tenant only when the header is absent", async () => {
     const withDefault = { ...base, INSECURE_DEFAULT_TENANT: "t0" };
     expect(await authenticate(undefined, withDefault)).toBe("t0");
-    await expect(authenticate("Bearer nope", withDefault)).rejects.toMatchObject({ status: 401 });
-    await expect(authenticate("", withDefault)).rejects.toMatchObject({ status: 401 });
+    await expect(authenticate("Bearer nope", withDefault)).rejects.toMatchObject({
+      code: "unauthorized",
+    });
+    await expect(authenticate("", withDefault)).rejects.toMatchObject({ code: "unauthorized" });
   });
 
   it("resolves the dev key to the dev tenant", async () => {
     expect(await authenticate(`Bearer ${DEV_KEY}`, base)).toBe("dev");
     expect(await authenticate(`bearer ${DEV_KEY}`, base)).toBe("dev");
-    await expect(authenticate(`Bearer ${DEV_KEY}x`, base)).rejects.toMatchObject({ status: 401 });
+    await expect(authenticate(`Bearer ${DEV_KEY}x`, base)).rejects.toMatchObject({
+      code: "unauthorized",
+    });
     await expect(authenticate(`Bearer ${DEV_KEY}`, { DB: env.DB })).rejects.toMatchObject({
-      status: 401,
+      code: "unauthorized",
     });
   });
 });
