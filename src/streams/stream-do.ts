@@ -14,7 +14,7 @@ import { resolveTarget } from "../callables/invoke";
 import { checkCallable, readPolicy } from "../callables/policy";
 import { newWebhookSecret } from "../callables/webhook";
 import { type Env, readSettings } from "../env";
-import { conflict, invalidInput, notFound } from "../errors/domain";
+import { conflict, DomainError, invalidInput, notFound } from "../errors/domain";
 import { parseWith } from "../errors/parse";
 import { type RpcResult, rpcClient, serveRpc } from "../rpc/result";
 import { type AppendOutcome, type ForkSnapshotRequest, StreamCore, type StreamPeers } from "./core";
@@ -222,16 +222,31 @@ export class StreamDurableObject extends DurableObject<Env> {
 
   /** Runs an RPC body and answers its result envelope (expected errors as values). */
   #rpc<T>(fn: () => T | Promise<T>): Promise<RpcResult<Awaited<T>>> {
-    return serveRpc(`stream ${this.#core.log.meta()?.path ?? "(new)"}`, async () => {
+    return serveRpc(this.#label(), async () => {
       const result = await fn();
       await this.#armAlarm();
       return result;
     });
   }
 
+  /** The stream's path, for logs; a corrupt metadata row is answered (corrupt_record), not thrown here. */
+  #label(): string {
+    try {
+      return `stream ${this.#core.log.meta()?.path ?? "(new)"}`;
+    } catch {
+      return "stream (unreadable metadata)";
+    }
+  }
+
   override async fetch(request: Request): Promise<Response> {
     const response = await handleProtocol(this.#core, request, this.#protocol);
-    await this.#armAlarm();
+    try {
+      await this.#armAlarm();
+    } catch (error) {
+      // A refusal already answers why (e.g. corrupt_record, logged where it was found); the
+      // alarm, which reads the same rows, must not replace that answer with a bare 500.
+      if (!(error instanceof DomainError) || response.ok) throw error;
+    }
     return response;
   }
 
