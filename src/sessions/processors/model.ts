@@ -26,6 +26,7 @@
 import type { LanguageModelV4, LanguageModelV4Prompt } from "@ai-sdk/provider";
 import type { z } from "zod";
 import { DomainError, isFault } from "../../errors/domain";
+import { HTTP_STATUS } from "../../errors/http";
 import type { StateOf, TypedEvent } from "../../processors/contract";
 import {
   type BatchHookArgs,
@@ -193,7 +194,9 @@ export class ModelProcessor extends StreamProcessor<typeof modelContract> {
       return true;
     } catch (error) {
       if (!(error instanceof DomainError) || isFault(error.code)) throw error;
+      // The event's `status` reads as HTTP statuses do (a provider's 429, the stream's 413).
       this.#refused = new ModelError(`the reply could not be stored: ${error.message}`, {
+        status: HTTP_STATUS[error.code],
         retryable: false,
       });
       return false;
