@@ -9,13 +9,19 @@
  * The constructors below are named for what went wrong, not for a status. The codes are
  * part of the public API: clients and tests match on them.
  */
-export type ErrorCode =
+/** The codes of input that is malformed or not acceptable as given. */
+export type InvalidInputCode =
   | "bad_request"
   | "invalid_path"
   | "invalid_offset"
   | "invalid_json"
   | "invalid_header"
   | "validation_failed"
+  | "reserved_event_type"
+  | "reserved_idempotency_key";
+
+export type ErrorCode =
+  | InvalidInputCode
   | "unsupported_media_type"
   | "not_found"
   | "method_not_allowed"
@@ -24,8 +30,6 @@ export type ErrorCode =
   | "offset_conflict"
   | "stream_closed"
   | "payload_too_large"
-  | "reserved_event_type"
-  | "reserved_idempotency_key"
   | "forbidden"
   | "origin_not_allowed"
   | "unauthorized"
@@ -54,16 +58,6 @@ export class DomainError extends Error {
   }
 }
 
-/** The codes of input that is malformed or not acceptable as given. */
-export type InvalidInputCode =
-  | "bad_request"
-  | "invalid_path"
-  | "invalid_offset"
-  | "invalid_json"
-  | "invalid_header"
-  | "validation_failed"
-  | "reserved_event_type"
-  | "reserved_idempotency_key";
 
 export const invalidInput = (
   message: string,
