@@ -30,6 +30,7 @@ import type {
 import type { Env } from "../env";
 import { DomainError } from "../errors/domain";
 import { statusOf } from "../errors/http";
+import { parseWith } from "../errors/parse";
 
 /** What the RPC face needs from the worker: its app and how long idle connections live. */
 export interface RpcDeps {
@@ -53,14 +54,13 @@ const credentialSchema = z.string().min(1).max(4096);
 const sessionIdSchema = z.string().min(1).max(200);
 const offsetSchema = z.number().int().nonnegative();
 
+/** An argument parsed as every door parses (src/errors/parse.ts), refused as a SessionApiError. */
 function arg<T extends z.ZodType>(schema: T, value: unknown, what: string): z.output<T> {
-  const parsed = schema.safeParse(value);
-  if (parsed.success) return parsed.data;
-  throw new SessionApiError(
-    400,
-    "validation_failed",
-    `invalid ${what}: ${parsed.error.issues[0]?.message ?? "bad value"}`,
-  );
+  try {
+    return parseWith(schema, value, what);
+  } catch (error) {
+    throw asRpcError(error);
+  }
 }
 
 /** Errors crossing capnweb keep their own properties: status, code and details travel. */
