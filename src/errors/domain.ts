@@ -58,7 +58,6 @@ export class DomainError extends Error {
   }
 }
 
-
 export const invalidInput = (
   message: string,
   details?: unknown,

@@ -22,7 +22,7 @@ export function agent(c: Context<AppEnv>, id: string): SessionAgentRpc {
   ) as unknown as SessionAgentRpc;
 }
 
-/** Calls the session's object; its result envelope becomes the value or an ApiError here. */
+/** Calls the session's object; its result envelope becomes the value or a DomainError here. */
 export const rpc = <T>(call: () => Promise<RpcResult<T>>): Promise<T> => unwrap(call());
 
 export function access(scope: TokenScope | null): MiddlewareHandler<AppEnv> {

@@ -518,9 +518,9 @@ describe("dot segments are normalised by URL parsing before they reach the worke
 });
 
 describe("known protocol gaps", () => {
-  // BUG: a 405 must carry an Allow header listing the supported methods (RFC 9110 §15.5.6:
-  // "The origin server MUST generate an Allow header field in a 405 response").
-  // handleProtocol() in src/streams/protocol/handler.ts throws a plain ApiError(405) without it.
+  // A 405 must carry an Allow header listing the supported methods (RFC 9110 §15.5.6:
+  // "The origin server MUST generate an Allow header field in a 405 response"); every HTTP
+  // face renders it from the error's `details.allow` (src/errors/http.ts).
   it("PATCH → 405 with an Allow header", async () => {
     const path = await prepare("stream");
     const res = await http(path, { method: "PATCH", headers: JSON_TYPE, body: VALID_MESSAGE });
