@@ -24,7 +24,7 @@
  */
 import type { z } from "zod";
 import type { Env } from "../env";
-import { conflict, DomainError, internal, notFound } from "../errors/domain";
+import { conflict, corruptRecord, DomainError, internal, notFound } from "../errors/domain";
 import { issueText } from "../errors/parse";
 import { type RpcResult, rpcFail, rpcOk, unwrap } from "../rpc/result";
 import type { DeliveryBatch } from "../streams/delivery";
@@ -201,7 +201,12 @@ export class ProcessorHost {
         state: structuredClone(processor.contract.initialState) as StateOf<K>,
         checkpoint: 0,
       };
-    let stored: unknown = JSON.parse(row.state);
+    let stored: unknown;
+    try {
+      stored = JSON.parse(row.state);
+    } catch (error) {
+      throw corruptRecord(`stored state of processor ${name}`, (error as Error).message);
+    }
     const upgrade = processor.upgradeState?.(stored) ?? null;
     if (upgrade) {
       const tables = this.tables(name);
@@ -218,8 +223,9 @@ export class ProcessorHost {
     }
     const parsed = processor.contract.state.safeParse(stored);
     if (!parsed.success) {
-      throw new Error(
-        `stored state of processor ${name} does not match its schema: ${parsed.error.message}`,
+      throw corruptRecord(
+        `stored state of processor ${name}`,
+        `it does not match its schema ${issueText(parsed.error)}`,
       );
     }
     return { state: parsed.data as StateOf<K>, checkpoint: row.checkpoint };

@@ -3,11 +3,14 @@
  * protocol to build its headers; a corrupt stored record answers its own code; a host's
  * refusal that would only repeat parks a subscription at once; the edge adds the 401 realm.
  */
-import { exports } from "cloudflare:workers";
+import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { RETRYABLE } from "../../src/errors/domain";
 import type { Unwrapped } from "../../src/rpc/result";
+import type { DeliveryBatch } from "../../src/streams/delivery";
 import { protocolErrorHeaders } from "../../src/streams/protocol/errors";
 import type { StreamDurableObject } from "../../src/streams/stream-do";
+import type { TestHost } from "../fixtures/worker";
 import { evictDurableObject, runInDurableObject } from "../support/rpc";
 import { http, nameOf, ORIGIN, pumpUntil, rpcError, stubFor, uniquePath } from "./helpers";
 
@@ -98,6 +101,48 @@ describe("delivery classifies a host's refusal by its code", () => {
       retryable: false,
       error: expect.stringMatching(/no processor named "nope"/),
     });
+  });
+});
+
+describe("a host's corrupt processor state", () => {
+  it("answers a delivery with corrupt_record naming the processor, which the stream does not retry", async () => {
+    const hosts = (env as unknown as { TEST_HOSTS: DurableObjectNamespace<TestHost> }).TEST_HOSTS;
+    const hostName = `corrupt-${crypto.randomUUID()}`;
+    const host = hosts.get(hosts.idFromName(hostName));
+    await runInDurableObject(host, (_instance, state) => {
+      state.storage.sql.exec(
+        "INSERT INTO processor_state (processor, state, checkpoint, updated_at) VALUES (?, ?, ?, ?)",
+        "counter",
+        JSON.stringify({ total: "forty" }),
+        0,
+        Date.now(),
+      );
+    });
+    const batch: DeliveryBatch = {
+      stream: "/errors/direct",
+      streamName: "default:/errors/direct",
+      subscriptionKey: `counter@TEST_HOSTS/${hostName}`,
+      anchorOffset: 0,
+      events: [
+        {
+          offset: 1,
+          type: "test/incremented",
+          payload: { by: 1 },
+          createdAt: new Date(0).toISOString(),
+        },
+      ],
+      nextOffset: 2,
+    };
+    const answer = await host.deliver(batch);
+    expect(answer).toMatchObject({
+      ok: false,
+      error: {
+        code: "corrupt_record",
+        message: expect.stringMatching(/^stored state of processor counter is corrupt: .*at total/),
+        details: { record: "stored state of processor counter" },
+      },
+    });
+    expect(RETRYABLE.corrupt_record).toBe(false);
   });
 });
 
