@@ -99,11 +99,6 @@ export function corruptRecord(record: string, reason: string): DomainError {
   return error;
 }
 
-/** The DomainError an unknown thrown value is, or undefined. */
-export function asDomainError(error: unknown): DomainError | undefined {
-  return error instanceof DomainError ? error : undefined;
-}
-
 /**
  * Whether a failure is the service's own (a bug, corrupt data, missing configuration)
  * rather than something the caller asked for. Callers that turn a refusal into an event
