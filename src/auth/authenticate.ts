@@ -12,19 +12,12 @@
 import { createDb } from "../db/client";
 import { findTenantByKey, parseApiKey } from "../db/tenants";
 import type { Env } from "../env";
-import { ApiError } from "../http/errors";
+import { unauthorized } from "../errors/domain";
 import { secretsEqual } from "../secrets";
 
 export type AuthEnv = Pick<Env, "DB" | "DEV_API_KEY" | "DEV_TENANT_ID" | "INSECURE_DEFAULT_TENANT">;
 
-const REALM = 'Bearer realm="durable-agent-sessions"';
 const MAX_KEY_LENGTH = 512;
-
-function unauthorized(message: string, invalidToken: boolean): ApiError {
-  return new ApiError(401, "unauthorized", message, undefined, {
-    "www-authenticate": invalidToken ? `${REALM}, error="invalid_token"` : REALM,
-  });
-}
 
 /** The bearer token of an Authorization header, or null when it is not a Bearer header. */
 export function bearerToken(header: string): string | null {
@@ -38,11 +31,14 @@ export async function authenticate(
 ): Promise<string> {
   if (authorization === undefined || authorization === null) {
     if (env.INSECURE_DEFAULT_TENANT) return env.INSECURE_DEFAULT_TENANT;
-    throw unauthorized("missing Authorization: Bearer <api key> header", false);
+    throw unauthorized("missing Authorization: Bearer <api key> header");
   }
   const key = bearerToken(authorization);
   if (key === null || key.length > MAX_KEY_LENGTH) {
-    throw unauthorized("malformed Authorization header: expected Bearer <api key>", true);
+    throw unauthorized(
+      "malformed Authorization header: expected Bearer <api key>",
+      "invalid_token",
+    );
   }
   if (env.DEV_API_KEY && (await secretsEqual(key, env.DEV_API_KEY))) {
     return env.DEV_TENANT_ID || "dev";
@@ -50,7 +46,7 @@ export async function authenticate(
   const cached = keyCache.get(key);
   if (cached && cached.until > Date.now()) return cached.tenant;
   const tenant = await findTenantByKey(createDb(env.DB), key);
-  if (tenant === null) throw unauthorized("invalid or revoked API key", true);
+  if (tenant === null) throw unauthorized("invalid or revoked API key", "invalid_token");
   if (keyCache.size >= KEY_CACHE_MAX) keyCache.delete(keyCache.keys().next().value!);
   keyCache.set(key, { tenant, until: Date.now() + KEY_CACHE_TTL_MS });
   return tenant;

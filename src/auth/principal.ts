@@ -8,7 +8,7 @@
  * (src/http/session-access.ts). Every tenant-level route answers 403 to a token.
  */
 import type { Env } from "../env";
-import { ApiError, badRequest } from "../http/errors";
+import { forbidden, invalidInput } from "../errors/domain";
 import { type AuthEnv, authenticate, bearerToken } from "./authenticate";
 import {
   invalidToken,
@@ -26,8 +26,6 @@ const EVENTS_ROUTE = /^\/v1\/sessions\/[^/]+\/events$/;
 /** The routes a session token may reach; each checks its own scope. */
 const TOKEN_ROUTES =
   /^\/v1\/sessions\/[^/]+(?:\/events|\/messages|\/cancel|\/tool-calls\/[^/]+\/decision)?$/;
-
-export const forbidden = (message: string) => new ApiError(403, "forbidden", message);
 
 async function fromToken(
   token: string,
@@ -55,12 +53,12 @@ export async function authenticateRequest(
     const readsEvents =
       EVENTS_ROUTE.test(url.pathname) && (request.method === "GET" || request.method === "HEAD");
     if (!readsEvents) {
-      throw badRequest(
+      throw invalidInput(
         "?token= is accepted only on GET /v1/sessions/:id/events (for EventSource); send Authorization: Bearer <token> instead",
       );
     }
     if (inQuery.length > 1 || header !== null) {
-      throw badRequest("send one credential: either ?token= or an Authorization header");
+      throw invalidInput("send one credential: either ?token= or an Authorization header");
     }
     if (!looksLikeToken(inQuery[0]!)) {
       throw invalidToken("?token= takes a session token (never an API key)");

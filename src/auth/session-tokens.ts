@@ -15,7 +15,7 @@ import { sign, verify } from "hono/jwt";
 import { ulid } from "ulidx";
 import { z } from "zod";
 import type { Env } from "../env";
-import { ApiError } from "../http/errors";
+import { type DomainError, notConfigured, unauthorized } from "../errors/domain";
 
 export const TOKEN_SCOPES = ["read", "write", "approve"] as const;
 export type TokenScope = (typeof TOKEN_SCOPES)[number];
@@ -69,21 +69,16 @@ export interface MintedToken {
   scopes: TokenScope[];
 }
 
-const REALM = 'Bearer realm="durable-agent-sessions"';
-
-export function invalidToken(message: string): ApiError {
-  return new ApiError(401, "unauthorized", message, undefined, {
-    "www-authenticate": `${REALM}, error="invalid_token"`,
-  });
+/** A 401 whose challenge says the token itself is bad (RFC 6750 `invalid_token`). */
+export function invalidToken(message: string): DomainError {
+  return unauthorized(message, "invalid_token");
 }
 
 /** The signing secret, or a 503 when it is not configured (or too short to be safe). */
 export function tokenSecret(env: Pick<Env, "SESSION_TOKEN_SECRET">): string {
   const secret = env.SESSION_TOKEN_SECRET;
   if (!secret || secret.length < MIN_SECRET_LENGTH) {
-    throw new ApiError(
-      503,
-      "tokens_not_configured",
+    throw notConfigured(
       `session tokens need the secret SESSION_TOKEN_SECRET (at least ${MIN_SECRET_LENGTH} characters; wrangler secret put SESSION_TOKEN_SECRET)`,
     );
   }

@@ -6,8 +6,8 @@
  */
 import { and, desc, eq, lt, or, sql } from "drizzle-orm";
 import { z } from "zod";
-import { badRequest } from "../http/errors";
-import { parseWith } from "../http/validation";
+import { invalidInput } from "../errors/domain";
+import { parseWith } from "../errors/parse";
 import { fromBase64Url, toBase64Url } from "../secrets";
 import { SESSION_STATUSES } from "../sessions/events";
 import type { Db } from "./client";
@@ -103,7 +103,7 @@ export function encodeCursor(cursor: Cursor): string {
 
 /** Parses an opaque cursor; anything that is not one of ours is a 400. */
 export function decodeCursor(text: string): Cursor {
-  const invalid = () => badRequest("invalid cursor", undefined, "bad_request");
+  const invalid = () => invalidInput("invalid cursor", undefined, "bad_request");
   if (text.length === 0 || text.length > 400) throw invalid();
   const bytes = fromBase64Url(text);
   if (!bytes) throw invalid();
@@ -128,7 +128,7 @@ export async function listSessionRows(
 ): Promise<SessionPage> {
   const limit = options.limit;
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) {
-    throw badRequest(`limit must be an integer from 1 to ${MAX_LIST_LIMIT}`);
+    throw invalidInput(`limit must be an integer from 1 to ${MAX_LIST_LIMIT}`);
   }
   const status =
     options.status === undefined

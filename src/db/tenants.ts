@@ -7,7 +7,7 @@
 import { and, eq, isNull, sql } from "drizzle-orm";
 import { ulid } from "ulidx";
 import { z } from "zod";
-import { conflict, notFound } from "../http/errors";
+import { conflict, notFound } from "../errors/domain";
 import { bytesEqual, fromHex, randomBytes, sha256, toBase64Url, toHex } from "../secrets";
 import type { Db } from "./client";
 import { apiKeys, type TenantRow, tenants } from "./schema";

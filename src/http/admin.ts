@@ -16,6 +16,7 @@ import { z } from "zod";
 import { bearerToken, forgetKey } from "../auth/authenticate";
 import { dbOf } from "../db/client";
 import { createApiKey, createTenant, revokeApiKey, tenantIdSchema } from "../db/tenants";
+import { DomainError, forbidden, notFound } from "../errors/domain";
 import { unwrap } from "../rpc/result";
 import { secretsEqual } from "../secrets";
 import { sessionIdSchema } from "../sessions/ids";
@@ -23,7 +24,6 @@ import { type SessionAgentRpc, sessionObjectName, sessionPath } from "../session
 import { streamName } from "../streams/naming";
 import type { StreamDurableObject } from "../streams/stream-do";
 import type { AppEnv } from "./app";
-import { ApiError, notFound } from "./errors";
 import { parkingAction } from "./subscriptions";
 import { jsonBody, parseWith } from "./validation";
 
@@ -46,18 +46,17 @@ export function adminRoutes() {
     const header = c.req.header("authorization");
     const presented = header === undefined ? null : bearerToken(header);
     if (presented === null) {
-      throw new ApiError(
-        401,
+      // The admin realm is its own: the edge's WWW-Authenticate names it (src/http/errors.ts).
+      throw new DomainError(
         "unauthorized",
         "admin routes need Authorization: Bearer <ADMIN_TOKEN>",
-        undefined,
         {
-          "www-authenticate": 'Bearer realm="durable-agent-sessions-admin"',
+          realm: "durable-agent-sessions-admin",
         },
       );
     }
     if (!(await secretsEqual(presented, token))) {
-      throw new ApiError(403, "forbidden", "invalid admin token");
+      throw forbidden("invalid admin token");
     }
     await next();
     c.header("cache-control", "no-store");

@@ -6,6 +6,7 @@
 import { Hono } from "hono";
 import { authenticateRequest, type Principal } from "../auth/principal";
 import type { Env } from "../env";
+import { DomainError, internal, notFound, unsupportedOperation } from "../errors/domain";
 import { rpcResponse } from "../rpc/serve";
 import { SESSION_STREAMS } from "../sessions/session-agent";
 import { STREAM_ROUTE } from "../streams/naming";
@@ -14,7 +15,7 @@ import { drainBody } from "../streams/protocol/handler";
 import { adminRoutes } from "./admin";
 import { allowIndex } from "./allow";
 import { docsPage } from "./docs";
-import { ApiError, errorResponse } from "./errors";
+import { errorAnswer } from "./errors";
 import { openApiDocument } from "./openapi";
 import { corsPolicy, preflight, withStandardHeaders } from "./security";
 import { sessionRoutes } from "./sessions";
@@ -95,15 +96,9 @@ export function createApp() {
     // Session streams are written by their SessionAgent only (through the session API);
     // over the stream API they can be read (and forked), never written or deleted.
     if (path.startsWith(`${SESSION_STREAMS}/`) && !["GET", "HEAD"].includes(c.req.method)) {
-      throw new ApiError(
-        405,
-        "method_not_allowed",
-        "session streams are read-only here; use /v1/sessions",
-        undefined,
-        {
-          allow: "GET, HEAD",
-        },
-      );
+      throw unsupportedOperation("session streams are read-only here; use /v1/sessions", {
+        allow: ["GET", "HEAD"],
+      });
     }
     return forwardToStream(c, path);
   });
@@ -117,25 +112,19 @@ export function createApp() {
     allowed ??= allowIndex(app.routes);
     const methods = allowed(pathname);
     if (methods.length > 0 && !methods.includes(c.req.method)) {
-      return errorResponse(
-        new ApiError(
-          405,
-          "method_not_allowed",
+      return errorAnswer(
+        unsupportedOperation(
           `${c.req.method} is not supported on ${pathname}; use ${methods.join(", ")}`,
           { allow: methods },
-          { allow: methods.join(", ") },
         ),
       );
     }
-    return errorResponse(
-      new ApiError(404, "not_found", `no route for ${c.req.method} ${pathname}`),
-    );
+    return errorAnswer(notFound(`no route for ${c.req.method} ${pathname}`));
   });
 
   app.onError(async (error, c) => {
     await discardBody(c.req.raw);
-    const known = ApiError.from(error);
-    if (known instanceof ApiError) return errorResponse(known);
+    if (error instanceof DomainError) return errorAnswer(error);
     console.error(
       JSON.stringify({
         msg: "unhandled error",
@@ -143,7 +132,7 @@ export function createApp() {
         stack: (error as Error).stack,
       }),
     );
-    return errorResponse(new ApiError(500, "internal", "internal error"));
+    return errorAnswer(internal());
   });
 
   return app;

@@ -9,7 +9,8 @@
  * preflight a 403. Without an allowlist (local development) every origin gets `*`, which
  * browsers never combine with credentials, so no Allow-Credentials is sent then.
  */
-import { ApiError, errorResponse } from "./errors";
+import { forbidden } from "../errors/domain";
+import { errorResponse } from "../errors/http";
 
 const EXPOSED = [
   "Stream-Next-Offset",
@@ -111,10 +112,10 @@ export function withStandardHeaders(
 export function preflight(origin: string | null, policy: CorsPolicy): Response {
   if (!policy.any && (origin === null || !policy.origins.has(origin))) {
     return errorResponse(
-      new ApiError(
-        403,
-        "origin_not_allowed",
+      forbidden(
         `origin ${JSON.stringify((origin ?? "(none)").slice(0, 200))} is not in CORS_ORIGINS`,
+        undefined,
+        "origin_not_allowed",
       ),
     );
   }

@@ -10,12 +10,11 @@
  *   approve → POST /:id/tool-calls/:toolCallId/decision
  */
 import type { Context, MiddlewareHandler } from "hono";
-import { forbidden } from "../auth/principal";
 import { invalidToken, type TokenScope } from "../auth/session-tokens";
+import { forbidden, notFound } from "../errors/domain";
 import { type RpcResult, unwrap } from "../rpc/result";
 import { type SessionAgentRpc, sessionObjectName } from "../sessions/session-agent";
 import type { AppEnv } from "./app";
-import { notFound } from "./errors";
 
 export function agent(c: Context<AppEnv>, id: string): SessionAgentRpc {
   return c.env.SESSIONS.get(
@@ -23,7 +22,7 @@ export function agent(c: Context<AppEnv>, id: string): SessionAgentRpc {
   ) as unknown as SessionAgentRpc;
 }
 
-/** Calls the session's object; its result envelope becomes the value or an ApiError here. */
+/** Calls the session's object; its result envelope becomes the value or a DomainError here. */
 export const rpc = <T>(call: () => Promise<RpcResult<T>>): Promise<T> => unwrap(call());
 
 export function access(scope: TokenScope | null): MiddlewareHandler<AppEnv> {

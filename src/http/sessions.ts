@@ -26,7 +26,6 @@
  */
 import { Hono } from "hono";
 import { z } from "zod";
-import { forbidden } from "../auth/principal";
 import { mintSessionToken, mintTokenSchema, tokenSecret } from "../auth/session-tokens";
 import { createDb } from "../db/client";
 import {
@@ -36,6 +35,7 @@ import {
   MAX_LIST_LIMIT,
 } from "../db/sessions-index";
 import { readModelSettings } from "../env";
+import { forbidden, notFound, tooLarge } from "../errors/domain";
 import { SESSION_VIEWS } from "../sessions/client-view";
 import { MAX_INPUT_CONTENT_BYTES, utf8Bytes } from "../sessions/content";
 import { newSessionId, sessionIdSchema } from "../sessions/ids";
@@ -47,7 +47,6 @@ import { trace } from "../trace";
 import type * as api from "./api-schemas";
 import { sessionRowJson } from "./api-schemas";
 import type { AppEnv } from "./app";
-import { ApiError, notFound } from "./errors";
 import { access, agent, rpc } from "./session-access";
 import { forwardToStream } from "./stream-proxy";
 import { jsonInput, paramInput, queryInput } from "./validators";
@@ -146,9 +145,7 @@ export function sessionRoutes() {
         const body = c.req.valid("json");
         const bytes = utf8Bytes(body.content);
         if (bytes > MAX_INPUT_CONTENT_BYTES)
-          throw new ApiError(
-            413,
-            "payload_too_large",
+          throw tooLarge(
             `content of ${bytes} bytes exceeds the ${MAX_INPUT_CONTENT_BYTES}-byte limit of a message`,
             { limitBytes: MAX_INPUT_CONTENT_BYTES },
           );

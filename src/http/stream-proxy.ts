@@ -4,11 +4,11 @@
  * from the authenticated tenant, so a client can never name another tenant's stream.
  */
 import type { Context } from "hono";
+import { invalidInput } from "../errors/domain";
 import { STREAM_ROUTE, streamName } from "../streams/naming";
 import { validateStreamPath } from "../streams/path";
 import { INTERNAL, MAX_BODY_BYTES, tooLarge } from "../streams/protocol/handler";
 import type { AppEnv } from "./app";
-import { badRequest } from "./errors";
 
 export function forwardToStream(
   c: Context<AppEnv>,
@@ -24,7 +24,7 @@ export function forwardToStream(
   const forkedFrom = c.req.header("stream-forked-from");
   if (forkedFrom !== undefined) {
     if (c.req.method !== "PUT")
-      throw badRequest("Stream-Forked-From is only valid on PUT", undefined, "invalid_header");
+      throw invalidInput("Stream-Forked-From is only valid on PUT", undefined, "invalid_header");
     const source = forkedFrom.startsWith(`${STREAM_ROUTE}/`)
       ? forkedFrom.slice(STREAM_ROUTE.length)
       : forkedFrom;

@@ -15,6 +15,7 @@ import { z } from "zod";
 import { bearerToken } from "../auth/authenticate";
 import { callableSchema } from "../callables/descriptor";
 import { parseApiKey } from "../db/tenants";
+import { invalidInput } from "../errors/domain";
 import { unwrap } from "../rpc/result";
 import { streamName } from "../streams/naming";
 import { validateStreamPath } from "../streams/path";
@@ -26,7 +27,6 @@ import {
   subscriptionKeySchema,
 } from "../streams/system-events";
 import type { AppEnv } from "./app";
-import { badRequest } from "./errors";
 import { jsonBody, query } from "./validation";
 
 const streamPath = z
@@ -114,7 +114,7 @@ export function subscriptionRoutes() {
       input.callable.kind === "durable-object" &&
       !input.callable.name.startsWith(`${c.get("tenant")}:`)
     ) {
-      throw badRequest(
+      throw invalidInput(
         `durable-object callables must name an object of this tenant (a name starting with "${c.get("tenant")}:")`,
         undefined,
         "validation_failed",

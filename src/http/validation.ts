@@ -7,15 +7,17 @@
  */
 import type { Context } from "hono";
 import type { z } from "zod";
+import { tooLarge, unsupportedMediaType } from "../errors/domain";
+import { parseJson, parseWith } from "../errors/parse";
 import { drainReader } from "../streams/protocol/handler";
-import { ApiError, badRequest } from "./errors";
+
+/** Shared with the domain (stored rows, RPC input); re-exported for the routes. */
+export { parseJson, parseWith };
 
 export const MAX_JSON_BODY = 1024 * 1024;
 
 const bodyTooLarge = (limit: number) =>
-  new ApiError(413, "payload_too_large", `request body exceeds the ${limit}-byte limit`, {
-    limitBytes: limit,
-  });
+  tooLarge(`request body exceeds the ${limit}-byte limit`, { limitBytes: limit });
 
 /** Reads a request body as UTF-8 text, refusing more than `limit` bytes with a 413. */
 export async function readBodyText(request: Request, limit: number): Promise<string> {
@@ -44,35 +46,6 @@ export async function readBodyText(request: Request, limit: number): Promise<str
   return new TextDecoder().decode(bytes);
 }
 
-/** JSON.parse that turns a syntax error into a 400 `invalid_json`. */
-export function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch (error) {
-    throw badRequest(
-      `body is not valid JSON: ${(error as Error).message}`,
-      undefined,
-      "invalid_json",
-    );
-  }
-}
-
-export function parseWith<T extends z.ZodType>(
-  schema: T,
-  value: unknown,
-  what: string,
-): z.output<T> {
-  const result = schema.safeParse(value);
-  if (result.success) return result.data;
-  const issue = result.error.issues[0];
-  const where = issue && issue.path.length > 0 ? issue.path.join(".") : "(root)";
-  throw badRequest(
-    `invalid ${what} at ${where}: ${issue?.message}`,
-    { issues: result.error.issues },
-    "validation_failed",
-  );
-}
-
 /**
  * Parses a JSON body; with `optional`, an empty body stands for `{}`. A body over the limit
  * is a 413 (refused from Content-Length before it is read, when the client declares it), a
@@ -87,9 +60,7 @@ export async function jsonBody<T extends z.ZodType>(
   if (options.optional && text.trim() === "") return parseWith(schema, {}, "body");
   const type = c.req.header("content-type") ?? "";
   if (!/^application\/json\s*(;|$)/i.test(type.trim())) {
-    throw new ApiError(
-      415,
-      "unsupported_media_type",
+    throw unsupportedMediaType(
       `Content-Type must be application/json, got ${JSON.stringify(type.slice(0, 100))}`,
     );
   }

@@ -24,7 +24,8 @@
  */
 import type { z } from "zod";
 import type { Env } from "../env";
-import { ApiError } from "../http/errors";
+import { conflict, corruptRecord, DomainError, internal, notFound } from "../errors/domain";
+import { issueText } from "../errors/parse";
 import { type RpcResult, rpcFail, rpcOk, unwrap } from "../rpc/result";
 import type { DeliveryBatch } from "../streams/delivery";
 import type { StreamEvent } from "../streams/messages";
@@ -182,12 +183,7 @@ export class ProcessorHost {
 
   #processor(name: string): StreamProcessor<AnyContract> {
     const processor = this.#processors.get(name);
-    if (!processor)
-      throw new ApiError(
-        404,
-        "not_found",
-        `no processor named ${JSON.stringify(name)} on this host`,
-      );
+    if (!processor) throw notFound(`no processor named ${JSON.stringify(name)} on this host`);
     return processor;
   }
 
@@ -205,7 +201,12 @@ export class ProcessorHost {
         state: structuredClone(processor.contract.initialState) as StateOf<K>,
         checkpoint: 0,
       };
-    let stored: unknown = JSON.parse(row.state);
+    let stored: unknown;
+    try {
+      stored = JSON.parse(row.state);
+    } catch (error) {
+      throw corruptRecord(`stored state of processor ${name}`, (error as Error).message);
+    }
     const upgrade = processor.upgradeState?.(stored) ?? null;
     if (upgrade) {
       const tables = this.tables(name);
@@ -222,8 +223,9 @@ export class ProcessorHost {
     }
     const parsed = processor.contract.state.safeParse(stored);
     if (!parsed.success) {
-      throw new Error(
-        `stored state of processor ${name} does not match its schema: ${parsed.error.message}`,
+      throw corruptRecord(
+        `stored state of processor ${name}`,
+        `it does not match its schema ${issueText(parsed.error)}`,
       );
     }
     return { state: parsed.data as StateOf<K>, checkpoint: row.checkpoint };
@@ -254,11 +256,7 @@ export class ProcessorHost {
       .exec<{ stream: string }>("SELECT stream FROM processor_streams WHERE processor = ?", name)
       .toArray()[0];
     if (row && row.stream !== streamName) {
-      throw new ApiError(
-        409,
-        "conflict",
-        `processor ${name} consumes ${row.stream}, not ${streamName}`,
-      );
+      throw conflict(`processor ${name} consumes ${row.stream}, not ${streamName}`);
     }
     if (!row) {
       this.ctx.storage.sql.exec(
@@ -313,18 +311,18 @@ export class ProcessorHost {
 
   /**
    * Entry point for deliveries: routes the batch to the processor named by its subscription
-   * key. A failed batch answers `{ ok: false, error }` (the stream retries it and logs the
-   * failure once) rather than throwing an exception workerd would log as uncaught here too.
+   * key. A failed batch answers `{ ok: false, error }` rather than throwing an exception
+   * workerd would log as uncaught here too. Its code decides what the stream does next
+   * (`RETRYABLE` in src/errors/domain.ts): a failure of the work (`internal`) is retried with
+   * backoff; a refusal that would only repeat (no such processor, bound to another stream,
+   * corrupt stored state) parks the subscription at once.
    */
   async deliver(batch: DeliveryBatch): Promise<RpcResult<{ ackOffset: number }>> {
     try {
       return rpcOk(await this.deliverTo(processorOfKey(batch.subscriptionKey), batch));
     } catch (error) {
-      const known = ApiError.from(error);
       return rpcFail(
-        known instanceof ApiError
-          ? known
-          : new ApiError(500, "internal", String((error as Error)?.message ?? error)),
+        error instanceof DomainError ? error : internal(String((error as Error)?.message ?? error)),
       );
     }
   }
@@ -426,9 +424,8 @@ export class ProcessorHost {
     const schema = contract.events[raw.type!] as z.ZodType;
     const parsed = schema.safeParse(raw.payload);
     if (!parsed.success) {
-      const issue = parsed.error.issues[0];
       throw new Error(
-        `processor ${name}: event ${raw.offset} (${raw.type}) payload invalid at ${issue?.path.join(".") || "(root)"}: ${issue?.message}`,
+        `processor ${name}: event ${raw.offset} (${raw.type}) payload invalid ${issueText(parsed.error)}`,
       );
     }
     return { ...raw, type: raw.type!, payload: parsed.data } as TypedEvent<AnyContract>;

@@ -16,6 +16,7 @@
 
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { z } from "zod";
+import { issueText } from "../errors/parse";
 import { processorKey } from "../streams/idempotency-keys";
 import type { StreamEvent } from "../streams/messages";
 import type { AnyContract, EmittedType, StateOf, TypedEvent } from "./contract";
@@ -154,10 +155,7 @@ export abstract class StreamProcessor<K extends AnyContract> {
       const schema = this.contract.events[type] as z.ZodType;
       const parsed = schema.safeParse(event.payload);
       if (!parsed.success) {
-        const issue = parsed.error.issues[0];
-        throw new Error(
-          `${type} payload invalid at ${issue?.path.join(".") || "(root)"}: ${issue?.message}`,
-        );
+        throw new Error(`${type} payload invalid ${issueText(parsed.error)}`);
       }
       return {
         type,

@@ -28,7 +28,9 @@ import type {
   SessionEvent,
 } from "../client/types";
 import type { Env } from "../env";
-import { ApiError } from "../http/errors";
+import { DomainError } from "../errors/domain";
+import { statusOf } from "../errors/http";
+import { parseWith } from "../errors/parse";
 
 /** What the RPC face needs from the worker: its app and how long idle connections live. */
 export interface RpcDeps {
@@ -52,22 +54,20 @@ const credentialSchema = z.string().min(1).max(4096);
 const sessionIdSchema = z.string().min(1).max(200);
 const offsetSchema = z.number().int().nonnegative();
 
+/** An argument parsed as every door parses (src/errors/parse.ts), refused as a SessionApiError. */
 function arg<T extends z.ZodType>(schema: T, value: unknown, what: string): z.output<T> {
-  const parsed = schema.safeParse(value);
-  if (parsed.success) return parsed.data;
-  throw new SessionApiError(
-    400,
-    "validation_failed",
-    `invalid ${what}: ${parsed.error.issues[0]?.message ?? "bad value"}`,
-  );
+  try {
+    return parseWith(schema, value, what);
+  } catch (error) {
+    throw asRpcError(error);
+  }
 }
 
 /** Errors crossing capnweb keep their own properties: status, code and details travel. */
 function asRpcError(error: unknown): unknown {
   if (error instanceof SessionApiError) return error;
-  const known = ApiError.from(error);
-  if (known instanceof ApiError) {
-    return new SessionApiError(known.status, known.code, known.message, known.details);
+  if (error instanceof DomainError) {
+    return new SessionApiError(statusOf(error), error.code, error.message, error.details);
   }
   return error;
 }

@@ -1,23 +1,24 @@
 /**
- * The one shape in which Durable Object RPC methods answer: `{ ok: true, value }` or
- * `{ ok: false, error: { code, message, status, details? } }`.
+ * The one shape in which every Durable Object RPC method answers (Stream DO, SessionAgent,
+ * processor hosts), and in which the capnweb face receives them: `{ ok: true, value }` or
+ * `{ ok: false, error: { code, message, details? } }`. No status: that is an edge's business
+ * (src/errors/http.ts); the details cross whole, so an edge can build its headers from them.
  *
  * Why not throw? workerd logs every exception that leaves an RPC method as "Uncaught …",
- * so each expected 4xx (a 404, a 409, a validation error) buried the real failures of a dev
- * log. Expected (domain) errors therefore travel as values; `unwrap` turns them back into
- * the caller's own ApiError, which the edge renders as JSON. An unexpected failure is logged
- * once, as structured JSON, where it happens (`serveRpc`), and crosses as a 500 `internal`
- * whose message carries no detail (and so no secret).
+ * so each expected refusal (a missing stream, a conflict, a validation error) buried the real
+ * failures of a dev log. Domain errors therefore travel as values; `unwrap` turns them back
+ * into the caller's own DomainError. An unexpected failure is logged once, as structured
+ * JSON, where it happens (`serveRpc`), and crosses as `internal` with a message that carries
+ * no detail (and so no secret).
  *
  * `rpcClient(stub)` wraps a stub so that every method call is unwrapped: callers keep
- * writing `await stream.appendBatch(…)` and get the value or an ApiError.
+ * writing `await stream.appendBatch(…)` and get the value or a DomainError.
  */
-import { ApiError, type ErrorCode } from "../http/errors";
+import { DomainError, type ErrorCode, internal, isErrorCode } from "../errors/domain";
 
 export interface RpcErrorBody {
   code: ErrorCode;
   message: string;
-  status: number;
   details?: unknown;
 }
 
@@ -25,13 +26,12 @@ export type RpcResult<T> = { ok: true; value: T } | { ok: false; error: RpcError
 
 export const rpcOk = <T>(value: T): RpcResult<T> => ({ ok: true, value });
 
-export function rpcFail(error: ApiError): RpcResult<never> {
+export function rpcFail(error: DomainError): RpcResult<never> {
   return {
     ok: false,
     error: {
       code: error.code,
       message: error.message,
-      status: error.status,
       ...(error.details === undefined ? {} : { details: error.details }),
     },
   };
@@ -42,25 +42,23 @@ export function isRpcResult(value: unknown): value is RpcResult<unknown> {
   const v = value as { ok?: unknown; value?: unknown; error?: unknown };
   if (v.ok === true) return Object.hasOwn(v, "value");
   if (v.ok !== false || v.error === null || typeof v.error !== "object") return false;
-  const e = v.error as { code?: unknown; message?: unknown; status?: unknown };
-  return (
-    typeof e.code === "string" && typeof e.message === "string" && typeof e.status === "number"
-  );
+  const e = v.error as { code?: unknown; message?: unknown };
+  return isErrorCode(e.code) && typeof e.message === "string";
 }
 
-/** The value of a result, or its error rethrown as the caller's own ApiError. */
+/** The value of a result, or its error rethrown as the caller's own DomainError. */
 export async function unwrap<T>(result: RpcResult<T> | Promise<RpcResult<T>>): Promise<T> {
   const settled = await result;
   if (!isRpcResult(settled)) {
-    throw new ApiError(500, "internal", "malformed RPC answer (not a result envelope)");
+    throw internal("malformed RPC answer (not a result envelope)");
   }
   if (settled.ok) return settled.value as T;
-  const { status, code, message, details } = settled.error;
-  throw new ApiError(status, code, message, details);
+  const { code, message, details } = settled.error;
+  throw new DomainError(code, message, details);
 }
 
 /**
- * Runs an RPC method body: its value, or its ApiError, as a result. Anything else is a real
+ * Runs an RPC method body: its value, or its DomainError, as a result. Anything else is a real
  * failure: logged once (structured, the error's message and stack only) and answered as a
  * bare 500.
  */
@@ -71,8 +69,7 @@ export async function serveRpc<T>(
   try {
     return rpcOk(await fn());
   } catch (error) {
-    const known = ApiError.from(error);
-    if (known instanceof ApiError) return rpcFail(known);
+    if (error instanceof DomainError) return rpcFail(error);
     console.error(
       JSON.stringify({
         msg: "rpc failed",
@@ -81,7 +78,7 @@ export async function serveRpc<T>(
         stack: (error as Error)?.stack,
       }),
     );
-    return rpcFail(new ApiError(500, "internal", "internal error"));
+    return rpcFail(internal());
   }
 }
 

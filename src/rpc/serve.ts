@@ -11,8 +11,8 @@
  */
 import { newHttpBatchRpcResponse, newWebSocketRpcSession } from "capnweb";
 import type { Env } from "../env";
-import { ApiError, errorResponse } from "../http/errors";
-import type { CorsPolicy } from "../http/security";
+import { forbidden, unsupportedOperation } from "../errors/domain";
+import { errorResponse } from "../errors/http";
 import { type RpcConnection, RpcGateway } from "./api";
 
 const DEFAULTS = {
@@ -37,17 +37,18 @@ export function rpcResponse(
     RPC_MAX_SUBSCRIPTIONS?: string;
   },
   fetch: (request: Request) => Promise<Response>,
-  cors: CorsPolicy,
+  /** The worker's CORS allowlist (src/http/security.ts): `any`, or these origins. */
+  cors: { readonly any: boolean; readonly origins: ReadonlySet<string> },
 ): Promise<Response> | Response {
   // Browsers apply no CORS to WebSockets, and an HTTP batch is a "simple" POST that runs
   // before CORS hides its answer: so a page's Origin is checked against the allowlist here.
   const origin = request.headers.get("origin");
   if (origin !== null && !cors.any && !cors.origins.has(origin)) {
     return errorResponse(
-      new ApiError(
-        403,
-        "origin_not_allowed",
+      forbidden(
         `origin ${JSON.stringify(origin.slice(0, 200))} is not in CORS_ORIGINS`,
+        undefined,
+        "origin_not_allowed",
       ),
     );
   }
@@ -70,13 +71,9 @@ export function rpcResponse(
     return newHttpBatchRpcResponse(request, new RpcGateway({ env, fetch, connection: null }));
   }
   return errorResponse(
-    new ApiError(
-      405,
-      "method_not_allowed",
-      "capnweb: POST an HTTP batch, or open a WebSocket (Upgrade: websocket)",
-      undefined,
-      { allow: "POST" },
-    ),
+    unsupportedOperation("capnweb: POST an HTTP batch, or open a WebSocket (Upgrade: websocket)", {
+      allow: ["POST"],
+    }),
   );
 }
 

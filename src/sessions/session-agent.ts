@@ -12,7 +12,7 @@ import { z } from "zod";
 import { createDb } from "../db/client";
 import { deleteSessionRow, upsertSessionRow } from "../db/sessions-index";
 import { type Env, readModelSettings, readSettings } from "../env";
-import { ApiError, conflict, notFound } from "../http/errors";
+import { conflict, DomainError, invalidInput, notFound, tooLarge } from "../errors/domain";
 import { ProcessorHost, subscriptionKeyFor } from "../processors/host";
 import { type RpcResult, rpcClient, serveRpc, type Unwrapped } from "../rpc/result";
 import type { DeliveryBatch } from "../streams/delivery";
@@ -113,7 +113,7 @@ export interface TranscriptPage {
   next: number | null;
 }
 
-/** The session stream's RPC, unwrapped (values, or ApiErrors thrown on this side). */
+/** The session stream's RPC, unwrapped (values, or DomainErrors thrown on this side). */
 type StreamStub = Unwrapped<
   Pick<
     StreamDurableObject,
@@ -295,13 +295,11 @@ export class SessionAgent extends DurableObject<Env> {
       if (summary.status === "deleted") throw notFound("session not found");
       const bytes = utf8Bytes(content);
       if (content === "" || bytes > MAX_INPUT_CONTENT_BYTES)
-        throw new ApiError(
-          content === "" ? 400 : 413,
-          content === "" ? "validation_failed" : "payload_too_large",
-          content === ""
-            ? "a message needs content"
-            : `content of ${bytes} bytes exceeds the ${MAX_INPUT_CONTENT_BYTES}-byte limit of a message`,
-        );
+        throw content === ""
+          ? invalidInput("a message needs content", undefined, "validation_failed")
+          : tooLarge(
+              `content of ${bytes} bytes exceeds the ${MAX_INPUT_CONTENT_BYTES}-byte limit of a message`,
+            );
       const messageId = idempotencyKey ? `msg-${idempotencyKey}` : `msg-${ulid()}`;
       const stream = this.#stream();
       // Large content goes first, as chunk events (bounded appends, keyed by the message).
@@ -429,7 +427,7 @@ export class SessionAgent extends DurableObject<Env> {
         sessionObjectName(tenant, sessionId),
       );
       await stream.removeSubscription(key).catch((error: unknown) => {
-        if (!(error instanceof ApiError && error.status === 404)) throw error;
+        if (!(error instanceof DomainError && error.code === "not_found")) throw error;
       });
       this.host.reset("index");
       await this.host.subscribe("index", {

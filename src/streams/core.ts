@@ -9,7 +9,14 @@
  * outbox that the alarm retries, so an eviction between two steps loses nothing.
  */
 import { ulid } from "ulidx";
-import { ApiError, badRequest, conflict, notFound } from "../http/errors";
+import {
+  conflict,
+  type DomainError,
+  forbidden,
+  gone,
+  invalidInput,
+  notFound,
+} from "../errors/domain";
 import { trace } from "../trace";
 import {
   DEFAULT_CONTENT_TYPE,
@@ -123,10 +130,6 @@ export interface ForkSnapshotRequest {
 }
 
 const EXPORT_PAGE = 2_000;
-const closedHeaders = (tail: number) => ({
-  "Stream-Closed": "true",
-  "Stream-Next-Offset": encodeOffset(tail),
-});
 
 export class StreamCore {
   constructor(
@@ -149,8 +152,7 @@ export class StreamCore {
   live(now: number): StreamMeta {
     const state = this.state(now);
     if (state.kind === "missing") throw notFound("stream not found");
-    if (state.kind === "gone")
-      throw new ApiError(410, "gone", "stream was deleted; its forks still read it");
+    if (state.kind === "gone") throw gone("stream was deleted; its forks still read it");
     return state.meta;
   }
 
@@ -159,7 +161,7 @@ export class StreamCore {
   /** Creates the stream, or confirms an identical one (`created: false`); a different one is a 409. */
   async create(request: CreateRequest): Promise<{ created: boolean; meta: StreamMeta }> {
     if (request.contentType !== null && !isValidContentType(request.contentType)) {
-      throw badRequest(
+      throw invalidInput(
         `Content-Type ${JSON.stringify(request.contentType.slice(0, 100))} is not a valid media type`,
         undefined,
         "invalid_header",
@@ -265,8 +267,7 @@ export class StreamCore {
     const out: StoredMessage[] = [];
     while (out.length < snapshot.base) {
       const page = await this.peers.exportMessages(source, out.length, snapshot.base);
-      if (page.length === 0)
-        throw new ApiError(409, "conflict", "fork source changed while it was copied");
+      if (page.length === 0) throw conflict("fork source changed while it was copied");
       out.push(...page);
     }
     return [...out, ...snapshot.prefix];
@@ -290,10 +291,10 @@ export class StreamCore {
     if (request.subOffset > 0) {
       const record = this.log.appendRecord(base + 1);
       if (record.length === 0)
-        throw badRequest("fork sub-offset: no append starts at the fork offset");
+        throw invalidInput("fork sub-offset: no append starts at the fork offset");
       if (isJsonType(meta.content_type)) {
         if (request.subOffset > record.length) {
-          throw badRequest(
+          throw invalidInput(
             `fork sub-offset ${request.subOffset} exceeds the ${record.length} messages of that append`,
           );
         }
@@ -305,7 +306,7 @@ export class StreamCore {
             ? new TextEncoder().encode(first.body)
             : new Uint8Array(first.body);
         if (request.subOffset > bytes.byteLength) {
-          throw badRequest(
+          throw invalidInput(
             `fork sub-offset ${request.subOffset} exceeds the ${bytes.byteLength} bytes of that append`,
           );
         }
@@ -356,12 +357,11 @@ export class StreamCore {
     if (meta.closed_at !== null) {
       if (request.body === null && !request.producer)
         return { kind: "already-closed", tail: meta.tail };
-      throw new ApiError(
-        409,
-        "stream_closed",
+      // The tail lets the protocol answer Stream-Closed with the final Stream-Next-Offset.
+      throw conflict(
         "stream is closed; no more appends are accepted",
-        undefined,
-        closedHeaders(meta.tail),
+        { tail: meta.tail },
+        "stream_closed",
       );
     }
     const messages = this.messagesOf(request.body, meta);
@@ -434,19 +434,13 @@ export class StreamCore {
       return { kind: "accept", next: { epoch: claim.epoch, seq: 0 } };
     }
     if (claim.epoch < state.epoch) {
-      throw new ApiError(
-        403,
-        "forbidden",
-        `producer epoch ${claim.epoch} is stale; current epoch is ${state.epoch}`,
-        undefined,
-        {
-          "Producer-Epoch": String(state.epoch),
-        },
-      );
+      throw forbidden(`producer epoch ${claim.epoch} is stale; current epoch is ${state.epoch}`, {
+        producerEpoch: state.epoch,
+      });
     }
     if (claim.epoch > state.epoch) {
       if (claim.seq !== 0)
-        throw badRequest(`a new producer epoch must start at Producer-Seq 0, got ${claim.seq}`);
+        throw invalidInput(`a new producer epoch must start at Producer-Seq 0, got ${claim.seq}`);
       return { kind: "accept", next: { epoch: claim.epoch, seq: 0 } };
     }
     if (claim.seq <= state.lastSeq) {
@@ -473,7 +467,7 @@ export class StreamCore {
     messages.forEach((message, index) => {
       if (!isReservedType(message.type)) return;
       if (!system) {
-        throw badRequest(
+        throw invalidInput(
           `event type ${message.type} is reserved for the stream itself; use the subscription API`,
           { index },
           "reserved_event_type",
@@ -498,7 +492,7 @@ export class StreamCore {
       }
       return body.messages;
     }
-    if (body.contentType === null) throw badRequest("Content-Type is required on an append");
+    if (body.contentType === null) throw invalidInput("Content-Type is required on an append");
     if (!sameContentType(body.contentType, meta.content_type)) {
       throw conflict(
         `Content-Type ${mediaType(body.contentType)} does not match the stream's ${meta.content_type}`,
@@ -513,7 +507,7 @@ export class StreamCore {
     try {
       text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
     } catch {
-      throw badRequest("body is not valid UTF-8", undefined, "invalid_json");
+      throw invalidInput("body is not valid UTF-8", undefined, "invalid_json");
     }
     return encodeJsonBody(text, isCreate);
   }
@@ -532,7 +526,7 @@ export class StreamCore {
     if (offset.kind === "start") return 0;
     if (offset.kind === "now") return meta.tail;
     if (offset.position > meta.tail) {
-      throw badRequest(
+      throw invalidInput(
         `offset ${raw} is beyond the end of the stream (${encodeOffset(meta.tail)})`,
         undefined,
         "invalid_offset",
@@ -548,7 +542,7 @@ export class StreamCore {
     this.log.transaction(() => this.log.touch(now));
     const meta = this.live(now);
     if (after < 0 || after > meta.tail) {
-      throw badRequest(`after must be between 0 and ${meta.tail}`, undefined, "invalid_offset");
+      throw invalidInput(`after must be between 0 and ${meta.tail}`, undefined, "invalid_offset");
     }
     const events = this.log
       .read(after, meta.tail, limit)
@@ -621,7 +615,7 @@ export class StreamCore {
 function checkClientKeys(messages: EncodedMessage[]): void {
   messages.forEach((message, index) => {
     if (message.idempotencyKey !== null && isProcessorKey(message.idempotencyKey)) {
-      throw badRequest(
+      throw invalidInput(
         `idempotency key ${JSON.stringify(message.idempotencyKey.slice(0, 200))} has the form <processor>/<key>@<offset>, which is reserved for processors' own appends`,
         { index },
         "reserved_idempotency_key",
@@ -630,15 +624,9 @@ function checkClientKeys(messages: EncodedMessage[]): void {
   });
 }
 
-function producerGap(expected: number, received: number): ApiError {
-  return new ApiError(
-    409,
-    "conflict",
-    `producer sequence gap: expected ${expected}, received ${received}`,
-    undefined,
-    {
-      "Producer-Expected-Seq": String(expected),
-      "Producer-Received-Seq": String(received),
-    },
-  );
+function producerGap(expected: number, received: number): DomainError {
+  return conflict(`producer sequence gap: expected ${expected}, received ${received}`, {
+    expectedSeq: expected,
+    receivedSeq: received,
+  });
 }

@@ -21,6 +21,7 @@ import { backoffMs } from "../backoff";
 import { CallableError } from "../callables/errors";
 import { invokeCallable } from "../callables/invoke";
 import type { CallablePolicy } from "../callables/policy";
+import { RETRYABLE } from "../errors/domain";
 import { isRpcResult } from "../rpc/result";
 import { trace } from "../trace";
 import type { StreamCore } from "./core";
@@ -231,8 +232,9 @@ export class Deliveries {
         messageId: `${sub.key}@${batch.events[0]!.offset}-${batch.events.at(-1)!.offset}`,
       });
       // In-platform subscribers (processor hosts) answer a result envelope (src/rpc/result.ts).
+      // Its code says whether trying again can help: a refusal that would only repeat parks.
       if (isRpcResult(answer) && !answer.ok)
-        throw new CallableError("remote", answer.error.message, true);
+        throw new CallableError("remote", answer.error.message, RETRYABLE[answer.error.code]);
       const result = isRpcResult(answer) && answer.ok ? answer.value : answer;
       // Only a well-formed `{ ackOffset }` acknowledges: any other answer (undefined from a
       // built-in, a stray value) ran no subscriber code that we know of, so it is a failure.

@@ -16,7 +16,7 @@
  * Records stored before these bounds existed are normalised when read back
  * (`normaliseStoredExpiry`): a stream must stay readable whatever its metadata says.
  */
-import { badRequest, type ErrorCode } from "../http/errors";
+import { type InvalidInputCode, invalidInput } from "../errors/domain";
 
 /** 10 years of 365 days. */
 export const MAX_TTL_SECONDS = 10 * 365 * 24 * 60 * 60;
@@ -75,10 +75,10 @@ const range = (now: number) =>
 export function checkTtl(
   ttlSeconds: number,
   name = "Stream-TTL",
-  code: ErrorCode = "invalid_header",
+  code: InvalidInputCode = "invalid_header",
 ): number {
   if (!Number.isSafeInteger(ttlSeconds) || ttlSeconds < 0 || ttlSeconds > MAX_TTL_SECONDS) {
-    throw badRequest(
+    throw invalidInput(
       `${name} must be an integer number of seconds from 0 to ${MAX_TTL_SECONDS} (10 years), got ${ttlSeconds}`,
       { min: 0, max: MAX_TTL_SECONDS },
       code,
@@ -92,18 +92,18 @@ export function parseExpiresAt(
   text: string,
   now: number,
   name = "Stream-Expires-At",
-  code: ErrorCode = "invalid_header",
+  code: InvalidInputCode = "invalid_header",
 ): number {
   const at = parseRfc3339(text);
   if (at === null) {
-    throw badRequest(
+    throw invalidInput(
       `${name} must be an RFC 3339 timestamp with a real calendar date, got ${JSON.stringify(text.slice(0, 100))}`,
       undefined,
       code,
     );
   }
   if (at < now - EXPIRES_AT_SKEW_MS || at > now + MAX_TTL_MS) {
-    throw badRequest(
+    throw invalidInput(
       `${name} must lie ${range(now)} (at most 10 years ahead), got ${JSON.stringify(text.slice(0, 100))}`,
       {
         min: new Date(now - EXPIRES_AT_SKEW_MS).toISOString(),

@@ -7,7 +7,8 @@
  * (reading bodies, RPC), then mutate.
  */
 import { z } from "zod";
-import { ApiError } from "../http/errors";
+import { corruptRecord } from "../errors/domain";
+import { issueText } from "../errors/parse";
 import { normaliseStoredExpiry } from "./expiry";
 import type { EncodedMessage } from "./messages";
 
@@ -53,7 +54,7 @@ function toStoredMessage(row: Record<string, SqlStorageValue>): StoredMessage {
     (typeof body !== "string" && !(body instanceof ArrayBuffer)) ||
     typeof created_at !== "number"
   ) {
-    throw new ApiError(500, "internal", `stored message ${String(offset)} is corrupt`);
+    throw corruptRecord(`stored message ${String(offset)}`, "a column has the wrong type");
   }
   return {
     offset,
@@ -156,11 +157,7 @@ export class StreamLog {
       else {
         const parsed = metaRowSchema.safeParse(row);
         if (!parsed.success) {
-          throw new ApiError(
-            500,
-            "internal",
-            `stream metadata is corrupt: ${parsed.error.message}`,
-          );
+          throw corruptRecord("stream metadata", issueText(parsed.error));
         }
         this.#meta = this.#repairedExpiry(parsed.data);
       }
@@ -373,7 +370,7 @@ export class StreamLog {
         typeof createdAt !== "number" ||
         (typeof body !== "string" && !(body instanceof ArrayBuffer))
       ) {
-        throw new ApiError(500, "internal", `stored message ${String(offset)} is corrupt`);
+        throw corruptRecord(`stored message ${String(offset)}`, "a column has the wrong type");
       }
       const size = typeof body === "string" ? body.length : body.byteLength;
       if (out.length > 0 && bytes + size > maxBytes) break;

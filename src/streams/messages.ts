@@ -9,8 +9,8 @@
  *   idempotencyKey?}`, so HTTP readers see exactly that object.
  */
 import { z } from "zod";
-import { ApiError, badRequest } from "../http/errors";
-import { parseJson } from "../http/validation";
+import { type DomainError, invalidInput, tooLarge as refusedAsTooLarge } from "../errors/domain";
+import { parseJson } from "../errors/parse";
 
 /** ~2 MB is the SQLite row limit in a Durable Object; keep headroom for the other columns. */
 export const MAX_MESSAGE_BYTES = 1_900_000;
@@ -64,10 +64,8 @@ function byteLength(body: string | Uint8Array): number {
   return typeof body === "string" ? encoder.encode(body).byteLength : body.byteLength;
 }
 
-function tooLarge(bytes: number): ApiError {
-  return new ApiError(
-    413,
-    "payload_too_large",
+function tooLarge(bytes: number): DomainError {
+  return refusedAsTooLarge(
     `message of ${bytes} bytes exceeds the ${MAX_MESSAGE_BYTES}-byte limit of one stored message`,
   );
 }
@@ -107,7 +105,7 @@ export function encodeJsonBody(text: string, allowEmptyArray: boolean): EncodedM
   const value = parseJson(text);
   const values = Array.isArray(value) ? value : [value];
   if (values.length === 0 && !allowEmptyArray) {
-    throw badRequest("an empty JSON array appends nothing", undefined, "invalid_json");
+    throw invalidInput("an empty JSON array appends nothing", undefined, "invalid_json");
   }
   return values.map((item) => {
     const body = JSON.stringify(item);

@@ -5,7 +5,7 @@
  * Durable Streams clients and its conformance suite expect, with the position in the first
  * half and a zero second half (reserved). The sentinels `-1` and `now` are never produced.
  */
-import { badRequest } from "../http/errors";
+import { invalidInput } from "../errors/domain";
 
 const WIDTH = 16;
 const WIRE = /^([0-9]{16})_([0-9]{16})$/;
@@ -27,7 +27,7 @@ export function parseOffset(raw: string | null | undefined): OffsetQuery {
   if (raw === "now") return { kind: "now" };
   const match = WIRE.exec(raw);
   if (!match || match[2] !== ZERO_HALF) {
-    throw badRequest(
+    throw invalidInput(
       `malformed offset ${JSON.stringify(raw.slice(0, 64))}: expected -1, now, or an offset taken from Stream-Next-Offset`,
       undefined,
       "invalid_offset",

@@ -4,7 +4,7 @@
  * 512 bytes, and no empty, `.` or `..` segments (no traversal, no aliasing of one stream
  * under two spellings).
  */
-import { badRequest } from "../http/errors";
+import { invalidInput } from "../errors/domain";
 
 export const MAX_PATH_BYTES = 512;
 const SEGMENT = /^[A-Za-z0-9._~:@!$'()*+=-]+$/;
@@ -13,7 +13,7 @@ const SEGMENT = /^[A-Za-z0-9._~:@!$'()*+=-]+$/;
 export function validateStreamPath(raw: string): string {
   const path = raw.startsWith("/") ? raw : `/${raw}`;
   const fail = (reason: string) =>
-    badRequest(`invalid stream path: ${reason}`, { path: path.slice(0, 80) }, "invalid_path");
+    invalidInput(`invalid stream path: ${reason}`, { path: path.slice(0, 80) }, "invalid_path");
   if (path === "/") throw fail("empty path");
   if (new TextEncoder().encode(path).byteLength > MAX_PATH_BYTES) {
     throw fail(`longer than ${MAX_PATH_BYTES} bytes`);

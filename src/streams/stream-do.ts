@@ -14,7 +14,8 @@ import { resolveTarget } from "../callables/invoke";
 import { checkCallable } from "../callables/policy";
 import { newWebhookSecret } from "../callables/webhook";
 import { type Env, readCallablePolicy, readSettings } from "../env";
-import { badRequest, conflict, notFound } from "../http/errors";
+import { conflict, DomainError, invalidInput, notFound } from "../errors/domain";
+import { parseWith } from "../errors/parse";
 import { type RpcResult, rpcClient, serveRpc } from "../rpc/result";
 import { type AppendOutcome, type ForkSnapshotRequest, StreamCore, type StreamPeers } from "./core";
 import { DEFAULT_DELIVERY, Deliveries, matches } from "./delivery";
@@ -93,20 +94,8 @@ const closeOptionsSchema = z.strictObject({
 });
 export type CloseOptions = z.input<typeof closeOptionsSchema>;
 
-/** Parses RPC input with zod, turning a failure into a 400 that names the offending path. */
-function parse<T extends z.ZodType>(schema: T, value: unknown, what: string): z.output<T> {
-  const result = schema.safeParse(value);
-  if (!result.success) {
-    const issue = result.error.issues[0];
-    const where = issue?.path.length ? issue.path.join(".") : "(root)";
-    throw badRequest(
-      `invalid ${what} at ${where}: ${issue?.message}`,
-      { issues: result.error.issues },
-      "validation_failed",
-    );
-  }
-  return result.data;
-}
+/** Parses RPC input with zod: a failure is a `validation_failed` naming the offending path. */
+const parse = parseWith;
 
 export const subscriptionInputSchema = z.strictObject({
   key: subscriptionKeySchema,
@@ -233,16 +222,31 @@ export class StreamDurableObject extends DurableObject<Env> {
 
   /** Runs an RPC body and answers its result envelope (expected errors as values). */
   #rpc<T>(fn: () => T | Promise<T>): Promise<RpcResult<Awaited<T>>> {
-    return serveRpc(`stream ${this.#core.log.meta()?.path ?? "(new)"}`, async () => {
+    return serveRpc(this.#label(), async () => {
       const result = await fn();
       await this.#armAlarm();
       return result;
     });
   }
 
+  /** The stream's path, for logs; a corrupt metadata row is answered (corrupt_record), not thrown here. */
+  #label(): string {
+    try {
+      return `stream ${this.#core.log.meta()?.path ?? "(new)"}`;
+    } catch {
+      return "stream (unreadable metadata)";
+    }
+  }
+
   override async fetch(request: Request): Promise<Response> {
     const response = await handleProtocol(this.#core, request, this.#protocol);
-    await this.#armAlarm();
+    try {
+      await this.#armAlarm();
+    } catch (error) {
+      // A refusal already answers why (e.g. corrupt_record, logged where it was found); the
+      // alarm, which reads the same rows, must not replace that answer with a bare 500.
+      if (!(error instanceof DomainError) || response.ok) throw error;
+    }
     return response;
   }
 
@@ -257,7 +261,7 @@ export class StreamDurableObject extends DurableObject<Env> {
     return this.#rpc(async () => {
       const opts = parse(createOptionsSchema, options, "create options");
       if (opts.ttlSeconds !== undefined && opts.expiresAt !== undefined)
-        throw badRequest("give either ttlSeconds or expiresAt, not both");
+        throw invalidInput("give either ttlSeconds or expiresAt, not both");
       const now = Date.now();
       const result = await this.#core.create({
         name,
@@ -373,12 +377,12 @@ export class StreamDurableObject extends DurableObject<Env> {
         if (wanted.callable.kind !== "webhook") resolveTarget(wanted.callable, this.env);
       } catch (error) {
         if (error instanceof CallableError)
-          throw badRequest(error.message, { kind: error.kind }, "validation_failed");
+          throw invalidInput(error.message, { kind: error.kind }, "validation_failed");
         throw error;
       }
       const meta = this.#core.live(Date.now());
       if (typeof wanted.startAt === "number" && wanted.startAt > meta.tail) {
-        throw badRequest(
+        throw invalidInput(
           `startAt ${wanted.startAt} is beyond the stream's last offset ${meta.tail}`,
         );
       }

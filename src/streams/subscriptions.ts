@@ -10,7 +10,8 @@
  */
 import { z } from "zod";
 import { type Callable, callableKey, callableSchema } from "../callables/descriptor";
-import { ApiError } from "../http/errors";
+import { corruptRecord } from "../errors/domain";
+import { issueText } from "../errors/parse";
 import { type StartAt, type SubscriptionConfigured, startAtSchema } from "./system-events";
 
 export type SubscriptionHealth = "active" | "failing" | "parked";
@@ -221,11 +222,7 @@ export class SubscriptionTable {
 function toSubscription(raw: Record<string, SqlStorageValue>): Subscription {
   const parsed = rowSchema.safeParse(raw);
   if (!parsed.success) {
-    throw new ApiError(
-      500,
-      "internal",
-      `stored subscription ${String(raw.key)} is corrupt: ${parsed.error.message}`,
-    );
+    throw corruptRecord(`stored subscription ${String(raw.key)}`, issueText(parsed.error));
   }
   const row = parsed.data;
   return {

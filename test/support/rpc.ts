@@ -1,6 +1,6 @@
 /**
  * Durable Object RPC methods answer result envelopes (src/rpc/result.ts). Tests call them
- * through `rpcClient(stub)`, which unwraps each answer (the value, or a thrown ApiError);
+ * through `rpcClient(stub)`, which unwraps each answer (the value, or a thrown DomainError);
  * the cloudflare:test helpers below accept such a client as well as a raw stub.
  */
 import * as cf from "cloudflare:test";

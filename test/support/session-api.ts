@@ -88,7 +88,7 @@ export async function sessionEvents(id: string, tenant = "default"): Promise<Str
 export const sessionAgent = (id: string, tenant = "default"): DurableObjectStub =>
   env.SESSIONS.get(env.SESSIONS.idFromName(`${tenant}:${id}`)) as unknown as DurableObjectStub;
 
-/** The same object through its RPC methods (answers unwrapped: values, or ApiErrors thrown). */
+/** The same object through its RPC methods (answers unwrapped: values, or DomainErrors thrown). */
 export const sessionRpc = (id: string, tenant = "default") =>
   rpcClient(sessionAgent(id, tenant) as unknown as SessionAgentRpc);
 

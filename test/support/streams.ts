@@ -4,7 +4,7 @@
  */
 import { env, exports } from "cloudflare:workers";
 import { expect } from "vitest";
-import { ApiError } from "../../src/http/errors";
+import { DomainError } from "../../src/errors/domain";
 import type { Unwrapped } from "../../src/rpc/result";
 import { streamName } from "../../src/streams/naming";
 import type { StreamDurableObject } from "../../src/streams/stream-do";
@@ -53,8 +53,8 @@ export function http(path: string, init?: RequestInit, query = ""): Promise<Resp
   return exports.default.fetch(`${BASE}${path}${query}`, init);
 }
 
-/** Awaits a promise that must reject over RPC and returns the rebuilt ApiError. */
-export async function rpcError(promise: Promise<unknown>): Promise<ApiError> {
+/** Awaits a promise that must reject over RPC and returns the DomainError it was unwrapped into. */
+export async function rpcError(promise: Promise<unknown>): Promise<DomainError> {
   let caught: unknown;
   try {
     await promise;
@@ -62,9 +62,8 @@ export async function rpcError(promise: Promise<unknown>): Promise<ApiError> {
     caught = error;
   }
   expect(caught, "expected the RPC call to reject").toBeDefined();
-  const rebuilt = ApiError.from(caught);
-  expect(rebuilt, `expected an ApiError, got ${String(caught)}`).toBeInstanceOf(ApiError);
-  return rebuilt as ApiError;
+  expect(caught, `expected a DomainError, got ${String(caught)}`).toBeInstanceOf(DomainError);
+  return caught as DomainError;
 }
 
 /** Status and Stream-Next-Offset from a HEAD (the body, if any, is consumed). */

@@ -10,8 +10,9 @@ import { CallableError } from "../../src/callables/errors";
 import { webhookAck } from "../../src/callables/invoke";
 import { type CallablePolicy, checkCallable, checkWebhookUrl } from "../../src/callables/policy";
 import { parseAllowlist } from "../../src/env";
+import { DomainError } from "../../src/errors/domain";
+import { statusOf } from "../../src/errors/http";
 import { allowIndex } from "../../src/http/allow";
-import { ApiError } from "../../src/http/errors";
 import type { StateOf } from "../../src/processors/contract";
 import { toolsContract } from "../../src/sessions/contracts";
 import { sessionEvents } from "../../src/sessions/events";
@@ -74,8 +75,8 @@ describe("expiry bounds", () => {
     try {
       fn();
     } catch (error) {
-      expect(error).toBeInstanceOf(ApiError);
-      return { status: (error as ApiError).status, message: (error as ApiError).message };
+      expect(error).toBeInstanceOf(DomainError);
+      return { status: statusOf(error as DomainError), message: (error as DomainError).message };
     }
     return null;
   };

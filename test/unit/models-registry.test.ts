@@ -5,10 +5,12 @@
  */
 import type { LanguageModelV4Prompt } from "@ai-sdk/provider";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { readModelSettings, SettingsError } from "../../src/env";
 import { collectStream, retryDelayMs } from "../../src/sessions/models/collect";
 import {
+  CONTEXT_BUDGETS,
+  contextBudgetBytes,
   DEFAULT_MODEL,
-  defaultModelSpec,
   ModelConfigError,
   modelSpecSchema,
   parseModelSpec,
@@ -82,7 +84,7 @@ describe("OpenAI-compatible provider", () => {
         "data: [DONE]\n\n",
       ]),
     );
-    const model = resolveModel("openai:gpt-test", openaiEnv);
+    const model = resolveModel("openai:gpt-test", readModelSettings(openaiEnv));
     expect(model.provider).toBe("openai-compatible.chat");
     expect(model.modelId).toBe("gpt-test");
     const prompt: LanguageModelV4Prompt = [{ role: "system", content: "be brief" }, user("hi")];
@@ -140,7 +142,7 @@ describe("OpenAI-compatible provider", () => {
         "data: [DONE]\n\n",
       ]),
     );
-    const model = resolveModel("openai:gpt-test", openaiEnv);
+    const model = resolveModel("openai:gpt-test", readModelSettings(openaiEnv));
     const prompt: LanguageModelV4Prompt = [
       user("save hi"),
       {
@@ -194,7 +196,9 @@ describe("OpenAI-compatible provider", () => {
 
   it("a 429 with Retry-After is retryable and carries the header", async () => {
     stubFetch(() => errorResponse(429, { "retry-after": "1" }));
-    const error = await modelError(collect(resolveModel("openai:gpt-test", openaiEnv), call("hi")));
+    const error = await modelError(
+      collect(resolveModel("openai:gpt-test", readModelSettings(openaiEnv)), call("hi")),
+    );
     expect(error.status).toBe(429);
     expect(error.retryable).toBe(true);
     expect(error.cancelled).toBe(false);
@@ -206,13 +210,13 @@ describe("OpenAI-compatible provider", () => {
   it("a 500 is retryable, a 400 is not", async () => {
     stubFetch(() => errorResponse(500));
     const server = await modelError(
-      collect(resolveModel("openai:gpt-test", openaiEnv), call("hi")),
+      collect(resolveModel("openai:gpt-test", readModelSettings(openaiEnv)), call("hi")),
     );
     expect([server.status, server.retryable]).toEqual([500, true]);
     vi.unstubAllGlobals();
     stubFetch(() => errorResponse(400));
     const client = await modelError(
-      collect(resolveModel("openai:gpt-test", openaiEnv), call("hi")),
+      collect(resolveModel("openai:gpt-test", readModelSettings(openaiEnv)), call("hi")),
     );
     expect([client.status, client.retryable]).toEqual([400, false]);
     expect(client.message).toContain("upstream said 400");
@@ -228,9 +232,13 @@ describe("OpenAI-compatible provider", () => {
     );
     const deltas: string[] = [];
     const error = await modelError(
-      collectStream(resolveModel("openai:gpt-test", openaiEnv), call("hi"), (d) => {
-        deltas.push(d);
-      }),
+      collectStream(
+        resolveModel("openai:gpt-test", readModelSettings(openaiEnv)),
+        call("hi"),
+        (d) => {
+          deltas.push(d);
+        },
+      ),
     );
     expect(deltas).toEqual(["Hel"]);
     expect(error.message).toBe("The server had an error");
@@ -241,7 +249,9 @@ describe("OpenAI-compatible provider", () => {
     vi.stubGlobal("fetch", async () => {
       throw new TypeError("fetch failed", { cause: new Error("ECONNREFUSED") });
     });
-    const error = await modelError(collect(resolveModel("openai:gpt-test", openaiEnv), call("hi")));
+    const error = await modelError(
+      collect(resolveModel("openai:gpt-test", readModelSettings(openaiEnv)), call("hi")),
+    );
     expect(error.retryable).toBe(true);
     expect(error.status).toBeUndefined();
   });
@@ -260,7 +270,7 @@ describe("OpenAI-compatible provider", () => {
     const controller = new AbortController();
     const error = await modelError(
       collectStream(
-        resolveModel("openai:gpt-test", openaiEnv),
+        resolveModel("openai:gpt-test", readModelSettings(openaiEnv)),
         call("hi", undefined, controller.signal),
         () => {
           setTimeout(() => controller.abort(), 1);
@@ -279,17 +289,22 @@ describe("OpenAI-compatible provider", () => {
 describe("registry", () => {
   it("resolves the scripted model by default", () => {
     expect(DEFAULT_MODEL).toBe("scripted");
-    expect(resolveModel("scripted", {}).provider).toBe("scripted");
-    expect(resolveModel(undefined, {}).provider).toBe("scripted");
-    expect(resolveModel("", {}).provider).toBe("scripted");
+    expect(resolveModel("scripted", readModelSettings({})).provider).toBe("scripted");
+    expect(resolveModel(undefined, readModelSettings({})).provider).toBe("scripted");
+    expect(resolveModel("", readModelSettings({})).provider).toBe("scripted");
   });
 
   it("lets env DEFAULT_MODEL override the default", () => {
-    expect(defaultModelSpec({})).toBe("scripted");
-    expect(defaultModelSpec({ DEFAULT_MODEL: "openai:gpt-4o-mini" })).toBe("openai:gpt-4o-mini");
-    const model = resolveModel(undefined, { ...openaiEnv, DEFAULT_MODEL: "openai:gpt-4o-mini" });
+    expect(readModelSettings({}).defaultModel).toBe("scripted");
+    expect(readModelSettings({ DEFAULT_MODEL: "openai:gpt-4o-mini" }).defaultModel).toBe(
+      "openai:gpt-4o-mini",
+    );
+    const model = resolveModel(
+      undefined,
+      readModelSettings({ ...openaiEnv, DEFAULT_MODEL: "openai:gpt-4o-mini" }),
+    );
     expect([model.provider, model.modelId]).toEqual(["openai-compatible.chat", "gpt-4o-mini"]);
-    expect(() => defaultModelSpec({ DEFAULT_MODEL: "gpt-4" })).toThrow(ModelConfigError);
+    expect(() => readModelSettings({ DEFAULT_MODEL: "gpt-4" }).defaultModel).toThrow(SettingsError);
   });
 
   it("validates specs with modelSpecSchema", () => {
@@ -317,28 +332,49 @@ describe("registry", () => {
       provider: "workers-ai",
       modelId: "@cf/meta/llama-3.1-8b-instruct",
     });
-    expect(() => resolveModel("nonsense:model", {})).toThrow(ModelConfigError);
+    expect(() => resolveModel("nonsense:model", readModelSettings({}))).toThrow(ModelConfigError);
   });
 
   it("reads SCRIPTED_MODEL_DELAY_MS strictly", () => {
-    expect(resolveModel("scripted", { SCRIPTED_MODEL_DELAY_MS: "25" }).provider).toBe("scripted");
-    expect(() => resolveModel("scripted", { SCRIPTED_MODEL_DELAY_MS: "fast" })).toThrow(
-      /SCRIPTED_MODEL_DELAY_MS/,
+    expect(
+      resolveModel("scripted", readModelSettings({ SCRIPTED_MODEL_DELAY_MS: "25" })).provider,
+    ).toBe("scripted");
+    expect(() =>
+      resolveModel("scripted", readModelSettings({ SCRIPTED_MODEL_DELAY_MS: "fast" })),
+    ).toThrow(/SCRIPTED_MODEL_DELAY_MS/);
+  });
+
+  it("parses model settings once per env, and a bad one fails only where it is used", () => {
+    const env = { ...openaiEnv, SCRIPTED_MODEL_DELAY_MS: "fast", CONTEXT_BUDGET_BYTES: "2048" };
+    const settings = readModelSettings(env);
+    expect(readModelSettings(env)).toBe(settings);
+    expect(resolveModel("openai:gpt-test", settings).provider).toBe("openai-compatible.chat");
+    expect(contextBudgetBytes("scripted", settings)).toBe(2048);
+    expect(contextBudgetBytes("openai:x", readModelSettings({}))).toBe(CONTEXT_BUDGETS.openai);
+    expect(() => resolveModel("scripted", settings)).toThrow(SettingsError);
+    expect(() => contextBudgetBytes("x", readModelSettings({ CONTEXT_BUDGET_BYTES: "1" }))).toThrow(
+      /CONTEXT_BUDGET_BYTES must be an integer between 1024 and 100000000/,
     );
   });
 
   it("explains missing OpenAI settings without leaking secrets", () => {
-    expect(() => resolveModel("openai:gpt-test", { OPENAI_API_KEY: API_KEY })).toThrow(
-      /OPENAI_BASE_URL/,
-    );
-    expect(() => resolveModel("openai:gpt-test", { OPENAI_BASE_URL: BASE_URL })).toThrow(
-      /OPENAI_API_KEY/,
-    );
     expect(() =>
-      resolveModel("openai:gpt-test", { OPENAI_BASE_URL: "not a url", OPENAI_API_KEY: API_KEY }),
+      resolveModel("openai:gpt-test", readModelSettings({ OPENAI_API_KEY: API_KEY })),
+    ).toThrow(/OPENAI_BASE_URL/);
+    expect(() =>
+      resolveModel("openai:gpt-test", readModelSettings({ OPENAI_BASE_URL: BASE_URL })),
+    ).toThrow(/OPENAI_API_KEY/);
+    expect(() =>
+      resolveModel(
+        "openai:gpt-test",
+        readModelSettings({ OPENAI_BASE_URL: "not a url", OPENAI_API_KEY: API_KEY }),
+      ),
     ).toThrow(/http\(s\) URL/);
     try {
-      resolveModel("openai:gpt-test", { OPENAI_BASE_URL: "ftp://x", OPENAI_API_KEY: API_KEY });
+      resolveModel(
+        "openai:gpt-test",
+        readModelSettings({ OPENAI_BASE_URL: "ftp://x", OPENAI_API_KEY: API_KEY }),
+      );
     } catch (error) {
       expect(String(error)).not.toContain(API_KEY);
     }
@@ -346,12 +382,18 @@ describe("registry", () => {
 
   it("builds a Workers AI model from a binding, and explains a missing one", () => {
     const fakeAi = { run: async () => ({ response: "hi" }) } as unknown as Ai;
-    const model = resolveModel("workers-ai:@cf/meta/llama-3.1-8b-instruct", { AI: fakeAi });
+    const model = resolveModel(
+      "workers-ai:@cf/meta/llama-3.1-8b-instruct",
+      readModelSettings({ AI: fakeAi }),
+    );
     expect(model.specificationVersion).toBe("v4");
     expect(model.provider).toBe("workersai.chat");
     expect(model.modelId).toBe("@cf/meta/llama-3.1-8b-instruct");
-    expect(() => resolveModel("workers-ai:@cf/meta/llama-3.1-8b-instruct", {})).toThrow(
-      /Workers AI binding AI/,
-    );
+    expect(() =>
+      resolveModel("workers-ai:@cf/meta/llama-3.1-8b-instruct", readModelSettings({})),
+    ).toThrow(/Workers AI binding AI/);
   });
 });
+
+// ---------------------------------------------------------------------------------------
+// retry helpers

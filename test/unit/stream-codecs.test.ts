@@ -1,6 +1,7 @@
 /** Pure stream codecs: wire offsets, paths, cursors, SSE framing, content types, messages. */
 import { describe, expect, it } from "vitest";
-import { ApiError } from "../../src/http/errors";
+import { DomainError } from "../../src/errors/domain";
+import { HTTP_STATUS } from "../../src/errors/http";
 import {
   isJsonType,
   isSseBinary,
@@ -23,7 +24,7 @@ function statusOf(fn: () => unknown): number | null {
     fn();
     return null;
   } catch (error) {
-    return error instanceof ApiError ? error.status : -1;
+    return error instanceof DomainError ? HTTP_STATUS[error.code] : -1;
   }
 }
 
@@ -85,9 +86,9 @@ describe("stream paths", () => {
       validateStreamPath(path);
       expect.unreachable();
     } catch (error) {
-      expect(error).toBeInstanceOf(ApiError);
-      expect((error as ApiError).code).toBe("invalid_path");
-      expect((error as ApiError).message).toMatch(/invalid stream path: .+/);
+      expect(error).toBeInstanceOf(DomainError);
+      expect((error as DomainError).code).toBe("invalid_path");
+      expect((error as DomainError).message).toMatch(/invalid stream path: .+/);
     }
   });
 

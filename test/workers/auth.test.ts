@@ -9,8 +9,10 @@ import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { authenticate } from "../../src/auth/authenticate";
 import type { Env } from "../../src/env";
+import { DomainError } from "../../src/errors/domain";
+import { statusOf } from "../../src/errors/http";
 import { createApp } from "../../src/http/app";
-import { ApiError } from "../../src/http/errors";
+import { errorAnswer } from "../../src/http/errors";
 import { sha256Hex } from "../../src/secrets";
 import { streamName } from "../../src/streams/naming";
 import { rpcClient } from "../support/rpc";
@@ -84,25 +86,30 @@ describe("authenticate()", () => {
 
   it("rejects a request without an Authorization header when no test tenant is set", async () => {
     const error = await authenticate(undefined, base).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(ApiError);
-    expect((error as ApiError).status).toBe(401);
-    expect((error as ApiError).code).toBe("unauthorized");
-    expect((error as ApiError).headers?.["www-authenticate"]).toMatch(/^Bearer/);
+    expect(error).toBeInstanceOf(DomainError);
+    expect(statusOf(error as DomainError)).toBe(401);
+    expect((error as DomainError).code).toBe("unauthorized");
+    // The challenge is the edge's: it renders one for every 401.
+    expect(errorAnswer(error as DomainError).headers.get("www-authenticate")).toMatch(/^Bearer/);
   });
 
   it("uses the test tenant only when the header is absent", async () => {
     const withDefault = { ...base, INSECURE_DEFAULT_TENANT: "t0" };
     expect(await authenticate(undefined, withDefault)).toBe("t0");
-    await expect(authenticate("Bearer nope", withDefault)).rejects.toMatchObject({ status: 401 });
-    await expect(authenticate("", withDefault)).rejects.toMatchObject({ status: 401 });
+    await expect(authenticate("Bearer nope", withDefault)).rejects.toMatchObject({
+      code: "unauthorized",
+    });
+    await expect(authenticate("", withDefault)).rejects.toMatchObject({ code: "unauthorized" });
   });
 
   it("resolves the dev key to the dev tenant", async () => {
     expect(await authenticate(`Bearer ${DEV_KEY}`, base)).toBe("dev");
     expect(await authenticate(`bearer ${DEV_KEY}`, base)).toBe("dev");
-    await expect(authenticate(`Bearer ${DEV_KEY}x`, base)).rejects.toMatchObject({ status: 401 });
+    await expect(authenticate(`Bearer ${DEV_KEY}x`, base)).rejects.toMatchObject({
+      code: "unauthorized",
+    });
     await expect(authenticate(`Bearer ${DEV_KEY}`, { DB: env.DB })).rejects.toMatchObject({
-      status: 401,
+      code: "unauthorized",
     });
   });
 });

@@ -5,6 +5,7 @@
  */
 import { exports } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { statusOf } from "../../src/errors/http";
 import { encodeOffset } from "../../src/streams/offsets";
 import type { StreamDurableObject, SubscriptionStatus } from "../../src/streams/stream-do";
 import { evictDurableObject, runInDurableObject } from "../support/rpc";
@@ -517,9 +518,9 @@ describe("dot segments are normalised by URL parsing before they reach the worke
 });
 
 describe("known protocol gaps", () => {
-  // BUG: a 405 must carry an Allow header listing the supported methods (RFC 9110 §15.5.6:
-  // "The origin server MUST generate an Allow header field in a 405 response").
-  // handleProtocol() in src/streams/protocol/handler.ts throws a plain ApiError(405) without it.
+  // A 405 must carry an Allow header listing the supported methods (RFC 9110 §15.5.6:
+  // "The origin server MUST generate an Allow header field in a 405 response"); every HTTP
+  // face renders it from the error's `details.allow` (src/errors/http.ts).
   it("PATCH → 405 with an Allow header", async () => {
     const path = await prepare("stream");
     const res = await http(path, { method: "PATCH", headers: JSON_TYPE, body: VALID_MESSAGE });
@@ -605,7 +606,7 @@ describe("1. far dates: 400 naming the range, nothing stored that breaks a strea
     ]) {
       const path = uniquePath("far-rpc");
       const error = await rpcError(stubFor(path).create(nameOf(path), path, options));
-      expect(error.status, JSON.stringify(options)).toBe(400);
+      expect(statusOf(error), JSON.stringify(options)).toBe(400);
       expect((await snapshot(path)).status).toBe(404);
     }
   });
@@ -725,7 +726,7 @@ describe("3. callables reach only allowlisted methods; only a real ack acknowled
         eventTypes: ["bad/valid"],
       }),
     );
-    expect(error.status).toBe(400);
+    expect(statusOf(error)).toBe(400);
     expect(error.message).toMatch(/not on the callable allowlist/);
   });
 
@@ -977,7 +978,7 @@ describe("7. processor idempotency keys are reserved for processors", () => {
     const error = await rpcError(
       stub.appendBatch([{ type: "bad/valid", payload: 1, idempotencyKey: "counter/count@1" }]),
     );
-    expect(error.status).toBe(400);
+    expect(statusOf(error)).toBe(400);
     expect(error.code).toBe("reserved_idempotency_key");
     expect((await stub.head()).lastOffset).toBe(0);
     const [ok] = await stub.appendBatch([

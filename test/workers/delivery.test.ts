@@ -6,7 +6,8 @@
  */
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
-import { ApiError } from "../../src/http/errors";
+import { DomainError } from "../../src/errors/domain";
+import { statusOf } from "../../src/errors/http";
 import type { DeliveryBatch } from "../../src/streams/delivery";
 import type { EventInput, StreamEvent } from "../../src/streams/messages";
 import type { SubscriptionStatus } from "../../src/streams/stream-do";
@@ -305,23 +306,21 @@ describe("startAt", () => {
   it("a startAt beyond the tail is refused", async () => {
     const stream = await newStream("start-beyond");
     await stream.stub.appendBatch([ev("test/a", 1)]);
-    const error = ApiError.from(
-      await rejectionOf(
-        stream.stub.configureSubscription({
-          key: "raw/beyond",
-          callable: {
-            kind: "durable-object",
-            binding: "TEST_SUBSCRIBERS",
-            name: "x",
-            method: "receive",
-          },
-          eventTypes: ["test/a"],
-          startAt: 5,
-        }),
-      ),
-    ) as ApiError;
-    expect(error).toBeInstanceOf(ApiError);
-    expect(error.status).toBe(400);
+    const error = (await rejectionOf(
+      stream.stub.configureSubscription({
+        key: "raw/beyond",
+        callable: {
+          kind: "durable-object",
+          binding: "TEST_SUBSCRIBERS",
+          name: "x",
+          method: "receive",
+        },
+        eventTypes: ["test/a"],
+        startAt: 5,
+      }),
+    )) as DomainError;
+    expect(error).toBeInstanceOf(DomainError);
+    expect(statusOf(error)).toBe(400);
     expect(await stream.stub.listSubscriptions()).toEqual([]);
   });
 });
@@ -627,9 +626,9 @@ describe("reserved stream/ event types", () => {
       [ev("test/a", 1), { type: "stream/subscriber-failed", payload: {} }],
       [{ type: "stream/anything-else", payload: null }],
     ]) {
-      const error = ApiError.from(await rejectionOf(stream.stub.appendBatch(events))) as ApiError;
-      expect(error).toBeInstanceOf(ApiError);
-      expect(error.status).toBe(400);
+      const error = (await rejectionOf(stream.stub.appendBatch(events))) as DomainError;
+      expect(error).toBeInstanceOf(DomainError);
+      expect(statusOf(error)).toBe(400);
       expect(error.code).toBe("reserved_event_type");
     }
     expect((await stream.stub.head()).lastOffset).toBe(0);
@@ -695,9 +694,7 @@ describe("removal", () => {
     expect((await received(removed.stub)).map((e) => (e.payload as { n: number }).n)).toEqual([1]);
 
     // Removing it again is a 404.
-    const error = ApiError.from(
-      await rejectionOf(stream.stub.removeSubscription(removedKey)),
-    ) as ApiError;
-    expect(error.status).toBe(404);
+    const error = (await rejectionOf(stream.stub.removeSubscription(removedKey))) as DomainError;
+    expect(statusOf(error)).toBe(404);
   });
 });

@@ -11,7 +11,8 @@ import {
   type SessionIndexRow,
   upsertSessionRow,
 } from "../../src/db/sessions-index";
-import { ApiError } from "../../src/http/errors";
+import { DomainError } from "../../src/errors/domain";
+import { statusOf } from "../../src/errors/http";
 
 const db = createDb(env.DB);
 const tenantOf = (label: string) => `${label}-${crypto.randomUUID().slice(0, 8)}`;
@@ -32,13 +33,13 @@ function row(tenantId: string, id: string, over: Partial<SessionIndexRow> = {}):
   };
 }
 
-async function caught(promise: Promise<unknown>): Promise<ApiError> {
+async function caught(promise: Promise<unknown>): Promise<DomainError> {
   const error = await promise.then(
     () => undefined,
     (e: unknown) => e,
   );
-  expect(error).toBeInstanceOf(ApiError);
-  return error as ApiError;
+  expect(error).toBeInstanceOf(DomainError);
+  return error as DomainError;
 }
 
 describe("session index", () => {
@@ -187,7 +188,7 @@ describe("session index", () => {
     const bad = await caught(
       listSessionRows(db, t, { status: "exploded" as IndexedStatus, limit: 10 }),
     );
-    expect(bad.status).toBe(400);
+    expect(statusOf(bad)).toBe(400);
   });
 
   it.each([
@@ -199,14 +200,14 @@ describe("session index", () => {
     ["an empty string", ""],
   ])("answers 400 to a malformed cursor (%s)", async (_label, cursor) => {
     const error = await caught(listSessionRows(db, tenantOf("c"), { limit: 5, cursor }));
-    expect(error.status).toBe(400);
+    expect(statusOf(error)).toBe(400);
     expect(error.toJSON().error.code).toBe("bad_request");
   });
 
   it("answers 400 to a limit out of range", async () => {
     for (const limit of [0, -1, 1.5, 101]) {
       const error = await caught(listSessionRows(db, tenantOf("l"), { limit }));
-      expect(error.status).toBe(400);
+      expect(statusOf(error)).toBe(400);
     }
   });
 });

@@ -173,12 +173,12 @@ describe("getByIdempotencyKey", () => {
     expect(found).toMatchObject({ offset: 2, type: "test/b", idempotencyKey: "find-me" });
     expect(await stub.getByIdempotencyKey("nope")).toBeNull();
     const error = await rpcError(stub.getByIdempotencyKey(""));
-    expect(error).toMatchObject({ status: 400, code: "validation_failed" });
+    expect(error).toMatchObject({ code: "validation_failed" });
   });
 
   it("answers 404 on a stream that does not exist", async () => {
     const error = await rpcError(stubFor(uniquePath("by-key-missing")).getByIdempotencyKey("k"));
-    expect(error).toMatchObject({ status: 404, code: "not_found" });
+    expect(error).toMatchObject({ code: "not_found" });
   });
 });
 
@@ -188,7 +188,7 @@ describe("expectedOffset", () => {
     const early = await rpcError(
       stub.append({ type: "test/a", payload: 1 }, { expectedOffset: 2 }),
     );
-    expect(early).toMatchObject({ status: 409, code: "offset_conflict" });
+    expect(early).toMatchObject({ code: "offset_conflict" });
     expect(early.message).toContain("next offset 1");
     expect(early.details).toMatchObject({ expectedOffset: 2, nextOffset: 1 });
     expect((await stub.head()).eventCount).toBe(0);
@@ -205,7 +205,7 @@ describe("expectedOffset", () => {
     const stale = await rpcError(
       stub.append({ type: "test/a", payload: 3 }, { expectedOffset: 1 }),
     );
-    expect(stale).toMatchObject({ status: 409, code: "offset_conflict" });
+    expect(stale).toMatchObject({ code: "offset_conflict" });
     expect(stale.message).toContain("next offset 3");
     expect(stale.details).toMatchObject({ nextOffset: 3 });
     expect((await stub.head()).eventCount).toBe(2);
@@ -228,7 +228,7 @@ describe("expectedOffset", () => {
     expect(lost).toHaveLength(9);
     for (const loss of lost) {
       const error = await rpcError(Promise.reject((loss as PromiseRejectedResult).reason));
-      expect(error).toMatchObject({ status: 409, code: "offset_conflict" });
+      expect(error).toMatchObject({ code: "offset_conflict" });
       expect(error.message).toContain("next offset 2");
     }
     expect((await stub.head()).eventCount).toBe(1);
@@ -291,7 +291,7 @@ describe("close", () => {
     await stub.append({ type: "test/a", payload: 1, idempotencyKey: "before" });
     await stub.close({ status: "ended", reason: "done" });
     const error = await rpcError(stub.append({ type: "test/a", payload: 2 }));
-    expect(error).toMatchObject({ status: 409, code: "stream_closed" });
+    expect(error).toMatchObject({ code: "stream_closed" });
     const batch = await rpcError(
       stub.appendBatch([
         { type: "test/a", payload: 3 },
@@ -307,7 +307,7 @@ describe("close", () => {
 
   it("answers 404 on a stream that does not exist", async () => {
     const error = await rpcError(stubFor(uniquePath("close-missing")).close());
-    expect(error).toMatchObject({ status: 404, code: "not_found" });
+    expect(error).toMatchObject({ code: "not_found" });
   });
 });
 
@@ -406,7 +406,7 @@ describe("invalid RPC input", () => {
       const { stub } = await newStream("invalid");
       await stub.append({ type: "test/seed", payload: 0 });
       const error = await rpcError(call(stub as unknown as LooseStream));
-      expect(error).toMatchObject({ status: 400, code: "validation_failed" });
+      expect(error).toMatchObject({ code: "validation_failed" });
       expect(error.message).toContain(where);
       expect(await stub.head()).toMatchObject({ eventCount: 1, closed: false });
       const { events } = await stub.read({});
@@ -425,16 +425,16 @@ describe("invalid RPC input", () => {
       { color: "red" } as never,
     ]) {
       const error = await rpcError(stub.create(nameOf(path), path, options));
-      expect(error).toMatchObject({ status: 400, code: "validation_failed" });
+      expect(error).toMatchObject({ code: "validation_failed" });
     }
-    expect(await rpcError(stub.head())).toMatchObject({ status: 404, code: "not_found" });
+    expect(await rpcError(stub.head())).toMatchObject({ code: "not_found" });
   });
 
   it("reading after the tail is a 400 naming the bound", async () => {
     const { stub } = await newStream("read-past");
     await stub.append({ type: "test/a", payload: 1 });
     const error = await rpcError(stub.read({ after: 2 }));
-    expect(error).toMatchObject({ status: 400, code: "invalid_offset" });
+    expect(error).toMatchObject({ code: "invalid_offset" });
     expect(error.message).toContain("between 0 and 1");
   });
 });
@@ -446,7 +446,7 @@ describe("size limits", () => {
     const error = await rpcError(
       stub.append({ type: "a/b", payload: "x".repeat(MAX_MESSAGE_BYTES) }),
     );
-    expect(error).toMatchObject({ status: 413, code: "payload_too_large" });
+    expect(error).toMatchObject({ code: "payload_too_large" });
     expect((await stub.head()).eventCount).toBe(1);
   });
 
@@ -457,7 +457,7 @@ describe("size limits", () => {
     expect(stored.offset).toBe(1);
     expect((stored.payload as string).length).toBe(fits.length);
     const error = await rpcError(stub.append({ type: "a/b", payload: `${fits}x` }));
-    expect(error).toMatchObject({ status: 413, code: "payload_too_large" });
+    expect(error).toMatchObject({ code: "payload_too_large" });
     const { events, head } = await stub.read({});
     expect(head.eventCount).toBe(1);
     expect(events[0]!.payload).toBe(fits);
@@ -467,7 +467,7 @@ describe("size limits", () => {
     const { stub } = await newStream("too-large-utf8");
     // 950,000 two-byte characters: under the limit in characters, over it in bytes.
     const error = await rpcError(stub.append({ type: "a/b", payload: "é".repeat(950_000) }));
-    expect(error).toMatchObject({ status: 413, code: "payload_too_large" });
+    expect(error).toMatchObject({ code: "payload_too_large" });
     expect((await stub.head()).eventCount).toBe(0);
   });
 
@@ -480,7 +480,7 @@ describe("size limits", () => {
         { type: "a/b", payload: "small too" },
       ]),
     );
-    expect(error).toMatchObject({ status: 413, code: "payload_too_large" });
+    expect(error).toMatchObject({ code: "payload_too_large" });
     expect((await stub.head()).eventCount).toBe(0);
     expect(await stub.getByIdempotencyKey("s1")).toBeNull();
   });

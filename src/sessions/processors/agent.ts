@@ -7,7 +7,7 @@
  * cannot help: the agent emits `session/failed` with the reason, so the session shows
  * `failed` with `lastError` instead of retrying the delivery in silence.
  */
-import { ApiError } from "../../http/errors";
+import { DomainError, isFault } from "../../errors/domain";
 import type { StateOf, TypedEvent } from "../../processors/contract";
 import type { BatchHookArgs, ProjectArgs } from "../../processors/processor";
 import { StreamProcessor } from "../../processors/processor";
@@ -61,13 +61,12 @@ export class AgentProcessor extends StreamProcessor<typeof agentContract> {
           causeOffset: o.causeOffset,
         })),
       ).catch(async (error) => {
-        const known = ApiError.from(error);
-        if (!(known instanceof ApiError) || known.status >= 500) throw error;
+        if (!(error instanceof DomainError) || isFault(error.code)) throw error;
         const cause = owed[0]!;
         await this.append({
           type: "session/failed",
           payload: {
-            error: `the session cannot continue: ${cause.type} was refused: ${known.message}`,
+            error: `the session cannot continue: ${cause.type} was refused: ${error.message}`,
             turnId: state.turn?.turnId ?? null,
           },
           key: `refused-${cause.key}`,

@@ -25,7 +25,8 @@
  */
 import type { LanguageModelV4, LanguageModelV4Prompt } from "@ai-sdk/provider";
 import type { z } from "zod";
-import { ApiError } from "../../http/errors";
+import { DomainError, isFault } from "../../errors/domain";
+import { HTTP_STATUS } from "../../errors/http";
 import type { StateOf, TypedEvent } from "../../processors/contract";
 import {
   type BatchHookArgs,
@@ -192,10 +193,10 @@ export class ModelProcessor extends StreamProcessor<typeof modelContract> {
       await this.#appendCompletion(requestId, attempt, cause, result);
       return true;
     } catch (error) {
-      const known = ApiError.from(error);
-      if (!(known instanceof ApiError) || known.status >= 500) throw error;
-      this.#refused = new ModelError(`the reply could not be stored: ${known.message}`, {
-        status: known.status,
+      if (!(error instanceof DomainError) || isFault(error.code)) throw error;
+      // The event's `status` reads as HTTP statuses do (a provider's 429, the stream's 413).
+      this.#refused = new ModelError(`the reply could not be stored: ${error.message}`, {
+        status: HTTP_STATUS[error.code],
         retryable: false,
       });
       return false;

@@ -17,7 +17,7 @@
  * with the number of calls the session ever made, and a late decision still gets its answer.
  */
 
-import { ApiError } from "../../http/errors";
+import { DomainError, isFault } from "../../errors/domain";
 import type { StateOf, TypedEvent } from "../../processors/contract";
 import {
   type BatchHookArgs,
@@ -281,10 +281,9 @@ export class ToolProcessor extends StreamProcessor<typeof toolsContract> {
       );
       return await completed({ result: null, resultRef, isError: outcome.isError });
     } catch (error) {
-      const known = ApiError.from(error);
-      if (!(known instanceof ApiError) || known.status >= 500) throw error;
+      if (!(error instanceof DomainError) || isFault(error.code)) throw error;
       return completed({
-        result: { error: `the result of ${call.toolName} could not be stored: ${known.message}` },
+        result: { error: `the result of ${call.toolName} could not be stored: ${error.message}` },
         isError: true,
       });
     }

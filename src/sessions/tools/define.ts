@@ -8,6 +8,7 @@
  * (if the object dies mid-call the outcome is reported as unknown, never run twice).
  */
 import { z } from "zod";
+import { issueText } from "../../errors/parse";
 import type { JsonValue } from "../../streams/messages";
 import { toolSpecSchema } from "../events";
 
@@ -79,11 +80,7 @@ export class ToolRegistry {
     }
     const parsed = tool.input.safeParse(value);
     if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      return {
-        ok: false,
-        error: `invalid arguments for ${name} at ${issue?.path.join(".") || "(root)"}: ${issue?.message}`,
-      };
+      return { ok: false, error: `invalid arguments for ${name} ${issueText(parsed.error)}` };
     }
     return { ok: true, input: parsed.data };
   }

@@ -3,7 +3,12 @@
  * waiters are). It only translates: headers and bodies in, StreamCore calls, status codes and
  * protocol headers out. All stream rules live in core.ts, shared with the RPC door.
  */
-import { ApiError, errorResponse } from "../../http/errors";
+import {
+  tooLarge as bodyTooLarge,
+  DomainError,
+  invalidInput,
+  unsupportedOperation,
+} from "../../errors/domain";
 import { type SessionView, toClientEvent } from "../../sessions/client-view";
 import { trace } from "../../trace";
 import { isJsonType, isSseBinary } from "../content-type";
@@ -12,6 +17,7 @@ import type { PageMessage, StreamMeta } from "../log";
 import { decodeEvent, MAX_MESSAGE_BYTES } from "../messages";
 import { acceptIntegerOffset, encodeOffset, parseOffset } from "../offsets";
 import { nextCursor } from "./cursor";
+import { protocolErrorResponse } from "./errors";
 import {
   H,
   liveParam,
@@ -82,10 +88,10 @@ function eventSource(core: StreamCore, request: Request, settings: ProtocolSetti
       ? parseOffset(acceptIntegerOffset(lastEventId))
       : null;
     if (parsed?.kind !== "at" || parsed.position > meta.tail) {
-      throw new ApiError(
-        400,
-        "invalid_offset",
+      throw invalidInput(
         `Last-Event-ID must be an event offset between 0 and ${meta.tail}, got ${JSON.stringify(lastEventId.slice(0, 40))}`,
+        undefined,
+        "invalid_offset",
       );
     }
     after = parsed.position;
@@ -116,20 +122,13 @@ export async function handleProtocol(
         core.delete();
         return new Response(null, { status: 204 });
       default:
-        throw new ApiError(
-          405,
-          "method_not_allowed",
-          `method ${request.method} is not allowed on a stream`,
-          undefined,
-          {
-            allow: "GET, HEAD, POST, PUT, DELETE, OPTIONS",
-          },
-        );
+        throw unsupportedOperation(`method ${request.method} is not allowed on a stream`, {
+          allow: ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"],
+        });
     }
   } catch (error) {
     await drainBody(request);
-    const known = ApiError.from(error);
-    if (known instanceof ApiError) return errorResponse(known);
+    if (error instanceof DomainError) return protocolErrorResponse(error);
     throw error;
   }
 }
@@ -175,9 +174,7 @@ async function readBody(request: Request): Promise<Uint8Array> {
 }
 
 export const tooLarge = () =>
-  new ApiError(
-    413,
-    "payload_too_large",
+  bodyTooLarge(
     `request body exceeds ${MAX_BODY_BYTES} bytes; single messages are limited to ${MAX_MESSAGE_BYTES} bytes`,
   );
 
@@ -221,11 +218,7 @@ async function append(core: StreamCore, request: Request): Promise<Response> {
   const close = wantsClose(request.headers);
   const bytes = await readBody(request);
   if (bytes.byteLength === 0 && !close) {
-    throw new ApiError(
-      400,
-      "bad_request",
-      "an append needs a non-empty body (or Stream-Closed: true to close)",
-    );
+    throw invalidInput("an append needs a non-empty body (or Stream-Closed: true to close)");
   }
   const outcome = core.append({
     body:
@@ -346,7 +339,7 @@ async function read(
   const now = Date.now();
   const meta = core.live(now);
   if (live !== null && rawOffset === null)
-    throw new ApiError(400, "invalid_offset", `live=${live} needs an offset`);
+    throw invalidInput(`live=${live} needs an offset`, undefined, "invalid_offset");
   const start = core.position(rawOffset, meta);
   core.log.transaction(() => core.log.touch(now));
   if (live === "sse") {

@@ -3,7 +3,7 @@
  * typed value or throws a 400 naming the header and the rule it broke, before any state
  * is read or changed. Header names and formats follow PROTOCOL.md of durable-streams.
  */
-import { badRequest } from "../../http/errors";
+import { invalidInput } from "../../errors/domain";
 import { checkTtl, parseExpiresAt } from "../expiry";
 
 export const H = {
@@ -31,7 +31,7 @@ const MAX_HEADER_CHARS = 1024;
 function header(headers: Headers, name: string): string | null {
   const value = headers.get(name);
   if (value !== null && value.length > MAX_HEADER_CHARS) {
-    throw badRequest(
+    throw invalidInput(
       `${name} is longer than ${MAX_HEADER_CHARS} characters`,
       undefined,
       "invalid_header",
@@ -44,7 +44,7 @@ function header(headers: Headers, name: string): string | null {
 function decimal(name: string, raw: string): number {
   const value = Number(raw);
   if (!DECIMAL.test(raw) || !Number.isSafeInteger(value)) {
-    throw badRequest(
+    throw invalidInput(
       `${name} must be a non-negative decimal integer, got ${JSON.stringify(raw)}`,
       undefined,
       "invalid_header",
@@ -63,7 +63,7 @@ export function parseExpiry(headers: Headers, now = Date.now()): Expiry {
   const ttl = header(headers, H.ttl);
   const at = header(headers, H.expiresAt);
   if (ttl !== null && at !== null) {
-    throw badRequest(
+    throw invalidInput(
       `send either ${H.ttl} or ${H.expiresAt}, not both`,
       undefined,
       "invalid_header",
@@ -90,20 +90,20 @@ export function parseProducer(headers: Headers): ProducerHeaders | null {
   const seq = header(headers, H.producerSeq);
   if (id === null && epoch === null && seq === null) return null;
   if (id === null || epoch === null || seq === null) {
-    throw badRequest(
+    throw invalidInput(
       `${H.producerId}, ${H.producerEpoch} and ${H.producerSeq} must be sent together`,
       undefined,
       "invalid_header",
     );
   }
   if (id.trim() === "")
-    throw badRequest(`${H.producerId} must not be empty`, undefined, "invalid_header");
+    throw invalidInput(`${H.producerId} must not be empty`, undefined, "invalid_header");
   return { id, epoch: decimal(H.producerEpoch, epoch), seq: decimal(H.producerSeq, seq) };
 }
 
 export function parseStreamSeq(headers: Headers): string | null {
   const seq = header(headers, H.seq);
-  if (seq === "") throw badRequest(`${H.seq} must not be empty`, undefined, "invalid_header");
+  if (seq === "") throw invalidInput(`${H.seq} must not be empty`, undefined, "invalid_header");
   return seq;
 }
 
@@ -120,7 +120,7 @@ export function parseFork(headers: Headers, sourceName: string | null): ForkRequ
   const offset = header(headers, H.forkOffset);
   if (sourceName === null) {
     if (sub !== null || offset !== null) {
-      throw badRequest(
+      throw invalidInput(
         `${H.forkOffset} and ${H.forkSubOffset} need ${H.forkedFrom}`,
         undefined,
         "invalid_header",
@@ -130,7 +130,7 @@ export function parseFork(headers: Headers, sourceName: string | null): ForkRequ
   }
   const subOffset = sub === null ? 0 : decimal(H.forkSubOffset, sub);
   if (subOffset > 0 && offset === null) {
-    throw badRequest(
+    throw invalidInput(
       `${H.forkSubOffset} above 0 needs an explicit ${H.forkOffset}`,
       undefined,
       "invalid_header",
@@ -143,9 +143,9 @@ export function parseFork(headers: Headers, sourceName: string | null): ForkRequ
 export function offsetParam(url: URL): string | null {
   const all = url.searchParams.getAll("offset");
   if (all.length > 1)
-    throw badRequest("offset must be given at most once", undefined, "invalid_offset");
+    throw invalidInput("offset must be given at most once", undefined, "invalid_offset");
   const raw = all[0] ?? null;
-  if (raw === "") throw badRequest("offset must not be empty", undefined, "invalid_offset");
+  if (raw === "") throw invalidInput("offset must not be empty", undefined, "invalid_offset");
   return raw;
 }
 
@@ -155,5 +155,5 @@ export function liveParam(url: URL): LiveMode {
   const live = url.searchParams.get("live");
   if (live === null || live === "" || live === "false") return null;
   if (live === "long-poll" || live === "sse") return live;
-  throw badRequest(`live must be long-poll or sse, got ${JSON.stringify(live.slice(0, 40))}`);
+  throw invalidInput(`live must be long-poll or sse, got ${JSON.stringify(live.slice(0, 40))}`);
 }
