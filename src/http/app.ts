@@ -58,7 +58,7 @@ export function createApp() {
 
   let openApi: ReturnType<typeof openApiDocument> | undefined; // built on first request, not at start-up
   app.get("/openapi.json", (c) => {
-    openApi ??= openApiDocument();
+    openApi ??= openApiDocument(app.routes);
     return c.json(openApi);
   });
 

@@ -3,11 +3,8 @@
  * passes only for its own session (another session reads as 404, like another tenant's), with
  * the scope the route names (else 403), and only while the session's token generation is the
  * one it was minted with (else 401 revoked; 404 once the session is deleted). Routes that name no
- * scope (delete, tokens) are API-key only.
- *
- *   read    → GET /:id, GET /:id/events
- *   write   → POST /:id/messages, POST /:id/cancel
- *   approve → POST /:id/tool-calls/:toolCallId/decision
+ * scope (delete, tokens) are API-key only. Each route's scope is stated once, by the `access`
+ * it uses (src/http/sessions.ts), and /openapi.json reads it from there.
  */
 import type { Context, MiddlewareHandler } from "hono";
 import { forbidden } from "../auth/principal";
@@ -16,6 +13,7 @@ import { type RpcResult, unwrap } from "../rpc/result";
 import { type SessionAgentRpc, sessionObjectName } from "../sessions/session-agent";
 import type { AppEnv } from "./app";
 import { notFound } from "./errors";
+import { recordPart } from "./route-docs";
 
 export function agent(c: Context<AppEnv>, id: string): SessionAgentRpc {
   return c.env.SESSIONS.get(
@@ -27,18 +25,21 @@ export function agent(c: Context<AppEnv>, id: string): SessionAgentRpc {
 export const rpc = <T>(call: () => Promise<RpcResult<T>>): Promise<T> => unwrap(call());
 
 export function access(scope: TokenScope | null): MiddlewareHandler<AppEnv> {
-  return async (c, next) => {
-    const principal = c.get("principal");
-    if (principal.kind === "api-key") return next();
-    if (scope === null) throw forbidden("this route needs an API key, not a session token");
-    const id = c.req.param("id");
-    if (id === undefined || principal.token.sessionId !== id) throw notFound("session not found");
-    if (!principal.token.scopes.includes(scope)) {
-      throw forbidden(`this session token lacks the "${scope}" scope`);
-    }
-    // 404 when the session was deleted (its tokens end with it) or is not the token's tenant's.
-    const generation = await rpc(() => agent(c, id).tokenGeneration());
-    if (generation !== principal.token.generation) throw invalidToken("session token revoked");
-    return next();
-  };
+  return recordPart<MiddlewareHandler<AppEnv>>(
+    async (c, next) => {
+      const principal = c.get("principal");
+      if (principal.kind === "api-key") return next();
+      if (scope === null) throw forbidden("this route needs an API key, not a session token");
+      const id = c.req.param("id");
+      if (id === undefined || principal.token.sessionId !== id) throw notFound("session not found");
+      if (!principal.token.scopes.includes(scope)) {
+        throw forbidden(`this session token lacks the "${scope}" scope`);
+      }
+      // 404 when the session was deleted (its tokens end with it) or is not the token's tenant's.
+      const generation = await rpc(() => agent(c, id).tokenGeneration());
+      if (generation !== principal.token.generation) throw invalidToken("session token revoked");
+      return next();
+    },
+    { kind: "access", scope },
+  );
 }
