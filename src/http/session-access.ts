@@ -7,13 +7,16 @@
  * it uses (src/http/sessions.ts), and /openapi.json reads it from there.
  */
 import type { Context, MiddlewareHandler } from "hono";
-import { forbidden } from "../auth/principal";
+import type { RouterRoute } from "hono/types";
+import { z } from "zod";
+import { forbidden, type RouteAccess } from "../auth/principal";
 import { invalidToken, type TokenScope } from "../auth/session-tokens";
 import { type RpcResult, unwrap } from "../rpc/result";
 import { type SessionAgentRpc, sessionObjectName } from "../sessions/session-agent";
+import { pathIndex } from "./allow";
 import type { AppEnv } from "./app";
 import { notFound } from "./errors";
-import { recordPart } from "./route-docs";
+import { partOf, recordPart } from "./route-docs";
 
 export function agent(c: Context<AppEnv>, id: string): SessionAgentRpc {
   return c.env.SESSIONS.get(
@@ -42,4 +45,32 @@ export function access(scope: TokenScope | null): MiddlewareHandler<AppEnv> {
     },
     { kind: "access", scope },
   );
+}
+
+/**
+ * What each path admits, read from the route table: session tokens reach the paths of routes
+ * that check a token scope (`access("read" | "write" | "approve")`), and `?token=` is taken
+ * where a GET route's query schema declares `token` (the events route, for EventSource).
+ */
+export function routeAccess(routes: readonly RouterRoute[]): (pathname: string) => RouteAccess {
+  const scoped = routes.filter((r) => {
+    const part = partOf(r.handler);
+    return part?.kind === "access" && part.scope !== null;
+  });
+  const queryToken = routes.filter((r) => {
+    const part = partOf(r.handler);
+    return (
+      r.method === "GET" &&
+      part?.kind === "input" &&
+      part.input.target === "query" &&
+      part.input.schema instanceof z.ZodObject &&
+      Object.hasOwn(part.input.schema.shape, "token")
+    );
+  });
+  const sessionTokens = pathIndex(scoped);
+  const takesQueryToken = pathIndex(queryToken);
+  return (pathname) => ({
+    sessionTokens: sessionTokens(pathname),
+    queryToken: takesQueryToken(pathname),
+  });
 }
