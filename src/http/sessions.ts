@@ -1,22 +1,10 @@
 /**
- * The session API a web app drives over plain HTTP. Inputs are zod-validated here; each
- * action becomes an event appended by the session's SessionAgent Durable Object, and the
- * session list is read from the D1 index.
- *
- *   POST   /v1/sessions                                   { title?, model?, system?, tools? } → 201
- *   GET    /v1/sessions?status=&limit=&cursor=            newest first, from D1
- *   GET    /v1/sessions/:id                               D1 row + live state (pending approvals)
- *   POST   /v1/sessions/:id/messages                      { content, idempotencyKey? } → 202
- *          (a message sent while a turn runs is queued and answered after that turn; the body
- *          may be up to 8 MiB, like a stream append: content over 64 KiB is stored in chunks)
- *   GET    /v1/sessions/:id/messages?from=&limit=         a page of the transcript (oldest first)
- *   GET    /v1/sessions/:id/events                        the session stream (Durable Streams
- *          reads with offset/live, or EventSource SSE with `id:` offsets and Last-Event-ID)
- *   POST   /v1/sessions/:id/tool-calls/:toolCallId/decision { approved, reason? } → 200
- *   POST   /v1/sessions/:id/cancel                        → 202
- *   DELETE /v1/sessions/:id                               → 204, stream closed
- *   POST   /v1/sessions/:id/tokens                        { scopes, ttlSeconds? } → 201 token
- *   POST   /v1/sessions/:id/tokens/revoke                 → 204, every token so far refused
+ * The session API a web app drives over plain HTTP. Inputs are zod-validated by validator
+ * middleware; each action becomes an event appended by the session's SessionAgent Durable
+ * Object, and the session list is read from the D1 index. The routes below are the one list
+ * of the API: each `describe`s itself, and /openapi.json (rendered at /docs) is generated
+ * from them. A message may be up to 8 MiB, like a stream append (content over 64 KiB is
+ * stored in chunks); one sent while a turn runs is queued and answered after that turn.
  *
  * Offsets: one vocabulary, the integer offset of an event ("after event N" when given as a
  * position); routes that return offsets return these, and the events route accepts them (and

@@ -1,11 +1,8 @@
 /**
- * The subscription management API. Descriptors are validated here (zod) and again, with the
- * callable policy, by the stream's Durable Object, which appends the configuring event.
- *   PUT    /v1/subscriptions                      { stream, key, callable, eventTypes, startAt? }
- *   GET    /v1/subscriptions?stream=<path>
- *   DELETE /v1/subscriptions?stream=<path>&key=<key>
- *   POST   /v1/subscriptions/resume?stream=<path>&key=<key>      a parked one: retry from the cursor
- *   POST   /v1/subscriptions/skip?stream=<path>&key=<key>        { offset?, reason? }: skip the stuck event
+ * The subscription management API. Descriptors are validated here (zod, as route middleware)
+ * and again, with the callable policy, by the stream's Durable Object, which appends the
+ * configuring event. The routes below describe themselves for /openapi.json: create (PUT),
+ * list (GET), remove (DELETE), and resume / skip a parked subscription.
  * `stream` is the path as it appears after /v1/stream (`/orders/eu`). Keys may contain `/`,
  * so a subscription is addressed by query parameters, never by a path segment. Resume and
  * skip record who did it: `tenant:<id>/key:<api key prefix>` (`admin` on the admin routes).
