@@ -11,7 +11,7 @@
  *   GET    /admin/tenants/:id/sessions/:session/storage       → 200 bytes stored by the session's
  *          stream and SessionAgent, next to the bytes of its transcript
  */
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { z } from "zod";
 import { bearerToken, forgetKey } from "../auth/authenticate";
 import { secretsEqual } from "../auth/secrets";
@@ -35,6 +35,12 @@ const reindexParams = z.object({
   id: tenantIdSchema,
   session: z.string().regex(/^[0-9A-HJKMNP-TV-Z]{26}$/),
 });
+
+/** The SessionAgent of `tenant`'s session. */
+const agentOf = (c: Context<AppEnv>, tenant: string, session: string) =>
+  c.env.SESSIONS.get(
+    c.env.SESSIONS.idFromName(sessionObjectName(tenant, session)),
+  ) as unknown as SessionAgentRpc;
 
 export function adminRoutes() {
   return new Hono<AppEnv>()
@@ -80,10 +86,7 @@ export function adminRoutes() {
     })
     .post("/tenants/:id/sessions/:session/reindex", paramInput(reindexParams), async (c) => {
       const { id, session } = c.req.valid("param");
-      const stub = c.env.SESSIONS.get(
-        c.env.SESSIONS.idFromName(sessionObjectName(id, session)),
-      ) as unknown as SessionAgentRpc;
-      await unwrap(stub.reindex());
+      await unwrap(agentOf(c, id, session).reindex());
       return c.json({ reindexing: { tenant: id, session } }, 202);
     })
     .post(
@@ -106,15 +109,12 @@ export function adminRoutes() {
     )
     .get("/tenants/:id/sessions/:session/storage", paramInput(reindexParams), async (c) => {
       const { id, session } = c.req.valid("param");
-      const agentStub = c.env.SESSIONS.get(
-        c.env.SESSIONS.idFromName(sessionObjectName(id, session)),
-      ) as unknown as SessionAgentRpc;
       const name = streamName(id, sessionPath(session));
       const streamStub = c.env.STREAMS.get(c.env.STREAMS.idFromName(name)) as unknown as Pick<
         StreamDurableObject,
         "storageStats"
       >;
-      const agent = await unwrap(agentStub.storageStats());
+      const agent = await unwrap(agentOf(c, id, session).storageStats());
       const stream = await unwrap(streamStub.storageStats());
       return c.json({ session, stream, agent }, 200);
     });
