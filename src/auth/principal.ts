@@ -4,8 +4,9 @@
  * session token may also come as `?token=` on the session's event route only, because a
  * browser's EventSource cannot set headers; query strings end up in access logs, so no other
  * route takes one and an API key is never accepted there. Session tokens reach only the
- * routes listed in TOKEN_ROUTES; each of those then checks the session, scope and revocation
- * (src/http/session-access.ts). Every tenant-level route answers 403 to a token.
+ * session routes that name a token scope; each of those then checks the session, scope and
+ * revocation (src/http/session-access.ts). Every tenant-level route answers 403 to a token.
+ * Which routes those are is read from the routes themselves by the caller (`RouteAccess`).
  */
 import type { Env } from "../env";
 import { forbidden, invalidInput } from "../errors/domain";
@@ -22,10 +23,13 @@ export type Principal =
   | { kind: "api-key"; tenant: string }
   | { kind: "session-token"; tenant: string; token: SessionTokenClaims };
 
-const EVENTS_ROUTE = /^\/v1\/sessions\/[^/]+\/events$/;
-/** The routes a session token may reach; each checks its own scope. */
-const TOKEN_ROUTES =
-  /^\/v1\/sessions\/[^/]+(?:\/events|\/messages|\/cancel|\/tool-calls\/[^/]+\/decision)?$/;
+/** What the request's path admits, as its routes declare it. */
+export interface RouteAccess {
+  /** Some route on this path admits session tokens (with a scope it checks). */
+  sessionTokens: boolean;
+  /** A GET route on this path takes a session token as `?token=` (EventSource). */
+  queryToken: boolean;
+}
 
 async function fromToken(
   token: string,
@@ -44,14 +48,14 @@ async function fromToken(
 export async function authenticateRequest(
   request: Request,
   env: AuthEnv & Pick<Env, "SESSION_TOKEN_SECRET">,
+  route: RouteAccess,
 ): Promise<Principal> {
   const url = new URL(request.url);
   const header = request.headers.get("authorization");
   const inQuery = url.searchParams.getAll("token");
   let principal: Principal;
   if (inQuery.length > 0) {
-    const readsEvents =
-      EVENTS_ROUTE.test(url.pathname) && (request.method === "GET" || request.method === "HEAD");
+    const readsEvents = route.queryToken && (request.method === "GET" || request.method === "HEAD");
     if (!readsEvents) {
       throw invalidInput(
         "?token= is accepted only on GET /v1/sessions/:id/events (for EventSource); send Authorization: Bearer <token> instead",
@@ -71,7 +75,7 @@ export async function authenticateRequest(
         ? await fromToken(credential, env)
         : { kind: "api-key", tenant: await authenticate(header, env) };
   }
-  if (principal.kind === "session-token" && !TOKEN_ROUTES.test(url.pathname)) {
+  if (principal.kind === "session-token" && !route.sessionTokens) {
     throw forbidden(
       "session tokens reach only their session's routes; this route needs an API key",
     );

@@ -34,17 +34,21 @@ export interface SessionClientOptions {
   fetch?: (request: Request) => Promise<Response>;
 }
 
-type AnswerLike = {
+/** A typed route's answer (`hc`): its `json()` is typed by the route's `c.json(...)`. */
+type AnswerLike<T> = {
   ok: boolean;
   status: number;
-  json(): Promise<unknown>;
+  json(): Promise<T>;
   text(): Promise<string>;
 };
 
-/** Answers the typed routes give: the JSON on success, a SessionApiError otherwise. */
-async function ok<T>(response: AnswerLike): Promise<T> {
+/**
+ * The JSON of a typed route's answer on success, a SessionApiError otherwise. Routes declare
+ * only their successes (errors are thrown), so the body type is the route's own.
+ */
+async function ok<T>(response: AnswerLike<T>): Promise<T> {
   if (!response.ok) throw await SessionApiError.fromResponse(response);
-  return (await response.json()) as T;
+  return response.json();
 }
 
 export class SessionClient {
@@ -66,21 +70,19 @@ export class SessionClient {
 
   /** `POST /v1/sessions` (API key). */
   async create(input: CreateSessionInput = {}): Promise<CreatedSession> {
-    const body = await ok<{ session: CreatedSession }>(
-      await this.#api.index.$post({ json: input }),
-    );
+    const body = await ok(await this.#api.index.$post({ json: input }));
     return body.session;
   }
 
   /** `GET /v1/sessions` (API key): newest first; pass `nextCursor` as `cursor` for the next page. */
   async list(query: ListSessionsQuery = {}): Promise<SessionList> {
-    return ok<SessionList>(await this.#api.index.$get({ query }));
+    return ok(await this.#api.index.$get({ query }));
   }
 
   /** `GET /v1/sessions/:id`: the index row and the live state (pending approvals, messages). */
   async get(sessionId: string): Promise<SessionDetail> {
     const response = await this.#api[":id"].$get({ param: { id: sessionId } });
-    return (await ok<{ session: SessionDetail }>(response)).session;
+    return (await ok(response)).session;
   }
 
   /** `POST /v1/sessions/:id/messages`. A repeated `idempotencyKey` returns the first answer. */
@@ -93,7 +95,7 @@ export class SessionClient {
       param: { id: sessionId },
       json: { content, ...options },
     });
-    return ok<SentMessage>(response);
+    return ok(response);
   }
 
   /** Approves or denies a tool call awaiting approval (404 unknown call, 409 not pending). */
@@ -107,7 +109,7 @@ export class SessionClient {
       param: { id: sessionId, toolCallId },
       json: reason === undefined ? { approved } : { approved, reason },
     });
-    return (await ok<{ decision: Decision }>(response)).decision;
+    return (await ok(response)).decision;
   }
 
   /** Cancels the running turn (and drops queued messages). */
@@ -116,7 +118,7 @@ export class SessionClient {
       param: { id: sessionId },
       json: reason === undefined ? {} : { reason },
     });
-    return ok<Cancelled>(response);
+    return ok(response);
   }
 
   /** Deletes the session (API key): its stream is closed (readers see the end), its tokens end. */
@@ -128,7 +130,7 @@ export class SessionClient {
   /** Mints a short-lived token for one session (API key); hand it to a browser. */
   async mintToken(sessionId: string, input: MintTokenInput): Promise<MintedToken> {
     const response = await this.#api[":id"].tokens.$post({ param: { id: sessionId }, json: input });
-    return ok<MintedToken>(response);
+    return ok(response);
   }
 
   /** Ends every token minted so far for the session (API key). */

@@ -11,7 +11,7 @@
  *   GET    /admin/tenants/:id/sessions/:session/storage       → 200 bytes stored by the session's
  *          stream and SessionAgent, next to the bytes of its transcript
  */
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { z } from "zod";
 import { bearerToken, forgetKey } from "../auth/authenticate";
 import { dbOf } from "../db/client";
@@ -24,8 +24,8 @@ import { type SessionAgentRpc, sessionObjectName, sessionPath } from "../session
 import { streamName } from "../streams/naming";
 import type { StreamDurableObject } from "../streams/stream-do";
 import type { AppEnv } from "./app";
-import { parkingAction } from "./subscriptions";
-import { jsonBody, parseWith } from "./validation";
+import { addressSchema, resumeParked, skipParked, skipSchema } from "./subscriptions";
+import { jsonInput, paramInput, queryInput } from "./validators";
 
 const nameSchema = z.string().trim().min(1).max(200);
 const createTenantSchema = z.strictObject({ id: tenantIdSchema.optional(), name: nameSchema });
@@ -37,83 +37,86 @@ const reindexParams = z.object({
   session: sessionIdSchema,
 });
 
+/** The SessionAgent of `tenant`'s session. */
+const agentOf = (c: Context<AppEnv>, tenant: string, session: string) =>
+  c.env.SESSIONS.get(
+    c.env.SESSIONS.idFromName(sessionObjectName(tenant, session)),
+  ) as unknown as SessionAgentRpc;
+
 export function adminRoutes() {
-  const routes = new Hono<AppEnv>();
-
-  routes.use("*", async (c, next) => {
-    const token = c.env.ADMIN_TOKEN;
-    if (!token) throw notFound(`no route for ${c.req.method} ${new URL(c.req.url).pathname}`);
-    const header = c.req.header("authorization");
-    const presented = header === undefined ? null : bearerToken(header);
-    if (presented === null) {
-      // The admin realm is its own: the edge's WWW-Authenticate names it (src/http/errors.ts).
-      throw new DomainError(
-        "unauthorized",
-        "admin routes need Authorization: Bearer <ADMIN_TOKEN>",
-        {
-          realm: "durable-agent-sessions-admin",
-        },
-      );
-    }
-    if (!(await secretsEqual(presented, token))) {
-      throw forbidden("invalid admin token");
-    }
-    await next();
-    c.header("cache-control", "no-store");
-  });
-
-  routes.post("/tenants", async (c) => {
-    const body = await jsonBody(c, createTenantSchema);
-    const tenant = await createTenant(dbOf(c.env), body);
-    return c.json({ tenant }, 201);
-  });
-
-  routes.post("/tenants/:id/keys", async (c) => {
-    const { id } = parseWith(tenantParams, c.req.param(), "path");
-    const { name } = await jsonBody(c, createKeySchema);
-    const created = await createApiKey(dbOf(c.env), id, name);
-    return c.json(created, 201);
-  });
-
-  routes.delete("/tenants/:id/keys/:prefix", async (c) => {
-    const { id, prefix } = parseWith(keyParams, c.req.param(), "path");
-    forgetKey(prefix);
-    if (!(await revokeApiKey(dbOf(c.env), id, prefix))) {
-      throw notFound(`tenant ${id} has no key ${prefix}`);
-    }
-    return c.body(null, 204);
-  });
-
-  routes.post("/tenants/:id/sessions/:session/reindex", async (c) => {
-    const { id, session } = parseWith(reindexParams, c.req.param(), "path");
-    const stub = c.env.SESSIONS.get(
-      c.env.SESSIONS.idFromName(sessionObjectName(id, session)),
-    ) as unknown as SessionAgentRpc;
-    await unwrap(stub.reindex());
-    return c.json({ reindexing: { tenant: id, session } }, 202);
-  });
-
-  for (const action of ["resume", "skip"] as const) {
-    routes.post(`/tenants/:id/subscriptions/${action}`, (c) => {
-      const { id } = parseWith(tenantParams, c.req.param(), "path");
-      return parkingAction(c, id, "admin", action);
+  return new Hono<AppEnv>()
+    .use("*", async (c, next) => {
+      const token = c.env.ADMIN_TOKEN;
+      if (!token) throw notFound(`no route for ${c.req.method} ${new URL(c.req.url).pathname}`);
+      const header = c.req.header("authorization");
+      const presented = header === undefined ? null : bearerToken(header);
+      if (presented === null) {
+        // The admin realm is its own: the edge's WWW-Authenticate names it (src/http/errors.ts).
+        throw new DomainError(
+          "unauthorized",
+          "admin routes need Authorization: Bearer <ADMIN_TOKEN>",
+          { realm: "durable-agent-sessions-admin" },
+        );
+      }
+      if (!(await secretsEqual(presented, token))) {
+        throw forbidden("invalid admin token");
+      }
+      await next();
+      c.header("cache-control", "no-store");
+    })
+    .post("/tenants", jsonInput(createTenantSchema), async (c) => {
+      const tenant = await createTenant(dbOf(c.env), c.req.valid("json"));
+      return c.json({ tenant }, 201);
+    })
+    .post("/tenants/:id/keys", paramInput(tenantParams), jsonInput(createKeySchema), async (c) => {
+      const { id } = c.req.valid("param");
+      const { name } = c.req.valid("json");
+      const created = await createApiKey(dbOf(c.env), id, name);
+      return c.json(created, 201);
+    })
+    .delete("/tenants/:id/keys/:prefix", paramInput(keyParams), async (c) => {
+      const { id, prefix } = c.req.valid("param");
+      forgetKey(prefix);
+      if (!(await revokeApiKey(dbOf(c.env), id, prefix))) {
+        throw notFound(`tenant ${id} has no key ${prefix}`);
+      }
+      return c.body(null, 204);
+    })
+    .post("/tenants/:id/sessions/:session/reindex", paramInput(reindexParams), async (c) => {
+      const { id, session } = c.req.valid("param");
+      await unwrap(agentOf(c, id, session).reindex());
+      return c.json({ reindexing: { tenant: id, session } }, 202);
+    })
+    .post(
+      "/tenants/:id/subscriptions/resume",
+      paramInput(tenantParams),
+      queryInput(addressSchema),
+      async (c) =>
+        c.json(await resumeParked(c, c.req.valid("param").id, "admin", c.req.valid("query")), 200),
+    )
+    .post(
+      "/tenants/:id/subscriptions/skip",
+      paramInput(tenantParams),
+      queryInput(addressSchema),
+      jsonInput(skipSchema, { optional: true }),
+      async (c) => {
+        const { id } = c.req.valid("param");
+        const answer = await skipParked(c, id, "admin", c.req.valid("query"), c.req.valid("json"));
+        return c.json(answer, 200);
+      },
+    )
+    .get("/tenants/:id/sessions/:session/storage", paramInput(reindexParams), async (c) => {
+      const { id, session } = c.req.valid("param");
+      const name = streamName(id, sessionPath(session));
+      const streamStub = c.env.STREAMS.get(c.env.STREAMS.idFromName(name)) as unknown as Pick<
+        StreamDurableObject,
+        "storageStats"
+      >;
+      const agent = await unwrap(agentOf(c, id, session).storageStats());
+      const stream = await unwrap(streamStub.storageStats());
+      return c.json({ session, stream, agent }, 200);
     });
-  }
-
-  routes.get("/tenants/:id/sessions/:session/storage", async (c) => {
-    const { id, session } = parseWith(reindexParams, c.req.param(), "path");
-    const agentStub = c.env.SESSIONS.get(
-      c.env.SESSIONS.idFromName(sessionObjectName(id, session)),
-    ) as unknown as SessionAgentRpc;
-    const name = streamName(id, sessionPath(session));
-    const streamStub = c.env.STREAMS.get(c.env.STREAMS.idFromName(name)) as unknown as Pick<
-      StreamDurableObject,
-      "storageStats"
-    >;
-    const agent = await unwrap(agentStub.storageStats());
-    const stream = await unwrap(streamStub.storageStats());
-    return c.json({ session, stream, agent });
-  });
-
-  return routes;
 }
+
+/** The operator routes' types (requests and responses), for `hc` clients. */
+export type AdminRoutes = ReturnType<typeof adminRoutes>;

@@ -45,3 +45,9 @@ export function allowIndex(routes: readonly RouteEntry[]): (pathname: string) =>
     return [...methods].sort((a, b) => order.indexOf(a) - order.indexOf(b));
   };
 }
+
+/** Whether a pathname is the path of one of `routes` (whatever their methods). */
+export function pathIndex(routes: readonly RouteEntry[]): (pathname: string) => boolean {
+  const patterns = routes.map((r) => patternOf(r.path));
+  return (pathname) => patterns.some((pattern) => pattern.test(pathname));
+}

@@ -18,6 +18,7 @@ import { docsPage } from "./docs";
 import { errorAnswer } from "./errors";
 import { openApiDocument } from "./openapi";
 import { corsPolicy, preflight, withStandardHeaders } from "./security";
+import { routeAccess } from "./session-access";
 import { sessionRoutes } from "./sessions";
 import { forwardToStream } from "./stream-proxy";
 import { subscriptionRoutes } from "./subscriptions";
@@ -59,7 +60,7 @@ export function createApp() {
 
   let openApi: ReturnType<typeof openApiDocument> | undefined; // built on first request, not at start-up
   app.get("/openapi.json", (c) => {
-    openApi ??= openApiDocument();
+    openApi ??= openApiDocument(app.routes);
     return c.json(openApi);
   });
 
@@ -79,9 +80,13 @@ export function createApp() {
 
   // Every /v1 route acts for the tenant its API key or session token belongs to (preflights
   // stay open); session tokens reach only their session's routes (src/auth/principal.ts).
+  // What a path admits is read from the route table, built on first use like `allowed` below.
+  let admits: ReturnType<typeof routeAccess> | undefined;
   app.use("/v1/*", async (c, next) => {
     if (c.req.method === "OPTIONS") return next();
-    const principal = await authenticateRequest(c.req.raw, c.env);
+    admits ??= routeAccess(app.routes);
+    const route = admits(new URL(c.req.url).pathname);
+    const principal = await authenticateRequest(c.req.raw, c.env, route);
     c.set("principal", principal);
     c.set("tenant", principal.tenant);
     await next();

@@ -1,22 +1,10 @@
 /**
- * The session API a web app drives over plain HTTP. Inputs are zod-validated here; each
- * action becomes an event appended by the session's SessionAgent Durable Object, and the
- * session list is read from the D1 index.
- *
- *   POST   /v1/sessions                                   { title?, model?, system?, tools? } → 201
- *   GET    /v1/sessions?status=&limit=&cursor=            newest first, from D1
- *   GET    /v1/sessions/:id                               D1 row + live state (pending approvals)
- *   POST   /v1/sessions/:id/messages                      { content, idempotencyKey? } → 202
- *          (a message sent while a turn runs is queued and answered after that turn; the body
- *          may be up to 8 MiB, like a stream append: content over 64 KiB is stored in chunks)
- *   GET    /v1/sessions/:id/messages?from=&limit=         a page of the transcript (oldest first)
- *   GET    /v1/sessions/:id/events                        the session stream (Durable Streams
- *          reads with offset/live, or EventSource SSE with `id:` offsets and Last-Event-ID)
- *   POST   /v1/sessions/:id/tool-calls/:toolCallId/decision { approved, reason? } → 200
- *   POST   /v1/sessions/:id/cancel                        → 202
- *   DELETE /v1/sessions/:id                               → 204, stream closed
- *   POST   /v1/sessions/:id/tokens                        { scopes, ttlSeconds? } → 201 token
- *   POST   /v1/sessions/:id/tokens/revoke                 → 204, every token so far refused
+ * The session API a web app drives over plain HTTP. Inputs are zod-validated by validator
+ * middleware; each action becomes an event appended by the session's SessionAgent Durable
+ * Object, and the session list is read from the D1 index. The routes below are the one list
+ * of the API: each `describe`s itself, and /openapi.json (rendered at /docs) is generated
+ * from them. A message may be up to 8 MiB, like a stream append (content over 64 KiB is
+ * stored in chunks); one sent while a turn runs is queued and answered after that turn.
  *
  * Offsets: one vocabulary, the integer offset of an event ("after event N" when given as a
  * position); routes that return offsets return these, and the events route accepts them (and
@@ -44,22 +32,35 @@ import { sessionPath } from "../sessions/session-agent";
 import { builtinTools, DEFAULT_TOOLS } from "../sessions/tools/builtin";
 import { INTERNAL, MAX_BODY_BYTES } from "../streams/protocol/handler";
 import { trace } from "../trace";
-import type * as api from "./api-schemas";
-import { sessionRowJson } from "./api-schemas";
+import * as api from "./api-schemas";
 import type { AppEnv } from "./app";
+import { describe, json } from "./route-docs";
 import { access, agent, rpc } from "./session-access";
 import { forwardToStream } from "./stream-proxy";
 import { jsonInput, paramInput, queryInput } from "./validators";
 
-const idParams = z.object({ id: sessionIdSchema });
-const toolCallParams = z.object({ id: sessionIdSchema, toolCallId: z.string().min(1).max(200) });
+const sessionId = sessionIdSchema.describe("session id (ULID)");
+const idParams = z.object({ id: sessionId });
+const toolCallParams = z.object({
+  id: sessionId,
+  toolCallId: z.string().min(1).max(200).describe("the tool call awaiting approval"),
+});
 
 export const eventsQuerySchema = z.object({
-  offset: z.string().max(64).optional(),
-  live: z.string().max(20).optional(),
-  cursor: z.string().max(64).optional(),
-  view: z.enum(SESSION_VIEWS).default("client"),
-  token: z.string().optional(),
+  offset: z
+    .string()
+    .max(64)
+    .optional()
+    .describe(
+      "Read the events after this offset: an event offset (integer) or a Stream-Next-Offset value; -1 = from the start, now = from the tail",
+    ),
+  live: z.string().max(20).optional().describe("long-poll or sse (Durable Streams live modes)"),
+  cursor: z.string().max(64).optional().describe("the Stream-Cursor of the previous live read"),
+  view: z
+    .enum(SESSION_VIEWS)
+    .default("client")
+    .describe("client (default: what a UI needs) or full (API key only)"),
+  token: z.string().optional().describe("a session token, for EventSource (this route only)"),
 });
 
 export const createSchema = z.strictObject({
@@ -101,42 +102,80 @@ export const listSchema = z.object({
 
 export function sessionRoutes() {
   return new Hono<AppEnv>()
-    .post("/", jsonInput(createSchema), async (c) => {
-      const body = c.req.valid("json");
-      const id = newSessionId();
-      const live = await rpc(() =>
-        agent(c, id).create({
-          tenant: c.get("tenant"),
-          sessionId: id,
-          title: body.title ?? "",
-          model: body.model ?? readModelSettings(c.env).defaultModel,
-          system: body.system ?? "",
-          tools: body.tools ?? DEFAULT_TOOLS,
-        }),
-      );
-      return c.json({ session: live } satisfies z.input<typeof api.sessionCreatedSchema>, 201);
-    })
-    .get("/", queryInput(listSchema), async (c) => {
-      const page = await listSessionRows(createDb(c.env.DB), c.get("tenant"), c.req.valid("query"));
-      return c.json(
-        { ...page, sessions: page.sessions.map(sessionRowJson) } satisfies z.input<
-          typeof api.sessionPageSchema
-        >,
-        200,
-      );
-    })
-    .get("/:id", paramInput(idParams), access("read"), async (c) => {
-      const { id } = c.req.valid("param");
-      const row = await getSessionRow(createDb(c.env.DB), c.get("tenant"), id);
-      if (!row) throw notFound("session not found");
-      const live = await rpc(() => agent(c, id).live());
-      return c.json(
-        { session: { ...sessionRowJson(row), live } } satisfies z.input<typeof api.sessionSchema>,
-        200,
-      );
-    })
+    .post(
+      "/",
+      describe({
+        summary: "Create a session",
+        responses: { 201: json("The session", api.sessionCreatedSchema) },
+      }),
+      jsonInput(createSchema),
+      async (c) => {
+        const body = c.req.valid("json");
+        const id = newSessionId();
+        const live = await rpc(() =>
+          agent(c, id).create({
+            tenant: c.get("tenant"),
+            sessionId: id,
+            title: body.title ?? "",
+            model: body.model ?? readModelSettings(c.env).defaultModel,
+            system: body.system ?? "",
+            tools: body.tools ?? DEFAULT_TOOLS,
+          }),
+        );
+        return c.json({ session: live } satisfies z.input<typeof api.sessionCreatedSchema>, 201);
+      },
+    )
+    .get(
+      "/",
+      describe({
+        summary: "List sessions, newest first",
+        responses: { 200: json("A page of sessions and nextCursor", api.sessionPageSchema) },
+      }),
+      queryInput(listSchema),
+      async (c) => {
+        const page = await listSessionRows(
+          createDb(c.env.DB),
+          c.get("tenant"),
+          c.req.valid("query"),
+        );
+        return c.json(
+          { ...page, sessions: page.sessions.map(api.sessionRowJson) } satisfies z.input<
+            typeof api.sessionPageSchema
+          >,
+          200,
+        );
+      },
+    )
+    .get(
+      "/:id",
+      describe({
+        summary:
+          "The session's index row and live state (with the newest messages: at most 20 and 256 KB; messageCount, messagesFrom)",
+        responses: { 200: json("The session", api.sessionSchema) },
+      }),
+      paramInput(idParams),
+      access("read"),
+      async (c) => {
+        const { id } = c.req.valid("param");
+        const row = await getSessionRow(createDb(c.env.DB), c.get("tenant"), id);
+        if (!row) throw notFound("session not found");
+        const live = await rpc(() => agent(c, id).live());
+        return c.json(
+          { session: { ...api.sessionRowJson(row), live } } satisfies z.input<
+            typeof api.sessionSchema
+          >,
+          200,
+        );
+      },
+    )
     .post(
       "/:id/messages",
+      describe({
+        summary: "Send a message (queued while a turn runs, answered after it)",
+        description:
+          "The body may be up to 8 MiB (a larger one is a 413 naming the limit). Content over 64 KiB is stored as content/chunk-added events and referenced by session/input-added (contentRef).",
+        responses: { 202: json("The message was accepted", api.messageAcceptedSchema) },
+      }),
       paramInput(idParams),
       access("write"),
       jsonInput(messageSchema, { maxBytes: MAX_BODY_BYTES }),
@@ -160,6 +199,11 @@ export function sessionRoutes() {
     )
     .get(
       "/:id/messages",
+      describe({
+        summary:
+          "A page of the transcript, oldest first (from = first message index, limit <= 200, at most ~1 MB of content)",
+        responses: { 200: json("A page of the transcript", api.transcriptPageSchema) },
+      }),
       paramInput(idParams),
       access("read"),
       queryInput(transcriptQuerySchema),
@@ -174,6 +218,34 @@ export function sessionRoutes() {
     )
     .get(
       "/:id/events",
+      describe({
+        summary:
+          "The session's events: Durable Streams reads (catch-up, long-poll, SSE data/control), or with Accept: text/event-stream and no `live`, an EventSource stream (one unnamed event per session event, id = offset)",
+        parameters: [
+          {
+            name: "Last-Event-ID",
+            in: "header",
+            required: false,
+            schema: { type: "string" },
+            description: "EventSource view: resume after this offset (wins over ?offset)",
+          },
+        ],
+        responses: {
+          200: {
+            description:
+              "Events of the view, each with its offset (left-out events leave gaps). Stream-Next-Offset names where to continue.",
+            schema: api.eventsSchema,
+            alsoAs: {
+              "text/event-stream": {
+                schema: { type: "string" },
+                description:
+                  "EventSource: `id: <offset>` and `data: <ClientEvent>` per event, `event: closed` at the end of a deleted session. live=sse: `event: data` (an array of events) and `event: control` ({ streamNextOffset, streamCursor, upToDate })",
+              },
+            },
+          },
+          204: { description: "Long-poll timeout: nothing new" },
+        },
+      }),
       paramInput(idParams),
       access("read"),
       queryInput(eventsQuerySchema),
@@ -194,6 +266,10 @@ export function sessionRoutes() {
     )
     .post(
       "/:id/tool-calls/:toolCallId/decision",
+      describe({
+        summary: "Approve or deny a tool call (repeating the same decision is idempotent)",
+        responses: { 200: json("The decision", api.decisionSchema) },
+      }),
       paramInput(toolCallParams),
       access("approve"),
       jsonInput(decisionSchema),
@@ -208,6 +284,10 @@ export function sessionRoutes() {
     )
     .post(
       "/:id/cancel",
+      describe({
+        summary: "Cancel the running turn",
+        responses: { 202: json("The cancel request's offset", api.cancelAcceptedSchema) },
+      }),
       paramInput(idParams),
       access("write"),
       jsonInput(cancelSchema, { optional: true }),
@@ -218,13 +298,29 @@ export function sessionRoutes() {
         return c.json(result satisfies z.input<typeof api.cancelAcceptedSchema>, 202);
       },
     )
-    .delete("/:id", paramInput(idParams), access(null), async (c) => {
-      const { id } = c.req.valid("param");
-      await rpc(() => agent(c, id).remove());
-      return c.body(null, 204);
-    })
+    .delete(
+      "/:id",
+      describe({
+        summary: "Delete a session (its stream is closed)",
+        responses: { 204: { description: "Deleted" } },
+      }),
+      paramInput(idParams),
+      access(null),
+      async (c) => {
+        const { id } = c.req.valid("param");
+        await rpc(() => agent(c, id).remove());
+        return c.body(null, 204);
+      },
+    )
     .post(
       "/:id/tokens",
+      describe({
+        summary: "Mint a session token for a browser (API key only)",
+        responses: {
+          201: json("The token (it is not stored: keep it)", api.tokenSchema),
+          503: json("SESSION_TOKEN_SECRET is not configured", api.errorSchema),
+        },
+      }),
       paramInput(idParams),
       access(null),
       jsonInput(mintTokenSchema),
@@ -243,11 +339,20 @@ export function sessionRoutes() {
         return c.json(minted satisfies z.input<typeof api.tokenSchema>, 201);
       },
     )
-    .post("/:id/tokens/revoke", paramInput(idParams), access(null), async (c) => {
-      const { id } = c.req.valid("param");
-      await rpc(() => agent(c, id).revokeTokens());
-      return c.body(null, 204);
-    });
+    .post(
+      "/:id/tokens/revoke",
+      describe({
+        summary: "Revoke every token minted for the session so far (API key only)",
+        responses: { 204: { description: "Revoked" } },
+      }),
+      paramInput(idParams),
+      access(null),
+      async (c) => {
+        const { id } = c.req.valid("param");
+        await rpc(() => agent(c, id).revokeTokens());
+        return c.body(null, 204);
+      },
+    );
 }
 
 /** The session routes' types (requests and responses), for `hc` clients. */

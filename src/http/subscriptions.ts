@@ -1,11 +1,8 @@
 /**
- * The subscription management API. Descriptors are validated here (zod) and again, with the
- * callable policy, by the stream's Durable Object, which appends the configuring event.
- *   PUT    /v1/subscriptions                      { stream, key, callable, eventTypes, startAt? }
- *   GET    /v1/subscriptions?stream=<path>
- *   DELETE /v1/subscriptions?stream=<path>&key=<key>
- *   POST   /v1/subscriptions/resume?stream=<path>&key=<key>      a parked one: retry from the cursor
- *   POST   /v1/subscriptions/skip?stream=<path>&key=<key>        { offset?, reason? }: skip the stuck event
+ * The subscription management API. Descriptors are validated here (zod, as route middleware)
+ * and again, with the callable policy, by the stream's Durable Object, which appends the
+ * configuring event. The routes below describe themselves for /openapi.json: create (PUT),
+ * list (GET), remove (DELETE), and resume / skip a parked subscription.
  * `stream` is the path as it appears after /v1/stream (`/orders/eu`). Keys may contain `/`,
  * so a subscription is addressed by query parameters, never by a path segment. Resume and
  * skip record who did it: `tenant:<id>/key:<api key prefix>` (`admin` on the admin routes).
@@ -26,8 +23,10 @@ import {
   startAtSchema,
   subscriptionKeySchema,
 } from "../streams/system-events";
+import * as api from "./api-schemas";
 import type { AppEnv } from "./app";
-import { jsonBody, query } from "./validation";
+import { describe, json } from "./route-docs";
+import { jsonInput, queryInput } from "./validators";
 
 const streamPath = z
   .string()
@@ -51,6 +50,7 @@ export const putSchema = z.strictObject({
 });
 
 export const addressSchema = z.object({ stream: streamPath, key: subscriptionKeySchema });
+const streamQuery = z.object({ stream: streamPath });
 
 export const skipSchema = z.strictObject({
   /** The stuck offset as the operator saw it in the status; another one is a 409. */
@@ -71,80 +71,155 @@ export function principalOf(c: Context<AppEnv>): Principal {
   return `tenant:${c.get("tenant")}/key:${key}`;
 }
 
-type ParkingApi = Pick<StreamDurableObject, "resumeSubscription" | "skipSubscription">;
+type SubscriptionApi = Pick<
+  StreamDurableObject,
+  | "configureSubscription"
+  | "listSubscriptions"
+  | "removeSubscription"
+  | "resumeSubscription"
+  | "skipSubscription"
+>;
 
-/** Resume or skip a parked subscription of `tenant`'s stream, as `principal`. */
-export async function parkingAction(
+/** The subscription side of `tenant`'s stream `path`. */
+const streamOf = (c: Context<AppEnv>, tenant: string, path: string) =>
+  c.env.STREAMS.get(
+    c.env.STREAMS.idFromName(streamName(tenant, path)),
+  ) as unknown as SubscriptionApi;
+
+type Address = z.output<typeof addressSchema>;
+
+/** Resumes a parked subscription of `tenant`'s stream, as `principal`. */
+export async function resumeParked(
   c: Context<AppEnv>,
   tenant: string,
   principal: Principal,
-  action: "resume" | "skip",
-): Promise<Response> {
-  const { stream, key } = query(c, addressSchema);
-  const stub = c.env.STREAMS.get(
-    c.env.STREAMS.idFromName(streamName(tenant, stream)),
-  ) as unknown as ParkingApi;
-  if (action === "resume") {
-    const subscription = await unwrap(stub.resumeSubscription(key, principal));
-    return c.json({ stream, subscription });
-  }
-  const body = await jsonBody(c, skipSchema, { optional: true });
+  { stream, key }: Address,
+) {
+  const subscription = await unwrap(streamOf(c, tenant, stream).resumeSubscription(key, principal));
+  return { stream, subscription } satisfies z.input<typeof api.subscriptionResumedSchema>;
+}
+
+/** Skips the event a parked subscription of `tenant`'s stream is stuck on, as `principal`. */
+export async function skipParked(
+  c: Context<AppEnv>,
+  tenant: string,
+  principal: Principal,
+  { stream, key }: Address,
+  body: z.output<typeof skipSchema>,
+) {
   const result = await unwrap(
-    stub.skipSubscription(key, principal, { offset: body.offset, reason: body.reason ?? null }),
+    streamOf(c, tenant, stream).skipSubscription(key, principal, {
+      offset: body.offset,
+      reason: body.reason ?? null,
+    }),
   );
-  return c.json({ stream, skipped: result.skipped, subscription: result.subscription });
+  return {
+    stream,
+    skipped: result.skipped,
+    subscription: result.subscription,
+  } satisfies z.input<typeof api.subscriptionSkippedSchema>;
 }
 
 /** The routes act for the tenant the /v1 auth middleware put on the context. */
 export function subscriptionRoutes() {
-  const routes = new Hono<AppEnv>();
-  const stub = (c: Context<AppEnv>, path: string) =>
-    c.env.STREAMS.get(
-      c.env.STREAMS.idFromName(streamName(c.get("tenant"), path)),
-    ) as unknown as Pick<
-      StreamDurableObject,
-      "configureSubscription" | "listSubscriptions" | "removeSubscription"
-    >;
-
-  routes.put("/", async (c) => {
-    const body = await jsonBody(c, putSchema);
-    const { stream, ...input } = body;
-    // A tenant may only point subscriptions at its own Durable Object instances.
-    if (
-      input.callable.kind === "durable-object" &&
-      !input.callable.name.startsWith(`${c.get("tenant")}:`)
-    ) {
-      throw invalidInput(
-        `durable-object callables must name an object of this tenant (a name starting with "${c.get("tenant")}:")`,
-        undefined,
-        "validation_failed",
-      );
-    }
-    const result = await unwrap(stub(c, stream).configureSubscription(input));
-    return c.json(
-      {
-        stream,
-        subscription: result.subscription,
-        ...(result.secret ? { secret: result.secret } : {}),
+  return new Hono<AppEnv>()
+    .put(
+      "/",
+      describe({
+        summary:
+          "Create a subscription (201, with a webhook secret shown once; 200 when identical; 409 when different)",
+        responses: {
+          201: json("Created", api.subscriptionPutSchema),
+          200: json("Already exists", api.subscriptionPutSchema),
+        },
+      }),
+      jsonInput(putSchema),
+      async (c) => {
+        const { stream, ...input } = c.req.valid("json");
+        // A tenant may only point subscriptions at its own Durable Object instances.
+        if (
+          input.callable.kind === "durable-object" &&
+          !input.callable.name.startsWith(`${c.get("tenant")}:`)
+        ) {
+          throw invalidInput(
+            `durable-object callables must name an object of this tenant (a name starting with "${c.get("tenant")}:")`,
+            undefined,
+            "validation_failed",
+          );
+        }
+        const result = await unwrap(
+          streamOf(c, c.get("tenant"), stream).configureSubscription(input),
+        );
+        const answer = {
+          stream,
+          subscription: result.subscription,
+          ...(result.secret ? { secret: result.secret } : {}),
+        } satisfies z.input<typeof api.subscriptionPutSchema>;
+        return result.created ? c.json(answer, 201) : c.json(answer, 200);
       },
-      result.created ? 201 : 200,
+    )
+    .get(
+      "/",
+      describe({
+        summary: "A stream's subscriptions with their status",
+        responses: { 200: json("Subscriptions", api.subscriptionListSchema) },
+      }),
+      queryInput(streamQuery),
+      async (c) => {
+        const { stream } = c.req.valid("query");
+        const subscriptions = await unwrap(
+          streamOf(c, c.get("tenant"), stream).listSubscriptions(),
+        );
+        return c.json(
+          { stream, subscriptions } satisfies z.input<typeof api.subscriptionListSchema>,
+          200,
+        );
+      },
+    )
+    .delete(
+      "/",
+      describe({
+        summary: "Remove a subscription",
+        responses: { 204: { description: "Removed" } },
+      }),
+      queryInput(addressSchema),
+      async (c) => {
+        const { stream, key } = c.req.valid("query");
+        await unwrap(streamOf(c, c.get("tenant"), stream).removeSubscription(key));
+        return c.body(null, 204);
+      },
+    )
+    .post(
+      "/resume",
+      describe({
+        summary: "Resume a parked subscription: retry from its cursor (409 when it is not parked)",
+        responses: { 200: json("The resumed subscription", api.subscriptionResumedSchema) },
+      }),
+      queryInput(addressSchema),
+      async (c) =>
+        c.json(await resumeParked(c, c.get("tenant"), principalOf(c), c.req.valid("query")), 200),
+    )
+    .post(
+      "/skip",
+      describe({
+        summary:
+          "Skip the event a parked subscription is stuck on (recorded with who skipped it; 409 when it is not parked or `offset` is not the stuck one)",
+        responses: { 200: json("What was skipped", api.subscriptionSkippedSchema) },
+      }),
+      queryInput(addressSchema),
+      jsonInput(skipSchema, { optional: true }),
+      async (c) => {
+        const answer = await skipParked(
+          c,
+          c.get("tenant"),
+          principalOf(c),
+          c.req.valid("query"),
+          c.req.valid("json"),
+        );
+        return c.json(answer, 200);
+      },
     );
-  });
-
-  routes.get("/", async (c) => {
-    const { stream } = query(c, z.object({ stream: streamPath }));
-    const subscriptions = await unwrap(stub(c, stream).listSubscriptions());
-    return c.json({ stream, subscriptions });
-  });
-
-  routes.delete("/", async (c) => {
-    const { stream, key } = query(c, z.object({ stream: streamPath, key: subscriptionKeySchema }));
-    await unwrap(stub(c, stream).removeSubscription(key));
-    return c.body(null, 204);
-  });
-
-  routes.post("/resume", (c) => parkingAction(c, c.get("tenant"), principalOf(c), "resume"));
-  routes.post("/skip", (c) => parkingAction(c, c.get("tenant"), principalOf(c), "skip"));
-
-  return routes;
 }
+
+/** The subscription routes' types (requests and responses), for `hc` clients. */
+export type SubscriptionRoutes = ReturnType<typeof subscriptionRoutes>;

@@ -5,6 +5,7 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import type { Cancelled, SentMessage, SessionList } from "../../src/client/types";
 import { subscriptionKeyFor } from "../../src/processors/host";
 import type { RpcResult } from "../../src/rpc/result";
 import { rpcClient } from "../support/rpc";
@@ -77,20 +78,13 @@ describe("creating and listing sessions", () => {
   it("lists sessions newest first, page by page, filtered by status", async () => {
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) ids.push(await createSession({ title: `list ${i}` }));
-    const page1 = (await (await api("/v1/sessions?limit=2")).json()) as {
-      sessions: { id: string }[];
-      nextCursor: string;
-    };
+    const page1 = (await (await api("/v1/sessions?limit=2")).json()) as SessionList;
     expect(page1.sessions.map((s) => s.id).slice(0, 2)).toEqual([ids[2], ids[1]]);
     const page2 = (await (
-      await api(`/v1/sessions?limit=2&cursor=${encodeURIComponent(page1.nextCursor)}`)
-    ).json()) as {
-      sessions: { id: string }[];
-    };
+      await api(`/v1/sessions?limit=2&cursor=${encodeURIComponent(page1.nextCursor ?? "")}`)
+    ).json()) as SessionList;
     expect(page2.sessions[0]!.id).toBe(ids[0]);
-    const idle = (await (await api("/v1/sessions?status=idle&limit=100")).json()) as {
-      sessions: { status: string }[];
-    };
+    const idle = (await (await api("/v1/sessions?status=idle&limit=100")).json()) as SessionList;
     expect(idle.sessions.every((s) => s.status === "idle")).toBe(true);
     for (const bad of ["limit=0", "limit=abc", "status=sleeping", "cursor=%%%"]) {
       const res = await api(`/v1/sessions?${bad}`);
@@ -142,9 +136,9 @@ describe("creating and listing sessions", () => {
     const send = await post(`/v1/sessions/${id}/messages`, { content: "hi" }, DEV_KEY);
     expect(send.status).toBe(404);
     await send.body?.cancel();
-    const list = (await (await api("/v1/sessions?limit=100", { headers: DEV_KEY })).json()) as {
-      sessions: { id: string }[];
-    };
+    const list = (await (
+      await api("/v1/sessions?limit=100", { headers: DEV_KEY })
+    ).json()) as SessionList;
     expect(list.sessions.map((s) => s.id)).not.toContain(id);
   });
 });
@@ -155,12 +149,12 @@ describe("conversation", () => {
     await sendMessage(id, "first message with several words in it");
     const second = await post(`/v1/sessions/${id}/messages`, { content: "second" });
     expect(second.status).toBe(202);
-    expect(((await second.json()) as { queued: boolean }).queued).toBe(true);
+    expect(((await second.json()) as SentMessage).queued).toBe(true);
     const done = await waitForSession(
       id,
       (s) => s.live.status === "idle" && s.live.messages.length === 4,
     );
-    expect(done.live.messages.map((m) => `${m.role}:${m.content}`)).toEqual([
+    expect(done.live.messages.map((m) => `${m.role}:${"content" in m ? m.content : ""}`)).toEqual([
       "user:first message with several words in it",
       "assistant:You said: first message with several words in it",
       "user:second",
@@ -187,8 +181,8 @@ describe("conversation", () => {
     );
     const tool = done.live.messages[2]!;
     expect(tool).toMatchObject({ role: "tool", isError: true });
-    expect(JSON.stringify(tool.result)).toContain("invalid arguments for echo");
-    expect(done.live.messages[3]!.content).toContain("echo");
+    expect(JSON.stringify("result" in tool && tool.result)).toContain("invalid arguments for echo");
+    expect(done.live.messages[3]).toMatchObject({ content: expect.stringContaining("echo") });
   });
 });
 
@@ -215,9 +209,9 @@ describe("approvals", () => {
 
   it("shows awaiting_approval in the list, then completes with the tool's result", async () => {
     const { id, callId } = await awaitingApproval();
-    const list = (await (await api("/v1/sessions?status=awaiting_approval&limit=100")).json()) as {
-      sessions: { id: string; pendingApprovalCount: number; pendingApprovals: number }[];
-    };
+    const list = (await (
+      await api("/v1/sessions?status=awaiting_approval&limit=100")
+    ).json()) as SessionList;
     const listed = list.sessions.find((s) => s.id === id);
     expect(listed?.pendingApprovalCount).toBe(1);
     // The count's former name stays on the wire for clients that read it.
@@ -226,7 +220,9 @@ describe("approvals", () => {
     expect(res.status).toBe(200);
     await res.body?.cancel();
     const done = await waitForSession(id, (s) => s.status === "idle" && s.live.status === "idle");
-    expect(done.live.messages.at(-1)!.content).toContain('{"saved":true,"key":"n"}');
+    expect(done.live.messages.at(-1)).toMatchObject({
+      content: expect.stringContaining('{"saved":true,"key":"n"}'),
+    });
   });
 
   it("is idempotent for the same decision and refuses a different one", async () => {
@@ -306,7 +302,7 @@ describe("cancel and delete", () => {
     );
     const cancel = await post(`/v1/sessions/${id}/cancel`, { reason: "changed my mind" });
     expect(cancel.status).toBe(202);
-    const { offset: cancelOffset } = (await cancel.json()) as { offset: number };
+    const { offset: cancelOffset } = (await cancel.json()) as Cancelled;
     const view = await waitForSession(id, (s) => s.live.status === "cancelled");
     expect(view.live.messages.filter((m) => m.role === "assistant")).toHaveLength(0);
     // The model processor has seen the cancel (its cursor is past it).
@@ -363,9 +359,7 @@ describe("cancel and delete", () => {
     const get = await api(`/v1/sessions/${id}`);
     expect(get.status).toBe(404);
     await get.body?.cancel();
-    const list = (await (await api("/v1/sessions?limit=100")).json()) as {
-      sessions: { id: string }[];
-    };
+    const list = (await (await api("/v1/sessions?limit=100")).json()) as SessionList;
     expect(list.sessions.map((s) => s.id)).not.toContain(id);
     const send = await post(`/v1/sessions/${id}/messages`, { content: "anyone?" });
     expect([404, 409]).toContain(send.status);

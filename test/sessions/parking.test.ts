@@ -7,6 +7,7 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import type { SessionList } from "../../src/client/types";
 import type { SessionAgent } from "../../src/sessions/session-agent";
 import type { StreamDurableObject } from "../../src/streams/stream-do";
 import { evictDurableObject, rpcClient, runInDurableObject } from "../support/rpc";
@@ -67,9 +68,9 @@ describe("a stuck session processor", () => {
     );
     expect(view.live.lastError).toBe(view.lastError);
     expect(await d1Row(id)).toMatchObject({ status: "failed" });
-    const listed = (await (await api("/v1/sessions?status=failed&limit=100")).json()) as {
-      sessions: { id: string }[];
-    };
+    const listed = (await (
+      await api("/v1/sessions?status=failed&limit=100")
+    ).json()) as SessionList;
     expect(listed.sessions.map((s) => s.id)).toContain(id);
     const sub = (await stream.listSubscriptions()).find((s) => s.key === agentKey)!;
     expect(sub).toMatchObject({ status: "parked", stuckOffset: offset });

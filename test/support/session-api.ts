@@ -1,26 +1,14 @@
 /** A tiny client of the session API for workerd tests (requests go to the worker in-process). */
 import { env, exports } from "cloudflare:workers";
+import type { SentMessage, SessionDetail } from "../../src/client/types";
 import type { SessionAgentRpc, SessionLive } from "../../src/sessions/session-agent";
 import type { StreamEvent } from "../../src/streams/messages";
 import type { StreamDurableObject } from "../../src/streams/stream-do";
 import { rpcClient } from "./rpc";
 import { waitFor } from "./wait";
 
-export interface SessionView {
-  id: string;
-  status: string;
-  pendingApprovalCount: number;
-  /** The former name of pendingApprovalCount, still answered for older clients. */
-  pendingApprovals: number;
-  lastError: string | null;
-  live: {
-    status: string;
-    pendingApprovals: { toolCallId: string; toolName: string; args: unknown }[];
-    messages: { role: string; content?: string; result?: unknown; isError?: boolean }[];
-    queuedMessages: number;
-    lastError: string | null;
-  };
-}
+/** `GET /v1/sessions/:id`'s session, typed by the route (src/http/sessions.ts). */
+export type SessionView = SessionDetail;
 
 export const api = (path: string, init?: RequestInit) =>
   exports.default.fetch(`http://local${path}`, init);
@@ -42,13 +30,13 @@ export async function sendMessage(
   id: string,
   content: string,
   idempotencyKey?: string,
-): Promise<{ offset: number }> {
+): Promise<SentMessage> {
   const res = await post(`/v1/sessions/${id}/messages`, {
     content,
     ...(idempotencyKey ? { idempotencyKey } : {}),
   });
   if (res.status !== 202) throw new Error(`message failed: ${res.status} ${await res.text()}`);
-  return (await res.json()) as { offset: number };
+  return (await res.json()) as SentMessage;
 }
 
 export async function getSession(id: string): Promise<SessionView> {

@@ -5,6 +5,7 @@
  */
 import { exports } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { CreatedSession, SessionDetail, SessionList } from "../../src/client/types";
 import { statusOf } from "../../src/errors/http";
 import { encodeOffset } from "../../src/streams/offsets";
 import type { StreamDurableObject, SubscriptionStatus } from "../../src/streams/stream-do";
@@ -813,14 +814,14 @@ describe("4. client-chosen keys are never looked up on plain objects", () => {
     async (toolCallId) => {
       const created = await worker("/v1/sessions", JSON_OBJECT("POST", { title: "keys" }));
       expect(created.status).toBe(201);
-      const { session } = (await created.json()) as { session: { id: string } };
+      const { session } = (await created.json()) as CreatedSessionBody;
       const res = await worker(
         `/v1/sessions/${session.id}/tool-calls/${toolCallId}/decision`,
         JSON_OBJECT("POST", { approved: true }),
       );
       expect(await expectJsonError(res, 404, "not_found")).toContain(toolCallId);
       const view = (await (await worker(`/v1/sessions/${session.id}`)).json()) as {
-        session: { status: string };
+        session: SessionDetail;
       };
       expect(view.session.status).toBe("idle");
       const events = (await (
@@ -879,23 +880,19 @@ describe("6. HTTP semantics: 415, 413, 405 with Allow", () => {
   });
 
   it("a session JSON body over 1 MiB → 413, and nothing is created", async () => {
-    const before = (await (await worker("/v1/sessions?limit=100")).json()) as {
-      sessions: unknown[];
-    };
+    const before = (await (await worker("/v1/sessions?limit=100")).json()) as SessionList;
     const res = await worker(
       "/v1/sessions",
       JSON_OBJECT("POST", { title: "x", system: "y".repeat(MiB + 10) }),
     );
     await expectJsonError(res, 413, "payload_too_large");
-    const after = (await (await worker("/v1/sessions?limit=100")).json()) as {
-      sessions: unknown[];
-    };
+    const after = (await (await worker("/v1/sessions?limit=100")).json()) as SessionList;
     expect(after.sessions.length).toBe(before.sessions.length);
   });
 
   it("a message over 8 MiB (the message route's limit; others have 1 MiB) → 413", async () => {
     const created = await worker("/v1/sessions", JSON_OBJECT("POST", {}));
-    const { session } = (await created.json()) as { session: { id: string } };
+    const { session } = (await created.json()) as CreatedSessionBody;
     const res = await worker(
       `/v1/sessions/${session.id}/messages`,
       JSON_OBJECT("POST", { content: "z".repeat(8 * MiB + 1) }),
@@ -987,3 +984,5 @@ describe("7. processor idempotency keys are reserved for processors", () => {
     expect(ok!.offset).toBe(1);
   });
 });
+
+type CreatedSessionBody = { session: CreatedSession };

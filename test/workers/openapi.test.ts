@@ -1,6 +1,7 @@
 import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import * as api from "../../src/http/api-schemas";
+import { createApp } from "../../src/http/app";
 import { post, waitForSession } from "../support/session-api";
 
 describe("GET /openapi.json", () => {
@@ -106,5 +107,80 @@ describe("the documented responses", () => {
   });
 });
 
+describe("the document is generated from the routes", () => {
+  it("documents every /v1 route with a JSON schema for each answer and the error body", async () => {
+    const doc = (await (await get("/openapi.json")).json()) as {
+      paths: Record<string, Record<string, OperationDoc>>;
+    };
+    // The router's own table: each method + path of /v1 (catch-alls are the stream and RPC APIs).
+    const routes = new Set(
+      createApp()
+        .routes.filter((r) => r.path.startsWith("/v1/") && !["ALL", "OPTIONS"].includes(r.method))
+        .map((r) => `${r.method.toLowerCase()} ${r.path.replace(/:(\w+)/g, "{$1}")}`),
+    );
+    expect(routes.size).toBeGreaterThan(14);
+    const documented = Object.entries(doc.paths).flatMap(([path, item]) =>
+      Object.keys(item).map((method) => `${method} ${path}`),
+    );
+    expect(documented.sort()).toEqual([...routes].sort());
+    for (const name of routes) {
+      const [method, path] = name.split(" ") as [string, string];
+      const op = doc.paths[path]![method]!;
+      const answers = Object.entries(op.responses);
+      const successes = answers.filter(([status]) => status.startsWith("2"));
+      expect(successes.length, `${name} documents its success`).toBeGreaterThan(0);
+      for (const [status, response] of successes) {
+        if (status === "204") continue;
+        const schema = response.content?.["application/json"]?.schema;
+        expect(Object.keys(schema ?? {}).length, `${name} ${status} has a schema`).toBeGreaterThan(
+          1,
+        );
+      }
+      const error = op.responses["4XX"]?.content?.["application/json"]?.schema;
+      expect(error?.properties, `${name} documents its error body`).toHaveProperty("error");
+    }
+  });
+
+  it("takes parameters from the validators and security from each route's access scope", async () => {
+    const doc = (await (await get("/openapi.json")).json()) as {
+      paths: Record<string, Record<string, OperationDoc>>;
+    };
+    const events = doc.paths["/v1/sessions/{id}/events"]!.get!;
+    expect(events.security).toEqual([{ apiKey: [] }, { sessionToken: ["read"] }]);
+    expect(events.parameters.map((p) => `${p.in}:${p.name}`)).toEqual([
+      "path:id",
+      "query:offset",
+      "query:live",
+      "query:cursor",
+      "query:view",
+      "query:token",
+      "header:Last-Event-ID",
+    ]);
+    expect(events.parameters[0]!.schema).toMatchObject({ pattern: "^[0-9A-HJKMNP-TV-Z]{26}$" });
+    expect(doc.paths["/v1/sessions/{id}"]!.delete!.security).toEqual([{ apiKey: [] }]);
+    expect(doc.paths["/v1/sessions"]!.post!.security).toBeUndefined(); // the document's default: API key
+    const decision = doc.paths["/v1/sessions/{id}/tool-calls/{toolCallId}/decision"]!.post!;
+    expect(decision.security).toEqual([{ apiKey: [] }, { sessionToken: ["approve"] }]);
+    const list = doc.paths["/v1/sessions"]!.get!.parameters;
+    expect(list.find((p) => p.name === "limit")).toMatchObject({
+      in: "query",
+      required: false,
+      schema: { type: "integer", maximum: 100 },
+    });
+    const skip = doc.paths["/v1/subscriptions/skip"]!.post!;
+    expect(skip.parameters.map((p) => `${p.in}:${p.name}:${p.required}`)).toEqual([
+      "query:stream:true",
+      "query:key:true",
+    ]);
+    expect(skip.requestBody?.required).toBe(false);
+  });
+});
+
+type OperationDoc = {
+  security?: unknown;
+  parameters: { name: string; in: string; required: boolean; schema: unknown }[];
+  requestBody?: { required: boolean };
+  responses: Record<string, ResponseDoc>;
+};
 type ResponseDoc = { content?: Record<string, { schema?: Record<string, unknown> }> };
 const get = (path: string) => exports.default.fetch(`http://local${path}`);

@@ -173,8 +173,7 @@ describe("large content in the transcript", () => {
       id,
       (s) =>
         s.live.status === "failed" ||
-        (s.live.status === "idle" &&
-          s.live.messages.at(-1)?.content?.startsWith("History") === true),
+        (s.live.status === "idle" && isHistory(s.live.messages.at(-1))),
       90_000,
     );
     expect(session.live.status).toBe("idle");
@@ -248,3 +247,9 @@ describe("nothing is stuck in silence", () => {
     expect(ofType(events, "session/failed")).toHaveLength(1);
   }, 90_000);
 });
+
+const isHistory = (message: object | undefined) =>
+  message !== undefined &&
+  "content" in message &&
+  typeof message.content === "string" &&
+  message.content.startsWith("History");

@@ -5,8 +5,10 @@
  */
 import { runDurableObjectAlarm } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
+import type { hc, InferResponseType } from "hono/client";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { verifyWebhook } from "../../src/callables/webhook";
+import type { SubscriptionRoutes } from "../../src/http/subscriptions";
 import type { SubscriptionStatus } from "../../src/streams/stream-do";
 import { waitFor } from "../support/wait";
 
@@ -14,6 +16,11 @@ const ORIGIN = "http://streams.test";
 const HOOK_URL = "https://hooks.example.com/in";
 
 type SubscriptionView = SubscriptionStatus;
+/** The answers of the subscription routes, as the routes type them. */
+type Api = ReturnType<typeof hc<SubscriptionRoutes>>;
+type Put = InferResponseType<Api["index"]["$put"], 201 | 200>;
+type Listed = InferResponseType<Api["index"]["$get"], 200>;
+type Skipped = InferResponseType<Api["skip"]["$post"], 200>;
 
 interface ErrorBody {
   error: { code: string; message: string; details?: unknown };
@@ -57,7 +64,7 @@ const put = (body: unknown) => call("/v1/subscriptions", json("PUT", body));
 async function list(path: string): Promise<SubscriptionView[]> {
   const res = await call(`/v1/subscriptions?stream=${encodeURIComponent(path)}`);
   expect(res.status).toBe(200);
-  const body = (await res.json()) as { stream: string; subscriptions: SubscriptionView[] };
+  const body = (await res.json()) as Listed;
   expect(body.stream).toBe(path);
   return body.subscriptions;
 }
@@ -164,9 +171,10 @@ async function putWebhook(path: string, key: string, eventTypes = ["test/a"]) {
     eventTypes,
   });
   expect(res.status).toBe(201);
-  const body = (await res.json()) as { subscription: SubscriptionView; secret: string };
-  expect(body.secret).toMatch(/^whsec_/);
-  return body.secret;
+  const { secret } = (await res.json()) as Put;
+  if (secret === undefined) throw new Error("a created webhook subscription shows its secret");
+  expect(secret).toMatch(/^whsec_/);
+  return secret;
 }
 
 // ---- configuration ----------------------------------------------------------------------
@@ -182,11 +190,7 @@ describe("PUT /v1/subscriptions", () => {
     };
     const created = await put(input);
     expect(created.status).toBe(201);
-    const createdBody = (await created.json()) as {
-      stream: string;
-      subscription: SubscriptionView;
-      secret?: string;
-    };
+    const createdBody = (await created.json()) as Put;
     expect(createdBody.stream).toBe(path);
     expect(createdBody.secret).toBeUndefined();
     expect(createdBody.subscription).toMatchObject({
@@ -213,7 +217,7 @@ describe("PUT /v1/subscriptions", () => {
       startAt: "beginning",
     });
     expect(again.status).toBe(200);
-    const againBody = (await again.json()) as { subscription: SubscriptionView; secret?: string };
+    const againBody = (await again.json()) as Put;
     expect(againBody.secret).toBeUndefined();
     expect(againBody.subscription.anchorOffset).toBe(createdBody.subscription.anchorOffset);
 
@@ -240,13 +244,13 @@ describe("PUT /v1/subscriptions", () => {
     };
     const created = await put(input);
     expect(created.status).toBe(201);
-    const body = (await created.json()) as { secret: string; subscription: SubscriptionView };
+    const body = (await created.json()) as Put;
     expect(body.secret).toMatch(/^whsec_[A-Za-z0-9+/=]+$/);
     expect(JSON.stringify(body.subscription)).not.toContain(body.secret);
 
     const again = await put(input);
     expect(again.status).toBe(200);
-    expect(((await again.json()) as { secret?: string }).secret).toBeUndefined();
+    expect(((await again.json()) as Put).secret).toBeUndefined();
 
     expect(JSON.stringify(await list(path))).not.toContain(body.secret);
     expect(JSON.stringify(await readAll(path))).not.toContain(body.secret);
@@ -585,7 +589,7 @@ describe("webhook delivery", () => {
       { method: "POST" },
     );
     expect(res.status).toBe(200);
-    const skipped = (await res.json()) as { skipped: number[]; subscription: SubscriptionView };
+    const skipped = (await res.json()) as Skipped;
     expect(skipped.skipped).toEqual(delivered);
     expect(skipped.subscription).toMatchObject({ status: "active", cursor: delivered[1] });
     await waitFor(async () => (await statusOf(path, "hook/4xx")).lag === 0);
