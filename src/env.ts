@@ -3,12 +3,12 @@
  * wrangler.toml vars are parsed (with zod, so a typo fails loudly instead of becoming NaN).
  */
 import { z } from "zod";
-import type { SessionAgent } from "./sessions/session-agent";
+import type { SessionAgentNamespace } from "./sessions/agent-rpc";
 import type { StreamDurableObject } from "./streams/stream-do";
 
 export interface Env {
   STREAMS: DurableObjectNamespace<StreamDurableObject>;
-  SESSIONS: DurableObjectNamespace<SessionAgent>;
+  SESSIONS: SessionAgentNamespace;
   DB: D1Database;
   /** Static files (public/: the /docs script), served ahead of the worker by Workers Assets. */
   ASSETS?: Fetcher;

@@ -18,7 +18,8 @@ import { secretsEqual } from "../auth/secrets";
 import { dbOf } from "../db/client";
 import { createApiKey, createTenant, revokeApiKey, tenantIdSchema } from "../db/tenants";
 import { unwrap } from "../rpc/result";
-import { type SessionAgentRpc, sessionObjectName, sessionPath } from "../sessions/session-agent";
+import { sessionAgentStub } from "../sessions/agent-rpc";
+import { sessionPath } from "../sessions/naming";
 import { streamName } from "../streams/naming";
 import type { StreamDurableObject } from "../streams/stream-do";
 import type { AppEnv } from "./app";
@@ -86,9 +87,7 @@ export function adminRoutes() {
 
   routes.post("/tenants/:id/sessions/:session/reindex", async (c) => {
     const { id, session } = parseWith(reindexParams, c.req.param(), "path");
-    const stub = c.env.SESSIONS.get(
-      c.env.SESSIONS.idFromName(sessionObjectName(id, session)),
-    ) as unknown as SessionAgentRpc;
+    const stub = sessionAgentStub(c.env.SESSIONS, id, session);
     await unwrap(stub.reindex());
     return c.json({ reindexing: { tenant: id, session } }, 202);
   });
@@ -102,9 +101,7 @@ export function adminRoutes() {
 
   routes.get("/tenants/:id/sessions/:session/storage", async (c) => {
     const { id, session } = parseWith(reindexParams, c.req.param(), "path");
-    const agentStub = c.env.SESSIONS.get(
-      c.env.SESSIONS.idFromName(sessionObjectName(id, session)),
-    ) as unknown as SessionAgentRpc;
+    const agentStub = sessionAgentStub(c.env.SESSIONS, id, session);
     const name = streamName(id, sessionPath(session));
     const streamStub = c.env.STREAMS.get(c.env.STREAMS.idFromName(name)) as unknown as Pick<
       StreamDurableObject,

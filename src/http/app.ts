@@ -7,7 +7,7 @@ import { Hono } from "hono";
 import { authenticateRequest, type Principal } from "../auth/principal";
 import type { Env } from "../env";
 import { rpcResponse } from "../rpc/serve";
-import { SESSION_STREAMS } from "../sessions/session-agent";
+import { SESSION_STREAMS } from "../sessions/naming";
 import { STREAM_ROUTE } from "../streams/naming";
 import { validateStreamPath } from "../streams/path";
 import { drainBody } from "../streams/protocol/handler";

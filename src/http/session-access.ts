@@ -13,14 +13,12 @@ import type { Context, MiddlewareHandler } from "hono";
 import { forbidden } from "../auth/principal";
 import { invalidToken, type TokenScope } from "../auth/session-tokens";
 import { type RpcResult, unwrap } from "../rpc/result";
-import { type SessionAgentRpc, sessionObjectName } from "../sessions/session-agent";
+import { type SessionAgentStub, sessionAgentStub } from "../sessions/agent-rpc";
 import type { AppEnv } from "./app";
 import { notFound } from "./errors";
 
-export function agent(c: Context<AppEnv>, id: string): SessionAgentRpc {
-  return c.env.SESSIONS.get(
-    c.env.SESSIONS.idFromName(sessionObjectName(c.get("tenant"), id)),
-  ) as unknown as SessionAgentRpc;
+export function agent(c: Context<AppEnv>, id: string): SessionAgentStub {
+  return sessionAgentStub(c.env.SESSIONS, c.get("tenant"), id);
 }
 
 /** Calls the session's object; its result envelope becomes the value or an ApiError here. */

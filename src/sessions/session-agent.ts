@@ -20,6 +20,13 @@ import type { StreamEvent } from "../streams/messages";
 import { streamName } from "../streams/naming";
 import type { StreamDurableObject } from "../streams/stream-do";
 import { trace } from "../trace";
+import type {
+  CreateSessionInput,
+  SessionAgentRpc,
+  SessionLive,
+  StorageStats,
+  TranscriptPage,
+} from "./agent-rpc";
 import {
   CHUNK_EVENT,
   MAX_INPUT_CONTENT_BYTES,
@@ -28,88 +35,36 @@ import {
   utf8Bytes,
 } from "./content";
 import { toolSpecs } from "./conversation";
-import { type ChatMessage, type SessionEventPayload, sessionEvents } from "./events";
+import { type SessionEventPayload, sessionEvents } from "./events";
 import { contextBudgetBytes, resolveModel } from "./models/registry";
+import {
+  SESSION_BINDING,
+  SESSION_PROCESSORS,
+  type SessionProcessor,
+  sessionObjectName,
+  sessionPath,
+} from "./naming";
 import { AgentProcessor } from "./processors/agent";
 import { effectiveStatus, IndexProcessor, type IndexRow } from "./processors/index-mirror";
 import { ModelProcessor } from "./processors/model";
 import { ToolProcessor } from "./processors/tools";
-import type { SessionSummary } from "./summary";
 import { builtinTools } from "./tools/builtin";
 import { messageCount, messageSizes, readMessages } from "./transcript";
 
-export const SESSION_BINDING = "SESSIONS";
-
-/** The SessionAgent's RPC surface (spelled out: the generated stub type is too deep for tsc). */
-export type SessionAgentRpc = Pick<
-  SessionAgent,
-  | "create"
-  | "live"
-  | "messages"
-  | "storageStats"
-  | "sendMessage"
-  | "decide"
-  | "cancel"
-  | "remove"
-  | "reindex"
-  | "tokenGeneration"
-  | "revokeTokens"
->;
 /** `live.messages` is the newest messages, at most this many and this many bytes. */
 export const LIVE_MESSAGES = 20;
 export const LIVE_MESSAGE_BYTES = 256 * 1024;
 /** A page of `messages()` holds at most this many bytes of content (and at least one message). */
 export const MESSAGE_PAGE_BYTES = 1024 * 1024;
-const PROCESSORS = ["agent", "model", "tools", "index"] as const;
 const MODEL_MAX_ATTEMPTS = 4;
 const WATCHDOG_MS = 10_000;
 const CATCH_UP_TIMEOUT_MS = 5_000;
-
-/** Session streams live under this path prefix of their tenant. */
-export const SESSION_STREAMS = "/sessions";
-export const sessionPath = (sessionId: string) => `${SESSION_STREAMS}/${sessionId}`;
-export const sessionObjectName = (tenant: string, sessionId: string) => `${tenant}:${sessionId}`;
 
 const identitySchema = z.object({
   tenant: z.string(),
   session_id: z.string(),
   created_at: z.number(),
 });
-
-export interface CreateSessionInput {
-  tenant: string;
-  sessionId: string;
-  title: string;
-  model: string;
-  system: string;
-  tools: string[];
-}
-
-export interface SessionLive {
-  id: string;
-  status: SessionSummary["status"];
-  title: string;
-  model: string;
-  pendingApprovals: SessionSummary["pendingApprovals"];
-  queuedMessages: number;
-  lastError: string | null;
-  /**
-   * The newest messages of the transcript (at most LIVE_MESSAGES and LIVE_MESSAGE_BYTES; the
-   * whole transcript is paged by `messages()`, GET /v1/sessions/:id/messages).
-   */
-  messages: ChatMessage[];
-  /** How many messages the transcript holds, and the index of `messages[0]`. */
-  messageCount: number;
-  messagesFrom: number;
-  lastOffset: number;
-}
-
-export interface TranscriptPage {
-  messages: (ChatMessage & { index: number })[];
-  messageCount: number;
-  /** Index to ask for next, or null at the end of the transcript. */
-  next: number | null;
-}
 
 /** The session stream's RPC, unwrapped (values, or ApiErrors thrown on this side). */
 type StreamStub = Unwrapped<
@@ -126,7 +81,7 @@ type StreamStub = Unwrapped<
   >
 >;
 
-export class SessionAgent extends DurableObject<Env> {
+export class SessionAgent extends DurableObject<Env> implements SessionAgentRpc {
   readonly host: ProcessorHost;
   readonly agent: AgentProcessor;
   readonly model: ModelProcessor;
@@ -221,7 +176,7 @@ export class SessionAgent extends DurableObject<Env> {
     const identity = this.#identityOrNull();
     if (!identity) return false;
     const host = sessionObjectName(identity.tenant, identity.sessionId);
-    return PROCESSORS.some((p) => key === subscriptionKeyFor(p, SESSION_BINDING, host));
+    return SESSION_PROCESSORS.some((p) => key === subscriptionKeyFor(p, SESSION_BINDING, host));
   }
 
   /** Runs an RPC body and answers its result envelope (expected errors as values). */
@@ -256,7 +211,7 @@ export class SessionAgent extends DurableObject<Env> {
       await stream.create(name, sessionPath(input.sessionId), { contentType: "application/json" });
       const hostName = sessionObjectName(input.tenant, input.sessionId);
       await Promise.all(
-        PROCESSORS.map((processor) =>
+        SESSION_PROCESSORS.map((processor) =>
           this.host.subscribe(processor, { streamName: name, hostName, startAt: "beginning" }),
         ),
       );
@@ -503,9 +458,7 @@ export class SessionAgent extends DurableObject<Env> {
   }
 
   /** Storage of this object (SQLite bytes) and of its transcript, for operators and benches. */
-  storageStats(): Promise<
-    RpcResult<{ databaseSize: number; transcriptBytes: number; messageCount: number }>
-  > {
+  storageStats(): Promise<RpcResult<StorageStats>> {
     return this.#call(async () => {
       this.#identity();
       const tables = this.host.tables("agent");
@@ -566,7 +519,7 @@ export class SessionAgent extends DurableObject<Env> {
   }
 
   /** The callable's method: deliveries from the session stream. */
-  deliver(batch: DeliveryBatch) {
+  deliver(batch: DeliveryBatch): Promise<RpcResult<{ ackOffset: number }>> {
     return this.host.deliver(batch);
   }
 
@@ -608,7 +561,7 @@ export class SessionAgent extends DurableObject<Env> {
   }
 
   /** Waits until the processor's subscription has consumed the stream as it is now. */
-  async #catchUp(processor: (typeof PROCESSORS)[number], upTo?: number): Promise<void> {
+  async #catchUp(processor: SessionProcessor, upTo?: number): Promise<void> {
     const stream = this.#stream();
     const target = upTo ?? (await stream.head()).lastOffset;
     const { tenant, sessionId } = this.#identity();
