@@ -26,6 +26,7 @@ export type ErrorCode =
   | "origin_not_allowed"
   | "unauthorized"
   | "tokens_not_configured"
+  | "unavailable"
   | "internal";
 
 /** Prefix of the older message form of an ApiError that crossed RPC as an exception. */
