@@ -19,6 +19,7 @@ import {
   type SessionEventType,
   type toolSpecSchema,
 } from "./events";
+import type { agentContract } from "./contracts";
 import { reduceSummary, type SessionEvent, summarySchema } from "./summary";
 import { deleteText, inputKey, writeMessage, writeText } from "./transcript";
 
@@ -191,8 +192,13 @@ export interface ToolCatalog {
   needsApproval(name: string): boolean;
 }
 
-export function obligations(state: AgentState, tools: ToolCatalog): Obligation[] {
-  const out: Obligation[] = [];
+/** One obligation per event type the agent emits (type and payload kept together). */
+export type AgentObligation = {
+  [T in (typeof agentContract.emits)[number]]: Obligation<T>;
+}[(typeof agentContract.emits)[number]];
+
+export function obligations(state: AgentState, tools: ToolCatalog): AgentObligation[] {
+  const out: AgentObligation[] = [];
   const { turn, config } = state;
   if (state.summary.status === "deleted" || config === null) return out;
   if (turn === null) {
@@ -223,7 +229,7 @@ export function obligations(state: AgentState, tools: ToolCatalog): Obligation[]
     return out;
   }
   // A turn that is ending owes exactly one event: its cancel, failure or completion.
-  const ending: Obligation | null = turn.cancel
+  const ending: AgentObligation | null = turn.cancel
     ? {
         type: "turn/cancelled",
         payload: { turnId: turn.turnId, reason: turn.cancel.reason },

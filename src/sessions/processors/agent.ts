@@ -53,14 +53,7 @@ export class AgentProcessor extends StreamProcessor<typeof agentContract> {
     const owed = obligations(state, this.tools);
     if (owed.length === 0) return;
     await this.blockProcessorWhile(
-      this.append(
-        ...owed.map((o) => ({
-          type: o.type as never,
-          payload: o.payload as never,
-          key: o.key,
-          causeOffset: o.causeOffset,
-        })),
-      ).catch(async (error) => {
+      this.append(...owed).catch(async (error) => {
         const known = ApiError.from(error);
         if (!(known instanceof ApiError) || known.status >= 500) throw error;
         const cause = owed[0]!;
