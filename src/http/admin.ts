@@ -20,8 +20,8 @@ import { createApiKey, createTenant, revokeApiKey, tenantIdSchema } from "../db/
 import { unwrap } from "../rpc/result";
 import { sessionAgentStub } from "../sessions/agent-rpc";
 import { sessionPath } from "../sessions/naming";
+import { streamAccess } from "../sessions/stream-access";
 import { streamName } from "../streams/naming";
-import type { StreamDurableObject } from "../streams/stream-do";
 import type { AppEnv } from "./app";
 import { ApiError, notFound } from "./errors";
 import { parkingAction } from "./subscriptions";
@@ -102,13 +102,9 @@ export function adminRoutes() {
   routes.get("/tenants/:id/sessions/:session/storage", async (c) => {
     const { id, session } = parseWith(reindexParams, c.req.param(), "path");
     const agentStub = sessionAgentStub(c.env.SESSIONS, id, session);
-    const name = streamName(id, sessionPath(session));
-    const streamStub = c.env.STREAMS.get(c.env.STREAMS.idFromName(name)) as unknown as Pick<
-      StreamDurableObject,
-      "storageStats"
-    >;
+    const streamStub = streamAccess(c.env.STREAMS, streamName(id, sessionPath(session)));
     const agent = await unwrap(agentStub.storageStats());
-    const stream = await unwrap(streamStub.storageStats());
+    const stream = await streamStub.storageStats();
     return c.json({ session, stream, agent });
   });
 

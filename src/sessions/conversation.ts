@@ -12,6 +12,7 @@
 import { z } from "zod";
 import type { ProcessorTables, StateUpgrade } from "../processors/processor";
 import { type ContentRef, contentRefSchema } from "./content";
+import type { agentContract } from "./contracts";
 import {
   type ChatMessage,
   chatMessageSchema,
@@ -19,7 +20,6 @@ import {
   type SessionEventType,
   type toolSpecSchema,
 } from "./events";
-import type { agentContract } from "./contracts";
 import { reduceSummary, type SessionEvent, summarySchema } from "./summary";
 import { deleteText, inputKey, writeMessage, writeText } from "./transcript";
 

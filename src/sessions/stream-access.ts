@@ -26,6 +26,7 @@ export type StreamAccess = Unwrapped<
     | "resumeDeliveries"
     | "removeSubscription"
     | "configureSubscription"
+    | "storageStats"
   >
 >;
 

@@ -328,7 +328,7 @@ export class ToolProcessor extends StreamProcessor<typeof toolsContract> {
           "INSERT INTO tool_executions (tool_call_id, status) VALUES (?, 'running')",
           toolCallId,
         );
-        const value = tool.execute(parsed.input as never, context);
+        const value = tool.execute(parsed.input, context);
         if (value instanceof Promise) pending = value;
         else outcome = this.#record(toolCallId, { result: value, isError: false });
       });
