@@ -12,13 +12,8 @@ import type { StateOf, TypedEvent } from "../../processors/contract";
 import type { BatchHookArgs, ProjectArgs } from "../../processors/processor";
 import { StreamProcessor } from "../../processors/processor";
 import { agentContract } from "../contracts";
-import {
-  obligations,
-  projectAgent,
-  reduceAgent,
-  type ToolCatalog,
-  upgradeAgentState,
-} from "../conversation";
+import { projectAgent, reduceAgent, upgradeAgentState } from "../conversation";
+import { obligations, type ToolCatalog } from "../obligations";
 import type { SessionEvent } from "../summary";
 import { transcriptTables } from "../transcript";
 

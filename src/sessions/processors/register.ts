@@ -7,9 +7,9 @@
 import { type Env, readSettings } from "../../env";
 import type { ProcessorHost } from "../../processors/host";
 import type { ParkedSubscription } from "../contracts";
-import { toolSpecs } from "../conversation";
 import { sessionEvents } from "../events";
 import { contextBudgetBytes, resolveModel } from "../models/registry";
+import { toolSpecs } from "../obligations";
 import type { StreamAccess } from "../stream-access";
 import { builtinTools } from "../tools/builtin";
 import { AgentProcessor } from "./agent";
