@@ -13,6 +13,7 @@ import { defineContract } from "../src/processors/contract";
 import { ProcessorHost } from "../src/processors/host";
 import { type EventHookArgs, StreamProcessor } from "../src/processors/processor";
 import { rpcClient } from "../src/rpc/result";
+import { processorStreams } from "../src/sessions/stream-access";
 import type { DeliveryBatch } from "../src/streams/delivery";
 
 export { SessionAgent } from "../src/sessions/session-agent";
@@ -49,7 +50,9 @@ class ProbeProcessor extends StreamProcessor<typeof probeContract> {
 }
 
 export class BenchSubscriber extends DurableObject<Env> {
-  host = new ProcessorHost(this.ctx, this.env, { binding: "BENCH_SUBSCRIBERS" });
+  host = new ProcessorHost(this.ctx, processorStreams(this.env.STREAMS), {
+    binding: "BENCH_SUBSCRIBERS",
+  });
   latencies: number[] = [];
   deliveries = 0;
   probe = this.host.register(

@@ -9,13 +9,13 @@
 import { z } from "zod";
 import { reservedMethod } from "./callables/descriptor";
 import type { CallablePolicy } from "./callables/policy";
+import type { SessionAgentNamespace } from "./sessions/agent-rpc";
 import { DEFAULT_MODEL, modelSpecSchema } from "./sessions/models/registry";
-import type { SessionAgent } from "./sessions/session-agent";
 import type { StreamDurableObject } from "./streams/stream-do";
 
 export interface Env {
   STREAMS: DurableObjectNamespace<StreamDurableObject>;
-  SESSIONS: DurableObjectNamespace<SessionAgent>;
+  SESSIONS: SessionAgentNamespace;
   DB: D1Database;
   /** Static files (public/: the /docs script), served ahead of the worker by Workers Assets. */
   ASSETS?: Fetcher;

@@ -34,6 +34,7 @@ export type ErrorCode =
   | "origin_not_allowed"
   | "unauthorized"
   | "tokens_not_configured"
+  | "unavailable"
   | "corrupt_record"
   | "internal";
 
@@ -137,6 +138,7 @@ export const RETRYABLE: Readonly<Record<ErrorCode, boolean>> = {
   origin_not_allowed: false,
   unauthorized: false,
   tokens_not_configured: true,
+  unavailable: true,
   corrupt_record: false,
   internal: true,
 };

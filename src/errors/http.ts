@@ -31,6 +31,7 @@ export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
   internal: 500,
   corrupt_record: 500,
   tokens_not_configured: 503,
+  unavailable: 503,
 };
 
 export const statusOf = (error: DomainError): number => HTTP_STATUS[error.code];

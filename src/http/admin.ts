@@ -19,10 +19,11 @@ import { createApiKey, createTenant, revokeApiKey, tenantIdSchema } from "../db/
 import { DomainError, forbidden, notFound } from "../errors/domain";
 import { unwrap } from "../rpc/result";
 import { secretsEqual } from "../secrets";
+import { sessionAgentStub } from "../sessions/agent-rpc";
 import { sessionIdSchema } from "../sessions/ids";
-import { type SessionAgentRpc, sessionObjectName, sessionPath } from "../sessions/session-agent";
+import { sessionPath } from "../sessions/naming";
+import { streamAccess } from "../sessions/stream-access";
 import { streamName } from "../streams/naming";
-import type { StreamDurableObject } from "../streams/stream-do";
 import type { AppEnv } from "./app";
 import { addressSchema, resumeParked, skipParked, skipSchema } from "./subscriptions";
 import { jsonInput, paramInput, queryInput } from "./validators";
@@ -39,9 +40,7 @@ const reindexParams = z.object({
 
 /** The SessionAgent of `tenant`'s session. */
 const agentOf = (c: Context<AppEnv>, tenant: string, session: string) =>
-  c.env.SESSIONS.get(
-    c.env.SESSIONS.idFromName(sessionObjectName(tenant, session)),
-  ) as unknown as SessionAgentRpc;
+  sessionAgentStub(c.env.SESSIONS, tenant, session);
 
 export function adminRoutes() {
   return new Hono<AppEnv>()
@@ -107,13 +106,9 @@ export function adminRoutes() {
     )
     .get("/tenants/:id/sessions/:session/storage", paramInput(reindexParams), async (c) => {
       const { id, session } = c.req.valid("param");
-      const name = streamName(id, sessionPath(session));
-      const streamStub = c.env.STREAMS.get(c.env.STREAMS.idFromName(name)) as unknown as Pick<
-        StreamDurableObject,
-        "storageStats"
-      >;
+      const streamStub = streamAccess(c.env.STREAMS, streamName(id, sessionPath(session)));
       const agent = await unwrap(agentOf(c, id, session).storageStats());
-      const stream = await unwrap(streamStub.storageStats());
+      const stream = await streamStub.storageStats();
       return c.json({ session, stream, agent }, 200);
     });
 }

@@ -8,7 +8,7 @@ import { authenticateRequest, type Principal } from "../auth/principal";
 import type { Env } from "../env";
 import { DomainError, internal, notFound, unsupportedOperation } from "../errors/domain";
 import { rpcResponse } from "../rpc/serve";
-import { SESSION_STREAMS } from "../sessions/session-agent";
+import { SESSION_STREAMS } from "../sessions/naming";
 import { STREAM_ROUTE } from "../streams/naming";
 import { validateStreamPath } from "../streams/path";
 import { drainBody } from "../streams/protocol/handler";

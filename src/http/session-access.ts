@@ -13,15 +13,13 @@ import type { RouteAccess } from "../auth/principal";
 import { invalidToken, type TokenScope } from "../auth/session-tokens";
 import { forbidden, notFound } from "../errors/domain";
 import { type RpcResult, unwrap } from "../rpc/result";
-import { type SessionAgentRpc, sessionObjectName } from "../sessions/session-agent";
+import { type SessionAgentStub, sessionAgentStub } from "../sessions/agent-rpc";
 import { pathIndex } from "./allow";
 import type { AppEnv } from "./app";
 import { partOf, recordPart } from "./route-docs";
 
-export function agent(c: Context<AppEnv>, id: string): SessionAgentRpc {
-  return c.env.SESSIONS.get(
-    c.env.SESSIONS.idFromName(sessionObjectName(c.get("tenant"), id)),
-  ) as unknown as SessionAgentRpc;
+export function agent(c: Context<AppEnv>, id: string): SessionAgentStub {
+  return sessionAgentStub(c.env.SESSIONS, c.get("tenant"), id);
 }
 
 /** Calls the session's object; its result envelope becomes the value or a DomainError here. */

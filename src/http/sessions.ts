@@ -28,7 +28,7 @@ import { SESSION_VIEWS } from "../sessions/client-view";
 import { MAX_INPUT_CONTENT_BYTES, utf8Bytes } from "../sessions/content";
 import { newSessionId, sessionIdSchema } from "../sessions/ids";
 import { modelSpecSchema } from "../sessions/models/registry";
-import { sessionPath } from "../sessions/session-agent";
+import { sessionPath } from "../sessions/naming";
 import { builtinTools, DEFAULT_TOOLS } from "../sessions/tools/builtin";
 import { INTERNAL, MAX_BODY_BYTES } from "../streams/protocol/handler";
 import { trace } from "../trace";

@@ -2,7 +2,7 @@
  * Lets any Durable Object own named processors as plain fields:
  *
  *   class MyObject extends DurableObject<Env> {
- *     host = new ProcessorHost(this.ctx, this.env, { binding: "MY_OBJECTS" });
+ *     host = new ProcessorHost(this.ctx, streamsOf(this.env), { binding: "MY_OBJECTS" });
  *     counter = this.host.register("counter", new CounterProcessor());
  *     deliver(batch: DeliveryBatch) { return this.host.deliver(batch); }  // the callable's method
  *   }
@@ -21,9 +21,12 @@
  *
  * Never await processor catch-up inside `blockConcurrencyWhile`: deliveries are inbound calls,
  * and a closed input gate would deadlock them.
+ *
+ * The host knows nothing of the app around it: it reaches streams through `ProcessorStreams`,
+ * which its owner gives it (src/sessions/stream-access.ts binds it to the Stream DOs). State
+ * lives in `ProcessorStateStore` (state-store.ts); checkpoint waits in `CheckpointWaiters`.
  */
 import type { z } from "zod";
-import type { Env } from "../env";
 import { conflict, corruptRecord, DomainError, internal, notFound } from "../errors/domain";
 import { issueText } from "../errors/parse";
 import { type RpcResult, rpcFail, rpcOk, unwrap } from "../rpc/result";
@@ -31,7 +34,9 @@ import type { DeliveryBatch } from "../streams/delivery";
 import type { StreamEvent } from "../streams/messages";
 import type { StartAt } from "../streams/system-events";
 import { trace } from "../trace";
+import { CheckpointWaiters } from "./checkpoint-waiters";
 import { type AnyContract, consumedTypes, type StateOf, type TypedEvent } from "./contract";
+import { processorOfKey, subscriptionKeyFor } from "./keys";
 import {
   type AppendRequest,
   currentRun,
@@ -39,23 +44,9 @@ import {
   type ProcessorTables,
   type StreamProcessor,
 } from "./processor";
+import { ProcessorStateStore, type ReducedStep } from "./state-store";
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS processor_state (
-  processor TEXT PRIMARY KEY,
-  state TEXT NOT NULL,
-  checkpoint INTEGER NOT NULL,
-  updated_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS processor_streams (
-  processor TEXT PRIMARY KEY,
-  stream TEXT NOT NULL
-);`;
-
-/** Routes a subscription key to its processor: `<processor>@<binding>/<host name>`. */
-export const subscriptionKeyFor = (processor: string, binding: string, hostName: string) =>
-  `${processor}@${binding}/${hostName}`;
-export const processorOfKey = (key: string) => key.slice(0, Math.max(0, key.indexOf("@")));
+export { processorOfKey, processorTableName, subscriptionKeyFor } from "./keys";
 
 export interface HostIdentity {
   /** The binding under which the Stream DO reaches this host (`binding:method` must be on CALLABLE_BINDINGS). */
@@ -64,27 +55,36 @@ export interface HostIdentity {
   method?: string;
 }
 
-/** The SQLite name of a processor's table (processor names are kebab-case, so this is injective). */
-export const processorTableName = (processor: string, local: string) =>
-  `p_${processor.replaceAll("-", "_")}__${local}`;
+/** The subscription a host asks a stream for, on behalf of one of its processors. */
+export interface ProcessorSubscription {
+  key: string;
+  callable: { kind: "durable-object"; binding: string; name: string; method: string };
+  eventTypes: string[];
+  startAt: StartAt;
+}
 
-interface CheckpointWaiter {
-  offset: number;
-  resolve(): void;
+/**
+ * What a host needs of the streams its processors consume, given by its owner: the host
+ * itself never learns how streams are reached (bindings, the app's Env).
+ */
+export interface ProcessorStreams {
+  configureSubscription(streamName: string, subscription: ProcessorSubscription): Promise<unknown>;
+  /** Appends as a processor (processor idempotency keys are reserved for processors). */
+  appendAsProcessor(streamName: string, events: AppendRequest[]): Promise<StreamEvent[]>;
 }
 
 export class ProcessorHost {
   readonly #processors = new Map<string, StreamProcessor<AnyContract>>();
   readonly #queues = new Map<string, Promise<unknown>>();
-  readonly #tables = new Map<string, ProcessorTables>();
-  readonly #waiters = new Map<string, CheckpointWaiter[]>();
+  readonly #store: ProcessorStateStore;
+  readonly #waiters = new CheckpointWaiters();
 
   constructor(
     private readonly ctx: DurableObjectState,
-    private readonly env: Env,
+    private readonly streams: ProcessorStreams,
     private readonly identity: HostIdentity,
   ) {
-    ctx.storage.sql.exec(SCHEMA);
+    this.#store = new ProcessorStateStore(ctx.storage);
   }
 
   // biome-ignore lint/suspicious/noExplicitAny: a host holds processors of any contract
@@ -92,93 +92,48 @@ export class ProcessorHost {
     if (!/^[a-z][a-z0-9-]{0,62}$/.test(name))
       throw new Error(`processor name ${JSON.stringify(name)} must be kebab-case`);
     if (this.#processors.has(name)) throw new Error(`processor ${name} is registered twice`);
-    for (const [local, columns] of Object.entries(processor.tables ?? {})) {
-      if (!/^[a-z][a-z0-9_]{0,62}$/.test(local))
-        throw new Error(
-          `processor ${name}: table name ${JSON.stringify(local)} must be snake_case`,
-        );
-      this.ctx.storage.sql.exec(
-        `CREATE TABLE IF NOT EXISTS ${processorTableName(name, local)} (${columns})`,
-      );
-    }
+    this.#store.createTables(name, processor);
     this.#processors.set(name, processor);
     return processor;
   }
 
   /** A processor's own tables (to read its projection outside a batch). */
   tables(name: string): ProcessorTables {
-    const processor = this.#processor(name);
-    let tables = this.#tables.get(name);
-    if (!tables) {
-      const declared = new Set(Object.keys(processor.tables ?? {}));
-      const sql = this.ctx.storage.sql;
-      tables = {
-        name: (local) => {
-          if (!declared.has(local))
-            throw new Error(`processor ${name} declares no table ${JSON.stringify(local)}`);
-          return processorTableName(name, local);
-        },
-        exec: (query, ...bindings) => sql.exec(query, ...bindings),
-      };
-      this.#tables.set(name, tables);
-    }
-    return tables;
+    return this.#store.tables(name, this.#processor(name));
   }
 
   /** The offset through which a processor's state (and projection) is committed. */
   checkpoint(name: string): number {
     this.#processor(name);
-    const row = this.ctx.storage.sql
-      .exec<{ checkpoint: number }>(
-        "SELECT checkpoint FROM processor_state WHERE processor = ?",
-        name,
-      )
-      .toArray()[0];
-    return row?.checkpoint ?? 0;
+    return this.#store.checkpoint(name);
   }
 
   /**
    * Resolves once a commit has brought the processor through `offset` (at once if it already
-   * has); rejects after `timeoutMs` so a caller never waits in silence.
+   * has); rejects after `timeoutMs`, or when `failWaiters` gives up on the processor, so a
+   * caller never waits in silence.
    */
   waitForCheckpoint(name: string, offset: number, timeoutMs = 30_000): Promise<void> {
     if (this.checkpoint(name) >= offset) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
-      const waiter: CheckpointWaiter = {
-        offset,
-        resolve: () => {
-          clearTimeout(timer);
-          resolve();
-        },
-      };
-      const timer = setTimeout(() => {
-        const list = this.#waiters.get(name) ?? [];
-        this.#waiters.set(
-          name,
-          list.filter((w) => w !== waiter),
-        );
-        reject(
-          new Error(
-            `processor ${name} did not reach offset ${offset} within ${timeoutMs} ms (at ${this.checkpoint(name)})`,
-          ),
-        );
-      }, timeoutMs);
-      const list = this.#waiters.get(name) ?? [];
-      list.push(waiter);
-      this.#waiters.set(name, list);
-    });
+    return this.#waiters.wait(
+      name,
+      offset,
+      timeoutMs,
+      () =>
+        new Error(
+          `processor ${name} did not reach offset ${offset} within ${timeoutMs} ms (at ${this.checkpoint(name)})`,
+        ),
+    );
   }
 
-  #wake(name: string, checkpoint: number): void {
-    const list = this.#waiters.get(name);
-    if (!list) return;
-    const due = list.filter((w) => w.offset <= checkpoint);
-    if (due.length === 0) return;
-    this.#waiters.set(
-      name,
-      list.filter((w) => w.offset > checkpoint),
-    );
-    for (const waiter of due) waiter.resolve();
+  /** How many `waitForCheckpoint` calls are waiting on a processor. */
+  pendingWaits(name: string): number {
+    return this.#waiters.pending(name);
+  }
+
+  /** Fails every pending `waitForCheckpoint` on a processor that cannot get there (e.g. parked). */
+  failWaiters(name: string, error: Error): void {
+    this.#waiters.fail(name, error);
   }
 
   #processor(name: string): StreamProcessor<AnyContract> {
@@ -189,82 +144,16 @@ export class ProcessorHost {
 
   /** The processor's stored state (validated with its schema, defaults applied) and checkpoint. */
   snapshot<K extends AnyContract>(name: string): { state: StateOf<K>; checkpoint: number } {
-    const processor = this.#processor(name);
-    const row = this.ctx.storage.sql
-      .exec<{ state: string; checkpoint: number }>(
-        "SELECT state, checkpoint FROM processor_state WHERE processor = ?",
-        name,
-      )
-      .toArray()[0];
-    if (!row)
-      return {
-        state: structuredClone(processor.contract.initialState) as StateOf<K>,
-        checkpoint: 0,
-      };
-    let stored: unknown;
-    try {
-      stored = JSON.parse(row.state);
-    } catch (error) {
-      throw corruptRecord(`stored state of processor ${name}`, (error as Error).message);
-    }
-    const upgrade = processor.upgradeState?.(stored) ?? null;
-    if (upgrade) {
-      const tables = this.tables(name);
-      this.ctx.storage.transactionSync(() => {
-        upgrade.write(tables);
-        this.ctx.storage.sql.exec(
-          "UPDATE processor_state SET state = ?, updated_at = ? WHERE processor = ?",
-          JSON.stringify(upgrade.state),
-          Date.now(),
-          name,
-        );
-      });
-      stored = upgrade.state;
-    }
-    const parsed = processor.contract.state.safeParse(stored);
-    if (!parsed.success) {
-      throw corruptRecord(
-        `stored state of processor ${name}`,
-        `it does not match its schema ${issueText(parsed.error)}`,
-      );
-    }
-    return { state: parsed.data as StateOf<K>, checkpoint: row.checkpoint };
+    return this.#store.snapshot<K>(name, this.#processor(name));
   }
 
   /** Forgets a processor's state, checkpoint and table rows (to rebuild it from its stream). */
   reset(name: string): void {
-    const processor = this.#processor(name);
-    this.ctx.storage.transactionSync(() => {
-      for (const local of Object.keys(processor.tables ?? {}))
-        this.ctx.storage.sql.exec(`DELETE FROM ${processorTableName(name, local)}`);
-      this.ctx.storage.sql.exec("DELETE FROM processor_state WHERE processor = ?", name);
-      this.ctx.storage.sql.exec("DELETE FROM processor_streams WHERE processor = ?", name);
-    });
+    this.#store.reset(name, this.#processor(name));
   }
 
   state<K extends AnyContract>(name: string): StateOf<K> {
     return this.snapshot<K>(name).state;
-  }
-
-  /**
-   * Binds a processor to the one stream it consumes (offsets, and so checkpoints, are per
-   * stream). A delivery from any other stream is refused; register another processor to
-   * consume a second stream.
-   */
-  #bind(name: string, streamName: string): void {
-    const row = this.ctx.storage.sql
-      .exec<{ stream: string }>("SELECT stream FROM processor_streams WHERE processor = ?", name)
-      .toArray()[0];
-    if (row && row.stream !== streamName) {
-      throw conflict(`processor ${name} consumes ${row.stream}, not ${streamName}`);
-    }
-    if (!row) {
-      this.ctx.storage.sql.exec(
-        "INSERT INTO processor_streams (processor, stream) VALUES (?, ?)",
-        name,
-        streamName,
-      );
-    }
   }
 
   /** Subscribes a registered processor to a stream (idempotent for the same settings). */
@@ -273,21 +162,18 @@ export class ProcessorHost {
     options: { streamName: string; hostName: string; startAt?: StartAt },
   ) {
     const processor = this.#processor(name);
-    this.#bind(name, options.streamName);
-    const stub = this.env.STREAMS.get(this.env.STREAMS.idFromName(options.streamName));
-    return unwrap(
-      stub.configureSubscription({
-        key: subscriptionKeyFor(name, this.identity.binding, options.hostName),
-        callable: {
-          kind: "durable-object",
-          binding: this.identity.binding,
-          name: options.hostName,
-          method: this.identity.method ?? "deliver",
-        },
-        eventTypes: consumedTypes(processor.contract),
-        startAt: options.startAt ?? "beginning",
-      }),
-    );
+    this.#store.bind(name, options.streamName);
+    return this.streams.configureSubscription(options.streamName, {
+      key: subscriptionKeyFor(name, this.identity.binding, options.hostName),
+      callable: {
+        kind: "durable-object",
+        binding: this.identity.binding,
+        name: options.hostName,
+        method: this.identity.method ?? "deliver",
+      },
+      eventTypes: consumedTypes(processor.contract),
+      startAt: options.startAt ?? "beginning",
+    });
   }
 
   /**
@@ -343,7 +229,7 @@ export class ProcessorHost {
   ): Promise<{ ackOffset: number }> {
     const processor = this.#processor(name);
     const contract = processor.contract;
-    this.#bind(name, batch.streamName);
+    this.#store.bind(name, batch.streamName);
     const { state: stored, checkpoint } = this.snapshot(name);
     const through = Math.max(batch.nextOffset - 1, ...batch.events.map((e) => e.offset));
     trace("host.batch", () => ({
@@ -357,13 +243,8 @@ export class ProcessorHost {
 
     const wanted = new Set(consumedTypes(contract));
     let state = stored;
-    const reduced: { event: TypedEvent<AnyContract>; previousState: unknown; state: unknown }[] =
-      [];
-    const sideEffects: {
-      event: TypedEvent<AnyContract>;
-      previousState: unknown;
-      state: unknown;
-    }[] = [];
+    const reduced: ReducedStep[] = [];
+    const sideEffects: ReducedStep[] = [];
     for (const raw of batch.events) {
       if (raw.offset <= checkpoint || raw.type === null || !wanted.has(raw.type)) continue;
       const event = this.#parse(name, contract, raw);
@@ -386,7 +267,7 @@ export class ProcessorHost {
     for (const effect of sideEffects) {
       if (!processor.processEvent) break;
       await currentRun.run(runFor(effect.event.offset), () =>
-        processor.processEvent!({ ...effect, stream: batch.stream } as never),
+        processor.processEvent!({ ...effect, stream: batch.stream }),
       );
     }
     if (processor.processBatch) {
@@ -398,7 +279,7 @@ export class ProcessorHost {
           anchorOffset: batch.anchorOffset,
           checkpoint: through,
           stream: batch.stream,
-        } as never),
+        }),
       );
     }
     // Blocking work may add more blocking work; wait until none is left.
@@ -407,7 +288,10 @@ export class ProcessorHost {
       await Promise.all(blocking.slice(settled, upTo));
       settled = upTo;
     }
-    if (through > checkpoint) this.#commit(name, processor, state, through, reduced);
+    if (through > checkpoint) {
+      this.#store.commit(name, processor, state, through, reduced);
+      this.#waiters.wake(name, through);
+    }
     trace("host.committed", () => ({ stream: batch.stream, processor: name, checkpoint: through }));
     return { ackOffset: Math.max(through, checkpoint) };
   }
@@ -431,44 +315,6 @@ export class ProcessorHost {
     return { ...raw, type: raw.type!, payload: parsed.data } as TypedEvent<AnyContract>;
   }
 
-  /**
-   * Projection rows, state and checkpoint in one transaction; a state that fails its schema
-   * (or a projection that throws) fails the batch and writes nothing.
-   */
-  #commit(
-    name: string,
-    processor: StreamProcessor<AnyContract>,
-    state: unknown,
-    checkpoint: number,
-    reduced: { event: TypedEvent<AnyContract>; previousState: unknown; state: unknown }[],
-  ): void {
-    const valid = processor.contract.state.safeParse(state);
-    if (!valid.success)
-      throw new Error(
-        `processor ${name}: reduced state does not match its schema: ${valid.error.message}`,
-      );
-    const tables = processor.project ? this.tables(name) : null;
-    this.ctx.storage.transactionSync(() => {
-      for (const step of reduced)
-        processor.project!({
-          event: step.event,
-          previousState: step.previousState as never,
-          state: step.state as never,
-          tables: tables!,
-        });
-      this.ctx.storage.sql.exec(
-        `INSERT INTO processor_state (processor, state, checkpoint, updated_at) VALUES (?, ?, ?, ?)
-         ON CONFLICT (processor) DO UPDATE SET state = excluded.state, checkpoint = excluded.checkpoint,
-           updated_at = excluded.updated_at WHERE excluded.checkpoint > processor_state.checkpoint`,
-        name,
-        JSON.stringify(valid.data),
-        checkpoint,
-        Date.now(),
-      );
-    });
-    this.#wake(name, checkpoint);
-  }
-
   #background(name: string, batch: DeliveryBatch, offset: number, work: Promise<unknown>): void {
     this.ctx.waitUntil(
       work.catch((error) => {
@@ -486,19 +332,13 @@ export class ProcessorHost {
   }
 
   async #append(streamName: string, events: AppendRequest[]): Promise<StreamEvent[]> {
-    const stub: {
-      appendBatch(
-        events: AppendRequest[],
-        options: { asProcessor: true },
-      ): Promise<RpcResult<StreamEvent[]>>;
-    } = this.env.STREAMS.get(this.env.STREAMS.idFromName(streamName)) as never;
     trace("host.append", () => ({
       stream: streamName,
       processor: currentRun.getStore()?.processor,
       types: events.map((e) => e.type),
     }));
     // Processor keys (`<processor>/<key>@<offset>`) are reserved for processors' own appends.
-    const committed = await unwrap(stub.appendBatch(events, { asProcessor: true }));
+    const committed = await this.streams.appendAsProcessor(streamName, events);
     trace("host.appended", () => ({ stream: streamName, offsets: committed.map((e) => e.offset) }));
     return committed;
   }

@@ -12,6 +12,19 @@
  * - `runInBackground(p)`: fire and forget; failures are logged with the event's context.
  * - `append(...)`: emits an event to the source stream with the idempotency key
  *   `<processor>/<key>@<offset>`, so replays and retries collapse at the stream.
+ *
+ * Why ambient (AsyncLocalStorage) rather than passing the helpers to each hook as arguments,
+ * as iterate's stream-processor does? Here processors are classes whose hooks hand work to
+ * private methods and long-lived promises (a model request streams deltas and appends its
+ * outcome seconds later, a tool runs, a compaction appends twice), several calls deep. Each
+ * of those appends must carry the offset of the event that caused it (the idempotency anchor)
+ * and each blocking promise must join the right batch; with arguments every such method would
+ * thread a context object, and one forwarded from the wrong batch would silently key an
+ * append to the wrong cause. The run context follows the async call chain by itself, a
+ * helper used outside a batch fails loudly (below), and the host stays the only place that
+ * creates it. Code outside the processor that needs a helper is handed a closure over it
+ * (model-context.ts gets the model processor's `append`). The cost: hooks' signatures do not
+ * show the helpers, and node:async_hooks (nodejs_compat) is required.
  */
 
 import { AsyncLocalStorage } from "node:async_hooks";

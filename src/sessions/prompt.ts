@@ -39,8 +39,8 @@ export function toPrompt(system: string, messages: ChatMessage[]): LanguageModel
         toolCallId: message.toolCallId,
         toolName: message.toolName,
         output: message.isError
-          ? { type: "error-json" as const, value: message.result as never }
-          : { type: "json" as const, value: message.result as never },
+          ? { type: "error-json" as const, value: message.result }
+          : { type: "json" as const, value: message.result },
       };
       const last = prompt.at(-1);
       if (last?.role === "tool") last.content.push(part);

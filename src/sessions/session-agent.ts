@@ -1,234 +1,122 @@
 /**
  * One SessionAgent Durable Object per session. It hosts the session's four processors as
  * plain fields (agent, model, tools, index), subscribed to the session stream, and exposes
- * the RPC the HTTP API needs. Every user action is an event appended to the stream; the
- * processors do the rest. Nothing needed to continue lives only in memory: after a crash the
- * constructor (and the alarm, kept armed while model requests run) reconciles the model and
- * tool processors from their reduced state, which re-executes work that died mid-way.
+ * the RPC the HTTP API needs (`SessionAgentRpc`, agent-rpc.ts). Every user action is an event
+ * appended to the stream; the processors do the rest. Nothing needed to continue lives only
+ * in memory: after a crash the constructor (and the alarm, kept armed while model requests
+ * run) reconciles the model and tool processors from their reduced state, which re-executes
+ * work that died mid-way.
+ *
+ * Roles live beside it: naming (naming.ts), identity and token generation (identity.ts), a
+ * user's input (input.ts), the decision rule (decision.ts), transcript windows
+ * (transcript-pages.ts), the D1 row (index-writer.ts), stream access (stream-access.ts).
  */
 import { DurableObject } from "cloudflare:workers";
-import { ulid } from "ulidx";
-import { z } from "zod";
 import { createDb } from "../db/client";
-import { deleteSessionRow, upsertSessionRow } from "../db/sessions-index";
-import { type Env, readModelSettings, readSettings } from "../env";
-import { conflict, DomainError, invalidInput, notFound, tooLarge } from "../errors/domain";
-import { ProcessorHost, subscriptionKeyFor } from "../processors/host";
-import { type RpcResult, rpcClient, serveRpc, type Unwrapped } from "../rpc/result";
+import { deleteSessionRow } from "../db/sessions-index";
+import type { Env } from "../env";
+import { conflict, DomainError, notFound } from "../errors/domain";
+import { ProcessorHost } from "../processors/host";
+import { type RpcResult, serveRpc } from "../rpc/result";
 import type { DeliveryBatch } from "../streams/delivery";
-import type { StreamEvent } from "../streams/messages";
 import { streamName } from "../streams/naming";
-import type { StreamDurableObject } from "../streams/stream-do";
-import { tenantScopedName } from "../tenant-names";
 import { trace } from "../trace";
+import type {
+  CreateSessionInput,
+  SessionAgentRpc,
+  SessionLive,
+  StorageStats,
+  TranscriptPage,
+} from "./agent-rpc";
+import { CatchUpError, catchUp, catchUpFailed } from "./catch-up";
+import { type Decision, priorDecision, storedDecision } from "./decision";
+import { type SessionEventPayload, sessionEvents } from "./events";
+import { SessionIdentityStore } from "./identity";
+import { writeIndexRow } from "./index-writer";
+import { appendInput } from "./input";
 import {
-  CHUNK_EVENT,
-  MAX_INPUT_CONTENT_BYTES,
-  needsChunks,
-  storeContent,
-  utf8Bytes,
-} from "./content";
-import { toolSpecs } from "./conversation";
-import { type ChatMessage, type SessionEventPayload, sessionEvents } from "./events";
-import { contextBudgetBytes, resolveModel } from "./models/registry";
-import { AgentProcessor } from "./processors/agent";
-import { effectiveStatus, IndexProcessor, type IndexRow } from "./processors/index-mirror";
-import { ModelProcessor } from "./processors/model";
+  SESSION_BINDING,
+  SESSION_PROCESSORS,
+  type SessionProcessor,
+  sessionObjectName,
+  sessionPath,
+  sessionProcessorKey,
+} from "./naming";
+import type { AgentProcessor } from "./processors/agent";
+import { effectiveStatus, type IndexProcessor } from "./processors/index-mirror";
+import type { ModelProcessor } from "./processors/model";
+import { registerSessionProcessors } from "./processors/register";
 import { ToolProcessor } from "./processors/tools";
-import type { SessionSummary } from "./summary";
-import { builtinTools } from "./tools/builtin";
-import { messageCount, messageSizes, readMessages } from "./transcript";
+import { processorStreams, type StreamAccess, streamAccess } from "./stream-access";
+import { recentMessages, transcriptPage, transcriptStats } from "./transcript-pages";
 
-export const SESSION_BINDING = "SESSIONS";
-
-/** The SessionAgent's RPC surface (spelled out: the generated stub type is too deep for tsc). */
-export type SessionAgentRpc = Pick<
-  SessionAgent,
-  | "create"
-  | "live"
-  | "messages"
-  | "storageStats"
-  | "sendMessage"
-  | "decide"
-  | "cancel"
-  | "remove"
-  | "reindex"
-  | "tokenGeneration"
-  | "revokeTokens"
->;
-/** `live.messages` is the newest messages, at most this many and this many bytes. */
-export const LIVE_MESSAGES = 20;
-export const LIVE_MESSAGE_BYTES = 256 * 1024;
-/** A page of `messages()` holds at most this many bytes of content (and at least one message). */
-export const MESSAGE_PAGE_BYTES = 1024 * 1024;
-const PROCESSORS = ["agent", "model", "tools", "index"] as const;
-const MODEL_MAX_ATTEMPTS = 4;
 const WATCHDOG_MS = 10_000;
-const CATCH_UP_TIMEOUT_MS = 5_000;
+/** How long an RPC waits for a processor to catch up before it answers that it could not. */
+export const CATCH_UP_TIMEOUT_MS = 5_000;
 
-/** Session streams live under this path prefix of their tenant. */
-export const SESSION_STREAMS = "/sessions";
-export const sessionPath = (sessionId: string) => `${SESSION_STREAMS}/${sessionId}`;
-export const sessionObjectName = (tenant: string, sessionId: string) =>
-  tenantScopedName(tenant, sessionId);
-
-const identitySchema = z.object({
-  tenant: z.string(),
-  session_id: z.string(),
-  created_at: z.number(),
-});
-
-export interface CreateSessionInput {
-  tenant: string;
-  sessionId: string;
-  title: string;
-  model: string;
-  system: string;
-  tools: string[];
-}
-
-export interface SessionLive {
-  id: string;
-  status: SessionSummary["status"];
-  title: string;
-  model: string;
-  pendingApprovals: SessionSummary["pendingApprovals"];
-  queuedMessages: number;
-  lastError: string | null;
-  /**
-   * The newest messages of the transcript (at most LIVE_MESSAGES and LIVE_MESSAGE_BYTES; the
-   * whole transcript is paged by `messages()`, GET /v1/sessions/:id/messages).
-   */
-  messages: ChatMessage[];
-  /** How many messages the transcript holds, and the index of `messages[0]`. */
-  messageCount: number;
-  messagesFrom: number;
-  lastOffset: number;
-}
-
-export interface TranscriptPage {
-  messages: (ChatMessage & { index: number })[];
-  messageCount: number;
-  /** Index to ask for next, or null at the end of the transcript. */
-  next: number | null;
-}
-
-/** The session stream's RPC, unwrapped (values, or DomainErrors thrown on this side). */
-type StreamStub = Unwrapped<
-  Pick<
-    StreamDurableObject,
-    | "create"
-    | "appendBatch"
-    | "read"
-    | "head"
-    | "close"
-    | "listSubscriptions"
-    | "resumeDeliveries"
-    | "removeSubscription"
-  >
->;
-
-export class SessionAgent extends DurableObject<Env> {
+export class SessionAgent extends DurableObject<Env> implements SessionAgentRpc {
   readonly host: ProcessorHost;
   readonly agent: AgentProcessor;
   readonly model: ModelProcessor;
   readonly tools: ToolProcessor;
   readonly index: IndexProcessor;
+  readonly #self: SessionIdentityStore;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    ctx.storage.sql.exec(
-      "CREATE TABLE IF NOT EXISTS session_identity (singleton INTEGER PRIMARY KEY CHECK (singleton = 1), tenant TEXT NOT NULL, session_id TEXT NOT NULL, created_at INTEGER NOT NULL)",
-    );
-    ctx.storage.sql.exec(
-      "CREATE TABLE IF NOT EXISTS session_token_generation (singleton INTEGER PRIMARY KEY CHECK (singleton = 1), generation INTEGER NOT NULL)",
-    );
-    this.host = new ProcessorHost(ctx, env, { binding: SESSION_BINDING });
-    this.agent = this.host.register("agent", new AgentProcessor(builtinTools));
-    this.model = this.host.register(
-      "model",
-      new ModelProcessor({
-        resolve: (spec) => resolveModel(spec, readModelSettings(env)),
-        readRequest: (offset) => this.#readRequest(offset),
-        readEvent: (offset) => this.#readEvent(offset),
-        contentBudgetBytes: readSettings(env).MODEL_CONTENT_MAX_BYTES,
-        inFlight: () => this.ctx.waitUntil(this.#armWatchdog()),
-        maxAttempts: MODEL_MAX_ATTEMPTS,
-        retryBaseMs: readSettings(env).MODEL_RETRY_BASE_MS,
-        waitForHistory: async (offset) => {
-          await this.host.waitForCheckpoint("agent", offset);
-          await this.host.waitForCheckpoint("model", offset);
-        },
-        session: () => {
-          const config = this.host.state<typeof this.agent.contract>("agent").config;
-          return {
-            system: config?.system ?? "",
-            tools: toolSpecs(config?.tools ?? [], builtinTools),
-          };
-        },
-        transcript: () => this.host.tables("agent"),
-        tables: () => this.host.tables("model"),
-        contextBudget: (model) => contextBudgetBytes(model, readModelSettings(env)),
-      }),
-    );
-    this.tools = this.host.register(
-      "tools",
-      new ToolProcessor(builtinTools, {
-        storage: ctx.storage,
-        sessionId: () => this.#identity().sessionId,
-      }),
-    );
-    this.index = this.host.register(
-      "index",
-      new IndexProcessor(
-        (row) => this.#writeIndex(row),
-        (key) => this.#ownKey(key),
-      ),
-    );
+    this.#self = new SessionIdentityStore(ctx.storage.sql);
+    this.host = new ProcessorHost(ctx, processorStreams(env.STREAMS), {
+      binding: SESSION_BINDING,
+    });
+    ({
+      agent: this.agent,
+      model: this.model,
+      tools: this.tools,
+      index: this.index,
+    } = registerSessionProcessors(this.host, {
+      env,
+      storage: ctx.storage,
+      sessionId: () => this.#self.get().sessionId,
+      stream: () => this.#stream(),
+      inFlight: () => this.ctx.waitUntil(this.#armWatchdog()),
+      writeIndex: (row) => writeIndexRow(this.env.DB, this.#self.get(), row),
+      ownKey: (key) => this.#processorOfKey(key) !== null,
+      // A parked processor cannot catch up: whoever waits for it is told now.
+      onParked: (parked) => {
+        for (const entry of parked) {
+          const processor = this.#processorOfKey(entry.key);
+          if (processor) this.host.failWaiters(processor, catchUpFailed(processor, entry));
+        }
+      },
+    }));
     // Resume work that was in flight when the object died. Not inside blockConcurrencyWhile:
     // deliveries are inbound calls, and a closed input gate would deadlock them.
     ctx.waitUntil(this.#resume());
   }
 
-  // ---- identity -----------------------------------------------------------------------
-
-  #identityOrNull(): { tenant: string; sessionId: string; createdAt: number } | null {
-    const row = this.ctx.storage.sql
-      .exec("SELECT tenant, session_id, created_at FROM session_identity")
-      .toArray()[0];
-    if (!row) return null;
-    const parsed = identitySchema.parse(row);
-    return { tenant: parsed.tenant, sessionId: parsed.session_id, createdAt: parsed.created_at };
-  }
-
-  #identity() {
-    const identity = this.#identityOrNull();
-    if (!identity) throw notFound("session not found");
-    return identity;
-  }
-
   #streamName() {
-    const { tenant, sessionId } = this.#identity();
+    const { tenant, sessionId } = this.#self.get();
     return streamName(tenant, sessionPath(sessionId));
   }
 
-  #stream(): StreamStub {
-    return rpcClient(
-      this.env.STREAMS.get(this.env.STREAMS.idFromName(this.#streamName())),
-    ) as unknown as StreamStub;
+  #stream(): StreamAccess {
+    return streamAccess(this.env.STREAMS, this.#streamName());
   }
 
-  /** Whether a subscription key belongs to one of this session's processors. */
-  #ownKey(key: string): boolean {
-    const identity = this.#identityOrNull();
-    if (!identity) return false;
-    const host = sessionObjectName(identity.tenant, identity.sessionId);
-    return PROCESSORS.some((p) => key === subscriptionKeyFor(p, SESSION_BINDING, host));
+  /** Which of this session's processors a subscription key belongs to (null: none). */
+  #processorOfKey(key: string): SessionProcessor | null {
+    const identity = this.#self.orNull();
+    if (!identity) return null;
+    return (
+      SESSION_PROCESSORS.find(
+        (p) => key === sessionProcessorKey(p, identity.tenant, identity.sessionId),
+      ) ?? null
+    );
   }
 
   /** Runs an RPC body and answers its result envelope (expected errors as values). */
   #call<T>(fn: () => Promise<T>): Promise<RpcResult<T>> {
-    const where = this.#identityOrNull()?.sessionId ?? "(new)";
+    const where = this.#self.orNull()?.sessionId ?? "(new)";
     return serveRpc(`session ${where}`, fn);
   }
 
@@ -237,28 +125,20 @@ export class SessionAgent extends DurableObject<Env> {
   /** Creates the session: its stream, the processors' subscriptions, and `session/created`. */
   create(input: CreateSessionInput): Promise<RpcResult<SessionLive>> {
     return this.#call(async () => {
-      const existing = this.#identityOrNull();
+      const existing = this.#self.orNull();
       if (
         existing &&
         (existing.tenant !== input.tenant || existing.sessionId !== input.sessionId)
       ) {
         throw conflict("this session object already belongs to another session");
       }
-      const now = Date.now();
-      if (!existing) {
-        this.ctx.storage.sql.exec(
-          "INSERT INTO session_identity (singleton, tenant, session_id, created_at) VALUES (1, ?, ?, ?)",
-          input.tenant,
-          input.sessionId,
-          now,
-        );
-      }
+      if (!existing) this.#self.claim(input.tenant, input.sessionId, Date.now());
       const name = this.#streamName();
       const stream = this.#stream();
       await stream.create(name, sessionPath(input.sessionId), { contentType: "application/json" });
       const hostName = sessionObjectName(input.tenant, input.sessionId);
       await Promise.all(
-        PROCESSORS.map((processor) =>
+        SESSION_PROCESSORS.map((processor) =>
           this.host.subscribe(processor, { streamName: name, hostName, startAt: "beginning" }),
         ),
       );
@@ -271,7 +151,7 @@ export class SessionAgent extends DurableObject<Env> {
       const [created] = await stream.appendBatch([
         { type: "session/created", payload, idempotencyKey: "session/created" },
       ]);
-      await this.#writeIndex({
+      await writeIndexRow(this.env.DB, input, {
         title: input.title,
         status: "idle",
         model: input.model,
@@ -293,64 +173,44 @@ export class SessionAgent extends DurableObject<Env> {
     return this.#call(async () => {
       const summary = this.host.state<typeof this.agent.contract>("agent").summary;
       if (summary.status === "deleted") throw notFound("session not found");
-      const bytes = utf8Bytes(content);
-      if (content === "" || bytes > MAX_INPUT_CONTENT_BYTES)
-        throw content === ""
-          ? invalidInput("a message needs content", undefined, "validation_failed")
-          : tooLarge(
-              `content of ${bytes} bytes exceeds the ${MAX_INPUT_CONTENT_BYTES}-byte limit of a message`,
-            );
-      const messageId = idempotencyKey ? `msg-${idempotencyKey}` : `msg-${ulid()}`;
-      const stream = this.#stream();
-      // Large content goes first, as chunk events (bounded appends, keyed by the message).
-      const keyBase = idempotencyKey ? `input:${idempotencyKey}` : `input-${messageId}`;
-      const contentRef = needsChunks(content)
-        ? await storeContent(messageId, content, async (chunks) =>
-            (
-              await stream.appendBatch(
-                chunks.map((chunk) => ({
-                  type: CHUNK_EVENT,
-                  payload: chunk,
-                  idempotencyKey: `${keyBase}/chunk-${chunk.index}`,
-                })),
-              )
-            ).map((e) => e.offset),
-          )
-        : undefined;
-      const [event] = await stream.appendBatch([
-        {
-          type: "session/input-added",
-          payload: contentRef ? { messageId, content: "", contentRef } : { messageId, content },
-          ...(idempotencyKey ? { idempotencyKey: `input:${idempotencyKey}` } : {}),
-        },
-      ]);
+      const { event, payload } = await appendInput(this.#stream(), content, idempotencyKey);
       trace("agent.input.appended", () => ({
         stream: this.#streamName(),
-        offsets: [event!.offset],
+        offsets: [event.offset],
       }));
-      const payload = sessionEvents["session/input-added"].parse((event as StreamEvent).payload);
-      // Queued = something before it is still unanswered (judged once the agent has seen it all).
-      await this.#catchUp("agent", event!.offset - 1);
+      // Queued = something before it is still unanswered (judged once the agent has seen it
+      // all). The message is stored either way: if the agent cannot catch up (parked, or
+      // behind past the timeout) it is reported queued (it is: nothing is answering it), and
+      // the reason is logged; a parked agent also shows as the session's `failed` status.
+      const caughtUp = await this.#catchUp("agent", event.offset - 1).then(
+        () => true,
+        (error: unknown) => {
+          if (!(error instanceof CatchUpError)) throw error;
+          console.warn(JSON.stringify({ msg: "input queued behind a stuck agent", ...error.log }));
+          return false;
+        },
+      );
       trace("agent.input.caught-up", () => ({
         stream: this.#streamName(),
-        offsets: [event!.offset],
+        offsets: [event.offset],
       }));
       const state = this.host.state<typeof this.agent.contract>("agent");
-      const queued = state.turn !== null || state.queue.some((q) => q.offset < event!.offset);
-      return { offset: event!.offset, messageId: payload.messageId, queued };
+      const queued =
+        !caughtUp || state.turn !== null || state.queue.some((q) => q.offset < event.offset);
+      return { offset: event.offset, messageId: payload.messageId, queued };
     });
   }
 
   /**
-   * Decides a tool call awaiting approval. Unknown call → 404; a call that is not pending →
-   * 409, except that repeating the decision already taken is an idempotent success.
-   * Concurrent conflicting decisions share one idempotency key: exactly one is stored.
+   * Decides a tool call awaiting approval (the rule: decision.ts). Concurrent conflicting
+   * decisions share one idempotency key: exactly one is stored. When the tools processor
+   * cannot catch up with the stream, the answer says so (503) instead of judging stale state.
    */
   decide(
     toolCallId: string,
     approved: boolean,
     reason: string | null,
-  ): Promise<RpcResult<{ toolCallId: string; approved: boolean; reason: string | null }>> {
+  ): Promise<RpcResult<Decision>> {
     return this.#call(async () => {
       await this.#catchUp("tools");
       const calls = this.host.state<typeof this.tools.contract>("tools").calls;
@@ -358,17 +218,8 @@ export class SessionAgent extends DurableObject<Env> {
       const call = Object.hasOwn(calls, toolCallId)
         ? calls[toolCallId]!
         : ToolProcessor.finished(this.host.tables("tools"), toolCallId);
-      if (!call) throw notFound(`tool call ${toolCallId} not found`);
-      const decided = call.decision;
-      if (decided) {
-        if (decided.approved === approved) return { toolCallId, approved, reason: decided.reason };
-        throw conflict(
-          `tool call ${toolCallId} was already ${decided.approved ? "approved" : "denied"}`,
-        );
-      }
-      if (call.status !== "needs-approval" && call.status !== "awaiting") {
-        throw conflict(`tool call ${toolCallId} is not awaiting approval (it is ${call.status})`);
-      }
+      const prior = priorDecision(call, toolCallId, approved);
+      if (prior) return prior;
       const [event] = await this.#stream().appendBatch([
         {
           type: "tool/approval-decided",
@@ -377,12 +228,7 @@ export class SessionAgent extends DurableObject<Env> {
         },
       ]);
       const stored = sessionEvents["tool/approval-decided"].parse(event!.payload);
-      if (stored.approved !== approved) {
-        throw conflict(
-          `tool call ${toolCallId} was already ${stored.approved ? "approved" : "denied"}`,
-        );
-      }
-      return { toolCallId, approved, reason: stored.reason };
+      return storedDecision(stored, toolCallId, approved);
     });
   }
 
@@ -399,7 +245,7 @@ export class SessionAgent extends DurableObject<Env> {
   /** Deletes the session: `session/deleted`, then the stream is closed and the index row removed. */
   remove(): Promise<RpcResult<void>> {
     return this.#call(async () => {
-      const { tenant, sessionId } = this.#identity();
+      const { tenant, sessionId } = this.#self.get();
       const stream = this.#stream();
       const head = await stream.head();
       if (!head.closed) {
@@ -419,13 +265,9 @@ export class SessionAgent extends DurableObject<Env> {
    */
   reindex(): Promise<RpcResult<void>> {
     return this.#call(async () => {
-      const { tenant, sessionId } = this.#identity();
+      const { tenant, sessionId } = this.#self.get();
       const stream = this.#stream();
-      const key = subscriptionKeyFor(
-        "index",
-        SESSION_BINDING,
-        sessionObjectName(tenant, sessionId),
-      );
+      const key = sessionProcessorKey("index", tenant, sessionId);
       await stream.removeSubscription(key).catch((error: unknown) => {
         if (!(error instanceof DomainError && error.code === "not_found")) throw error;
       });
@@ -450,80 +292,42 @@ export class SessionAgent extends DurableObject<Env> {
    */
   tokenGeneration(): Promise<RpcResult<number>> {
     return this.#call(async () => {
-      this.#identity();
+      this.#self.get();
       const summary = this.host.state<typeof this.agent.contract>("agent").summary;
       if (summary.status === "deleted") throw notFound("session not found");
-      return this.#generation();
+      return this.#self.tokenGeneration();
     });
   }
 
   /** Revokes every token minted so far: they carry the old generation. */
   revokeTokens(): Promise<RpcResult<{ generation: number }>> {
     return this.#call(async () => {
-      this.#identity();
-      const generation = this.#generation() + 1;
-      this.ctx.storage.sql.exec(
-        "INSERT INTO session_token_generation (singleton, generation) VALUES (1, ?) ON CONFLICT (singleton) DO UPDATE SET generation = excluded.generation",
-        generation,
-      );
-      return { generation };
+      this.#self.get();
+      return { generation: this.#self.nextTokenGeneration() };
     });
-  }
-
-  #generation(): number {
-    const row = this.ctx.storage.sql
-      .exec("SELECT generation FROM session_token_generation")
-      .toArray()[0];
-    return row ? z.object({ generation: z.number().int().nonnegative() }).parse(row).generation : 0;
   }
 
   /** A page of the transcript from message index `from` (GET /v1/sessions/:id/messages). */
   messages(from: number, limit: number): Promise<RpcResult<TranscriptPage>> {
     return this.#call(async () => {
-      this.#identity();
-      const tables = this.host.tables("agent");
-      const total = messageCount(tables);
-      // Choose the page by size first, so a page of huge messages reads only what it returns.
-      const sizes = messageSizes(tables, from, Math.min(total, from + limit));
-      let bytes = 0;
-      let end = from;
-      for (const m of sizes) {
-        if (end > from && bytes + m.bytes > MESSAGE_PAGE_BYTES) break;
-        bytes += m.bytes;
-        end = m.index + 1;
-      }
-      const page: TranscriptPage["messages"] = readMessages(tables, from, end).map((m) => ({
-        index: m.index,
-        ...m.message,
-      }));
-      const last = page.at(-1)?.index;
-      const next = last === undefined ? null : last + 1 < total ? last + 1 : null;
-      return { messages: page, messageCount: total, next };
+      this.#self.get();
+      return transcriptPage(this.host.tables("agent"), from, limit);
     });
   }
 
   /** Storage of this object (SQLite bytes) and of its transcript, for operators and benches. */
-  storageStats(): Promise<
-    RpcResult<{ databaseSize: number; transcriptBytes: number; messageCount: number }>
-  > {
+  storageStats(): Promise<RpcResult<StorageStats>> {
     return this.#call(async () => {
-      this.#identity();
-      const tables = this.host.tables("agent");
-      const row = tables
-        .exec<{ bytes: number | null; n: number }>(
-          `SELECT sum(bytes) AS bytes, count(*) AS n FROM ${tables.name("messages")}`,
-        )
-        .one();
+      this.#self.get();
       return {
         databaseSize: this.ctx.storage.sql.databaseSize,
-        transcriptBytes: row.bytes ?? 0,
-        messageCount: row.n,
+        ...transcriptStats(this.host.tables("agent")),
       };
     });
   }
 
   async #live(): Promise<SessionLive> {
-    const { sessionId } = this.#identity();
+    const { sessionId } = this.#self.get();
     const { state, checkpoint } = this.host.snapshot<typeof this.agent.contract>("agent");
     // A parked processor (known durably to the index processor) makes the session failed.
     const { parked } = this.host.state<typeof this.index.contract>("index");
@@ -536,37 +340,13 @@ export class SessionAgent extends DurableObject<Env> {
       pendingApprovals: state.summary.pendingApprovals,
       queuedMessages: state.queue.length,
       lastError,
-      ...this.#recentMessages(),
+      ...recentMessages(this.host.tables("agent")),
       lastOffset: checkpoint,
     };
   }
 
-  /** The newest messages within LIVE_MESSAGES and LIVE_MESSAGE_BYTES. */
-  #recentMessages(): Pick<SessionLive, "messages" | "messageCount" | "messagesFrom"> {
-    const tables = this.host.tables("agent");
-    const total = messageCount(tables);
-    const recent = messageSizes(tables, Math.max(0, total - LIVE_MESSAGES), total);
-    let bytes = 0;
-    let first = recent.length;
-    // At least the newest message (inline content is at most 64 KiB, or ~100 KB in events
-    // from before chunking; larger content is a ref the client reads from the stream).
-    while (
-      first > 0 &&
-      (first === recent.length || bytes + recent[first - 1]!.bytes <= LIVE_MESSAGE_BYTES)
-    ) {
-      first -= 1;
-      bytes += recent[first]!.bytes;
-    }
-    const from = recent[first]?.index ?? total;
-    return {
-      messages: readMessages(tables, from, total).map((m) => m.message),
-      messageCount: total,
-      messagesFrom: from,
-    };
-  }
-
   /** The callable's method: deliveries from the session stream. */
-  deliver(batch: DeliveryBatch) {
+  deliver(batch: DeliveryBatch): Promise<RpcResult<{ ackOffset: number }>> {
     return this.host.deliver(batch);
   }
 
@@ -577,7 +357,7 @@ export class SessionAgent extends DurableObject<Env> {
   }
 
   async #resume(): Promise<void> {
-    const identity = this.#identityOrNull();
+    const identity = this.#self.orNull();
     if (!identity) return;
     const stream = { stream: sessionPath(identity.sessionId), streamName: this.#streamName() };
     try {
@@ -607,55 +387,12 @@ export class SessionAgent extends DurableObject<Env> {
     if (current === null || current > next) await this.ctx.storage.setAlarm(next);
   }
 
-  /** Waits until the processor's subscription has consumed the stream as it is now. */
-  async #catchUp(processor: (typeof PROCESSORS)[number], upTo?: number): Promise<void> {
+  /** Waits until the processor has consumed the stream through `upTo` (default: as it is now). */
+  async #catchUp(processor: SessionProcessor, upTo?: number): Promise<void> {
     const stream = this.#stream();
     const target = upTo ?? (await stream.head()).lastOffset;
-    const { tenant, sessionId } = this.#identity();
-    const key = subscriptionKeyFor(
-      processor,
-      SESSION_BINDING,
-      sessionObjectName(tenant, sessionId),
-    );
-    const deadline = Date.now() + CATCH_UP_TIMEOUT_MS;
-    for (;;) {
-      const sub = (await stream.listSubscriptions()).find((s) => s.key === key);
-      if (!sub || sub.cursor >= target || Date.now() > deadline) return;
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  }
-
-  async #readEvent(offset: number): Promise<StreamEvent | undefined> {
-    const { events } = await this.#stream().read({ after: offset - 1, limit: 1 });
-    return events[0];
-  }
-
-  async #readRequest(offset: number): Promise<SessionEventPayload<"model/request-requested">> {
-    const { events } = await this.#stream().read({ after: offset - 1, limit: 1 });
-    const event = events[0];
-    if (event?.type !== "model/request-requested")
-      throw new Error(`no model request at offset ${offset}`);
-    return sessionEvents["model/request-requested"].parse(event.payload);
-  }
-
-  async #writeIndex(row: IndexRow): Promise<void> {
-    const { tenant, sessionId } = this.#identity();
-    const db = createDb(this.env.DB);
-    if (row.status === "deleted") {
-      await deleteSessionRow(db, tenant, sessionId);
-      return;
-    }
-    await upsertSessionRow(db, {
-      id: sessionId,
-      tenantId: tenant,
-      title: row.title,
-      status: row.status as never,
-      model: row.model,
-      createdAt: Date.parse(row.createdAt),
-      updatedAt: Date.parse(row.updatedAt),
-      lastOffset: row.lastOffset,
-      pendingApprovalCount: row.pendingApprovalCount,
-      lastError: row.lastError,
-    });
+    const { tenant, sessionId } = this.#self.get();
+    const key = sessionProcessorKey(processor, tenant, sessionId);
+    await catchUp(this.host, stream, processor, key, target, CATCH_UP_TIMEOUT_MS);
   }
 }

@@ -39,8 +39,7 @@ async function d1Row(id: string) {
 
 /** Makes the agent processor fail every batch, as when it cannot append its reply. */
 async function breakAgent(id: string) {
-  const stub = sessionAgent(id) as unknown as DurableObjectStub<SessionAgent>;
-  await runInDurableObject(stub, (instance: SessionAgent) => {
+  await runInDurableObject(sessionAgent(id), (instance: SessionAgent) => {
     // An own property shadows the prototype's hook; it is lost when the object is evicted.
     instance.agent.processBatch = async () => {
       throw new Error("agent could not append its reply (simulated)");

@@ -1,7 +1,11 @@
 /** A tiny client of the session API for workerd tests (requests go to the worker in-process). */
 import { env, exports } from "cloudflare:workers";
 import type { SentMessage, SessionDetail } from "../../src/client/types";
-import type { SessionAgentRpc, SessionLive } from "../../src/sessions/session-agent";
+import {
+  type SessionAgentStub,
+  type SessionLive,
+  sessionAgentStub,
+} from "../../src/sessions/agent-rpc";
 import type { StreamEvent } from "../../src/streams/messages";
 import type { StreamDurableObject } from "../../src/streams/stream-do";
 import { rpcClient } from "./rpc";
@@ -73,12 +77,11 @@ export async function sessionEvents(id: string, tenant = "default"): Promise<Str
 }
 
 /** The session's Durable Object stub, for the cloudflare:test helpers (evict, alarm, …). */
-export const sessionAgent = (id: string, tenant = "default"): DurableObjectStub =>
-  env.SESSIONS.get(env.SESSIONS.idFromName(`${tenant}:${id}`)) as unknown as DurableObjectStub;
+export const sessionAgent = (id: string, tenant = "default"): SessionAgentStub =>
+  sessionAgentStub(env.SESSIONS, tenant, id);
 
 /** The same object through its RPC methods (answers unwrapped: values, or DomainErrors thrown). */
-export const sessionRpc = (id: string, tenant = "default") =>
-  rpcClient(sessionAgent(id, tenant) as unknown as SessionAgentRpc);
+export const sessionRpc = (id: string, tenant = "default") => rpcClient(sessionAgent(id, tenant));
 
 /** Every idempotency key appears once (no event was appended twice). */
 /**

@@ -3,14 +3,9 @@
  * by the offset of the event that caused it, and stale or repeated events change nothing.
  */
 import { describe, expect, it } from "vitest";
-import {
-  type AgentState,
-  initialAgentState,
-  obligations,
-  reduceAgent,
-  type ToolCatalog,
-} from "../../src/sessions/conversation";
+import { type AgentState, initialAgentState, reduceAgent } from "../../src/sessions/conversation";
 import type { SessionEventPayload, SessionEventType } from "../../src/sessions/events";
+import { obligations, type ToolCatalog } from "../../src/sessions/obligations";
 import { initialSummary, reduceSummary, type SessionEvent } from "../../src/sessions/summary";
 
 const tools: ToolCatalog = {

@@ -7,8 +7,8 @@
  */
 import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import type { SessionLive, TranscriptPage } from "../../src/sessions/agent-rpc";
 import { CONTEXT_BUDGETS } from "../../src/sessions/models/registry";
-import type { SessionLive, TranscriptPage } from "../../src/sessions/session-agent";
 import {
   api,
   createSession,

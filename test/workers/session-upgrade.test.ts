@@ -7,7 +7,7 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import type { TranscriptPage } from "../../src/sessions/session-agent";
+import type { TranscriptPage } from "../../src/sessions/agent-rpc";
 import type { StreamEvent } from "../../src/streams/messages";
 import {
   api,

@@ -12,13 +12,8 @@ import type { StateOf, TypedEvent } from "../../processors/contract";
 import type { BatchHookArgs, ProjectArgs } from "../../processors/processor";
 import { StreamProcessor } from "../../processors/processor";
 import { agentContract } from "../contracts";
-import {
-  obligations,
-  projectAgent,
-  reduceAgent,
-  type ToolCatalog,
-  upgradeAgentState,
-} from "../conversation";
+import { projectAgent, reduceAgent, upgradeAgentState } from "../conversation";
+import { obligations, type ToolCatalog } from "../obligations";
 import type { SessionEvent } from "../summary";
 import { transcriptTables } from "../transcript";
 
@@ -53,14 +48,7 @@ export class AgentProcessor extends StreamProcessor<typeof agentContract> {
     const owed = obligations(state, this.tools);
     if (owed.length === 0) return;
     await this.blockProcessorWhile(
-      this.append(
-        ...owed.map((o) => ({
-          type: o.type as never,
-          payload: o.payload as never,
-          key: o.key,
-          causeOffset: o.causeOffset,
-        })),
-      ).catch(async (error) => {
+      this.append(...owed).catch(async (error) => {
         if (!(error instanceof DomainError) || isFault(error.code)) throw error;
         const cause = owed[0]!;
         await this.append({

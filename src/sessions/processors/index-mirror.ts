@@ -37,6 +37,8 @@ export class IndexProcessor extends StreamProcessor<typeof indexContract> {
     private readonly write: (row: IndexRow) => Promise<void>,
     /** Whether a subscription key is one of this session's own processors. */
     private readonly ownKey: (key: string) => boolean,
+    /** Told after each batch which own subscriptions are parked (waiters on them give up). */
+    private readonly onParked: (parked: ParkedSubscription[]) => void = () => {},
   ) {
     super();
   }
@@ -82,6 +84,7 @@ export class IndexProcessor extends StreamProcessor<typeof indexContract> {
   }
 
   override async processBatch({ state, checkpoint }: BatchHookArgs<typeof indexContract>) {
+    if (state.parked.length > 0) this.onParked(state.parked);
     if (state.createdAt === null) return;
     const { summary } = state;
     const stuck = effectiveStatus(summary, state.parked);

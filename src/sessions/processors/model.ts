@@ -21,9 +21,10 @@
  * (`context/compaction-requested` → `context/compacted`, keyed by the request like everything
  * else, so a crash mid-compaction resumes and records it once); the summaries are this
  * processor's projection (table `compactions`). Requests written before issue 9 embed their
- * prompt and are run as written.
+ * prompt and are run as written. Building the prompt (references, compaction) is
+ * model-context.ts.
  */
-import type { LanguageModelV4, LanguageModelV4Prompt } from "@ai-sdk/provider";
+import type { LanguageModelV4 } from "@ai-sdk/provider";
 import type { z } from "zod";
 import { DomainError, isFault } from "../../errors/domain";
 import { HTTP_STATUS } from "../../errors/http";
@@ -35,20 +36,15 @@ import {
   type ProjectArgs,
   StreamProcessor,
 } from "../../processors/processor";
-import type { JsonValue } from "../../streams/messages";
 import {
   CHUNK_EVENT,
   type ChunkEventLike,
   type ContentRef,
   needsChunks,
-  readContent,
   storeContent,
-  truncateForPrompt,
-  utf8Bytes,
 } from "../content";
-import { COMPACTION_SYSTEM, compactionInput, planCompaction, systemWithSummary } from "../context";
 import { modelContract } from "../contracts";
-import type { ChatMessage, SessionEventPayload, toolSpecSchema } from "../events";
+import type { SessionEventPayload, toolSpecSchema } from "../events";
 import {
   type CollectedResponse,
   collectStream,
@@ -57,8 +53,8 @@ import {
   toModelError,
 } from "../models/collect";
 import { toPrompt } from "../prompt";
-import { byteLength, messageSizes, readMessages } from "../transcript";
 import { DeltaWriter } from "./delta-writer";
+import { type Built, type Compaction, ModelContext } from "./model-context";
 
 type ToolSpec = z.infer<typeof toolSpecSchema>;
 
@@ -89,11 +85,6 @@ export interface ModelRuntime {
   contextBudget(model: string): number;
 }
 
-interface Built {
-  prompt: LanguageModelV4Prompt;
-  tools: ToolSpec[];
-}
-
 export class ModelProcessor extends StreamProcessor<typeof modelContract> {
   readonly contract = modelContract;
   /** Summaries standing in for transcript messages `[0, through)` (one row per compaction). */
@@ -104,8 +95,11 @@ export class ModelProcessor extends StreamProcessor<typeof modelContract> {
   readonly #running = new Map<string, { turnId: string; abort: AbortController }>();
   readonly #delivered = new Map<string, SessionEventPayload<"model/request-requested">>();
 
+  readonly #context: ModelContext;
+
   constructor(private readonly runtime: ModelRuntime) {
     super();
+    this.#context = new ModelContext(runtime);
   }
 
   get running(): number {
@@ -240,41 +234,6 @@ export class ModelProcessor extends StreamProcessor<typeof modelContract> {
     });
   }
 
-  /**
-   * The messages with every content reference read back and every content cut to the
-   * per-content budget (with a note saying how much the model does not see).
-   */
-  async #resolve(
-    messages: ChatMessage[],
-    budget = this.runtime.contentBudgetBytes,
-  ): Promise<ChatMessage[]> {
-    const read = async (ref: ContentRef) => {
-      const { text } = await readContent(ref, (offset) => this.runtime.readEvent(offset), {
-        maxBytes: budget,
-      });
-      return truncateForPrompt(text, ref.bytes, budget);
-    };
-    const cut = (text: string) =>
-      text.length * 3 <= budget ? text : truncateForPrompt(text, utf8Bytes(text), budget);
-    const out: ChatMessage[] = [];
-    for (const message of messages) {
-      if (message.role === "tool") {
-        const { resultRef, ...rest } = message;
-        if (resultRef) {
-          const text = await read(resultRef);
-          out.push({ ...rest, result: resultRef.bytes <= budget ? parseJson(text) : text });
-        } else {
-          const json = JSON.stringify(message.result) ?? "null";
-          out.push(utf8Bytes(json) <= budget ? rest : { ...rest, result: cut(json) });
-        }
-      } else {
-        const { contentRef, ...rest } = message;
-        out.push({ ...rest, content: contentRef ? await read(contentRef) : cut(message.content) });
-      }
-    }
-    return out;
-  }
-
   #abort(which: (turnId: string) => boolean) {
     for (const run of this.#running.values()) if (which(run.turnId)) run.abort.abort();
   }
@@ -325,10 +284,18 @@ export class ModelProcessor extends StreamProcessor<typeof modelContract> {
         let built: Built;
         if (spec.messages !== undefined) {
           // A request written before issue 9 embeds its prompt; it runs as written.
-          const messages = await this.#resolve(spec.messages);
+          const messages = await this.#context.resolve(spec.messages);
           built = { prompt: toPrompt(spec.system ?? "", messages), tools: spec.tools ?? [] };
         } else {
-          const context = await this.#context(requestId, request, spec, model, signal, compacted);
+          const context = await this.#context.build(
+            requestId,
+            request,
+            spec,
+            model,
+            signal,
+            compacted,
+            (...events) => this.append(...events),
+          );
           compacted = context.compaction;
           built = context.built;
         }
@@ -383,130 +350,6 @@ export class ModelProcessor extends StreamProcessor<typeof modelContract> {
         );
       return;
     }
-  }
-  /** The latest compaction covering at most the first `n` messages. */
-  #latestCompaction(n: number): Compaction | null {
-    const tables = this.runtime.tables();
-    const row = tables
-      .exec<{ through: number; summary: string }>(
-        `SELECT through, summary FROM ${tables.name("compactions")} WHERE through <= ? ORDER BY through DESC LIMIT 1`,
-        n,
-      )
-      .toArray()[0];
-    return row ? { through: row.through, summary: row.summary } : null;
-  }
-
-  /**
-   * Builds the prompt of a request that references the transcript: waits for the history to
-   * be committed through the request, compacts when the window exceeds the budget, then reads
-   * the window. Deterministic for a given request, so a re-execution plans the same compaction.
-   */
-  async #context(
-    requestId: string,
-    request: Request,
-    spec: SessionEventPayload<"model/request-requested">,
-    model: LanguageModelV4,
-    signal: AbortSignal,
-    known: Compaction | null,
-  ): Promise<{ built: Built; compaction: Compaction | null }> {
-    await this.runtime.waitForHistory(request.offset);
-    const n = spec.messageCount ?? 0;
-    const { system, tools } = this.runtime.session();
-    const transcript = this.runtime.transcript();
-    let compaction = known ?? this.#latestCompaction(n);
-    const from = compaction?.through ?? 0;
-    const fixedBytes =
-      byteLength(system) +
-      byteLength(JSON.stringify(tools)) +
-      byteLength(compaction?.summary ?? "");
-    const budget = this.runtime.contextBudget(spec.model);
-    const through = planCompaction({
-      budget,
-      fixedBytes,
-      from,
-      // Referenced content counts with its stored size, up to the per-message cap it is cut to.
-      sizes: messageSizes(transcript, from, n).map((m) => ({
-        ...m,
-        bytes: Math.min(m.bytes, this.runtime.contentBudgetBytes),
-      })),
-    });
-    if (through !== null && !(known && known.through >= through)) {
-      const range = { requestId, fromMessage: from, throughMessage: through };
-      await this.append({
-        type: "context/compaction-requested",
-        payload: range,
-        key: "compaction-requested",
-        causeOffset: request.offset,
-      });
-      const perMessage = Math.max(1_024, Math.floor(budget / (2 * (through - from))));
-      const covered = await this.#resolve(
-        readMessages(transcript, from, through).map((m) => m.message),
-        Math.min(perMessage, this.runtime.contentBudgetBytes),
-      );
-      const result = await collectStream(
-        model,
-        {
-          prompt: [
-            { role: "system", content: COMPACTION_SYSTEM },
-            {
-              role: "user",
-              content: [
-                {
-                  type: "text",
-                  text: compactionInput(compaction?.summary ?? null, covered, perMessage),
-                },
-              ],
-            },
-          ],
-          maxOutputTokens: Math.max(256, Math.floor(budget / 16)),
-          abortSignal: signal,
-          providerOptions: { scripted: { requestId, task: "compaction" } },
-        },
-        () => undefined,
-      );
-      // The stored event wins: a re-execution after a crash gets the first summary back.
-      const summary = truncate(result.text, Math.floor(budget / 4));
-      const [stored] = await this.append({
-        type: "context/compacted",
-        payload: { ...range, summary },
-        key: "compacted",
-        causeOffset: request.offset,
-      });
-      const payload = stored?.payload as { throughMessage: number; summary: string } | undefined;
-      compaction = {
-        through: payload?.throughMessage ?? through,
-        summary: payload?.summary ?? summary,
-      };
-    }
-    const start = compaction?.through ?? 0;
-    const window = await this.#resolve(readMessages(transcript, start, n).map((m) => m.message));
-    return {
-      built: {
-        prompt: toPrompt(systemWithSummary(system, compaction?.summary ?? null), window),
-        tools,
-      },
-      compaction,
-    };
-  }
-}
-
-function truncate(text: string, maxBytes: number): string {
-  if (byteLength(text) <= maxBytes) return text;
-  let out = text.slice(0, maxBytes);
-  while (byteLength(out) > maxBytes) out = out.slice(0, -Math.max(1, Math.floor(out.length / 10)));
-  return `${out}…`;
-}
-
-interface Compaction {
-  through: number;
-  summary: string;
-}
-
-function parseJson(text: string): JsonValue {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
   }
 }
 

@@ -4,7 +4,8 @@
  * every batch it asks for approvals that are owed and runs approved calls. Execution goes
  * through a per-call row in the session's SQLite (tool_executions), so a tool runs at most
  * once per tool call id whatever is redelivered or restarted; a synchronous tool's effect
- * and its recorded result commit in one transaction, so it runs exactly once.
+ * and its recorded result commit in one transaction, so it runs exactly once (that ledger is
+ * tool-executions.ts).
  *
  * Large results: a result whose JSON exceeds the inline limit is appended as chunk events
  * before `tool/call-completed`, which then carries `resultRef` (content.ts); in the session's
@@ -28,35 +29,12 @@ import {
   StreamProcessor,
 } from "../../processors/processor";
 import type { JsonValue } from "../../streams/messages";
-import {
-  CHUNK_EVENT,
-  type ContentRef,
-  MAX_TOOL_RESULT_BYTES,
-  needsChunks,
-  splitText,
-  storeContent,
-  utf8Bytes,
-} from "../content";
+import { CHUNK_EVENT, type ContentRef, needsChunks, storeContent } from "../content";
 import { toolsContract } from "../contracts";
 import type { ToolRegistry } from "../tools/define";
+import { type Outcome, ToolExecutions } from "./tool-executions";
 
 type Call = StateOf<typeof toolsContract>["calls"][string];
-type Outcome = { result: JsonValue; isError: boolean };
-
-const SCHEMA = `CREATE TABLE IF NOT EXISTS tool_executions (
-  tool_call_id TEXT PRIMARY KEY,
-  status TEXT NOT NULL,
-  result TEXT,
-  is_error INTEGER
-);
-CREATE TABLE IF NOT EXISTS tool_result_chunks (
-  tool_call_id TEXT NOT NULL,
-  idx INTEGER NOT NULL,
-  text TEXT NOT NULL,
-  PRIMARY KEY (tool_call_id, idx)
-)`;
-/** A stored result larger than this is kept in several rows of tool_result_chunks. */
-const ROW_TEXT_BYTES = 512 * 1024;
 
 export interface ToolRuntime {
   storage: DurableObjectStorage;
@@ -76,12 +54,14 @@ export class ToolProcessor extends StreamProcessor<typeof toolsContract> {
       "tool_call_id TEXT PRIMARY KEY, tool_name TEXT NOT NULL, status TEXT NOT NULL, approved INTEGER, reason TEXT, at INTEGER NOT NULL",
   };
 
+  readonly #executions: ToolExecutions;
+
   constructor(
-    private readonly registry: ToolRegistry,
+    readonly registry: ToolRegistry,
     private readonly runtime: ToolRuntime,
   ) {
     super();
-    runtime.storage.sql.exec(SCHEMA);
+    this.#executions = new ToolExecutions(registry, runtime);
   }
 
   reduce({
@@ -240,7 +220,7 @@ export class ToolProcessor extends StreamProcessor<typeof toolsContract> {
           call.status === "denied"
             ? denied(call)
             : state.enabled.includes(call.toolName)
-              ? await this.#executeOnce(toolCallId, call)
+              ? await this.#executions.runOnce(toolCallId, call)
               : {
                   result: { error: `tool ${call.toolName} is not enabled for this session` },
                   isError: true,
@@ -287,115 +267,6 @@ export class ToolProcessor extends StreamProcessor<typeof toolsContract> {
         isError: true,
       });
     }
-  }
-
-  async #executeOnce(toolCallId: string, call: Call): Promise<Outcome> {
-    const sql = this.runtime.storage.sql;
-    const row = sql
-      .exec<{ status: string; result: string | null; is_error: number | null }>(
-        "SELECT status, result, is_error FROM tool_executions WHERE tool_call_id = ?",
-        toolCallId,
-      )
-      .toArray()[0];
-    if (row?.status === "released") {
-      // Its completion is already stored; appending again returns that original (same key).
-      return { result: { error: "result already delivered" }, isError: true };
-    }
-    if (row?.status === "done")
-      return {
-        result: JSON.parse(row.result ?? this.#storedChunks(toolCallId)) as JsonValue,
-        isError: row.is_error === 1,
-      };
-    if (row?.status === "running") {
-      return this.#record(toolCallId, {
-        result: {
-          error: `${call.toolName} was interrupted while running; its outcome is unknown and it was not run again`,
-        },
-        isError: true,
-      });
-    }
-    const parsed = this.registry.parseInput(call.toolName, call.input);
-    if (!parsed.ok)
-      return this.#record(toolCallId, { result: { error: parsed.error }, isError: true });
-    const tool = this.registry.get(call.toolName)!;
-    const context = { sql, sessionId: this.runtime.sessionId(), toolCallId };
-    let pending: Promise<JsonValue> | null = null;
-    let outcome: Outcome | null = null;
-    try {
-      this.runtime.storage.transactionSync(() => {
-        sql.exec(
-          "INSERT INTO tool_executions (tool_call_id, status) VALUES (?, 'running')",
-          toolCallId,
-        );
-        const value = tool.execute(parsed.input as never, context);
-        if (value instanceof Promise) pending = value;
-        else outcome = this.#record(toolCallId, { result: value, isError: false });
-      });
-    } catch (error) {
-      // A synchronous failure rolled the transaction back, the tool's own writes included.
-      return this.#record(toolCallId, {
-        result: { error: String((error as Error)?.message ?? error) },
-        isError: true,
-      });
-    }
-    if (outcome) return outcome;
-    let settled: Outcome;
-    try {
-      settled = { result: await pending!, isError: false };
-    } catch (error) {
-      settled = { result: { error: String((error as Error)?.message ?? error) }, isError: true };
-    }
-    return this.runtime.storage.transactionSync(() => this.#record(toolCallId, settled));
-  }
-
-  /**
-   * Records the outcome (inside the caller's transaction). A result over the size limit is
-   * replaced by an error result; one larger than a row is stored in row-sized pieces.
-   */
-  #record(toolCallId: string, given: Outcome): Outcome {
-    const sql = this.runtime.storage.sql;
-    let outcome = given;
-    let json = JSON.stringify(outcome.result) ?? "null";
-    if (json.length > MAX_TOOL_RESULT_BYTES / 3 && utf8Bytes(json) > MAX_TOOL_RESULT_BYTES) {
-      outcome = {
-        result: {
-          error: `the result of ${utf8Bytes(json)} bytes exceeds the ${MAX_TOOL_RESULT_BYTES}-byte limit of a tool result`,
-        },
-        isError: true,
-      };
-      json = JSON.stringify(outcome.result);
-    }
-    const pieces = json.length * 3 > ROW_TEXT_BYTES ? splitText(json, ROW_TEXT_BYTES) : [json];
-    sql.exec("DELETE FROM tool_result_chunks WHERE tool_call_id = ?", toolCallId);
-    if (pieces.length > 1)
-      pieces.forEach((text, idx) => {
-        sql.exec(
-          "INSERT INTO tool_result_chunks (tool_call_id, idx, text) VALUES (?, ?, ?)",
-          toolCallId,
-          idx,
-          text,
-        );
-      });
-    sql.exec(
-      `INSERT INTO tool_executions (tool_call_id, status, result, is_error) VALUES (?, 'done', ?, ?)
-       ON CONFLICT (tool_call_id) DO UPDATE SET status = 'done', result = excluded.result, is_error = excluded.is_error`,
-      toolCallId,
-      pieces.length > 1 ? null : json,
-      outcome.isError ? 1 : 0,
-    );
-    return outcome;
-  }
-
-  /** A result stored in pieces, joined (a result row without its pieces is corrupt). */
-  #storedChunks(toolCallId: string): string {
-    const rows = this.runtime.storage.sql
-      .exec<{ text: string }>(
-        "SELECT text FROM tool_result_chunks WHERE tool_call_id = ? ORDER BY idx",
-        toolCallId,
-      )
-      .toArray();
-    if (rows.length === 0) throw new Error(`stored result of tool call ${toolCallId} is missing`);
-    return rows.map((r) => r.text).join("");
   }
 }
 

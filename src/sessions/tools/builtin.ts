@@ -80,13 +80,7 @@ export const blobMake = defineTool({
   execute: ({ bytes }) => blobText(bytes),
 });
 
-export const builtinTools = new ToolRegistry([
-  echo,
-  clockNow,
-  notesWrite,
-  notesRead,
-  blobMake,
-] as never[]);
+export const builtinTools = new ToolRegistry([echo, clockNow, notesWrite, notesRead, blobMake]);
 
 /** The tools a session gets when it names none (test-only tools left out). */
 export const DEFAULT_TOOLS = ["echo", "clock_now", "notes_write", "notes_read"];

@@ -19,7 +19,8 @@ export interface ToolContext {
   toolCallId: string;
 }
 
-export interface Tool<I extends z.ZodType = z.ZodType> {
+/** A tool as written: `execute` takes the parsed input of its own schema. */
+export interface ToolDefinition<I extends z.ZodType> {
   name: string;
   description: string;
   input: I;
@@ -27,10 +28,23 @@ export interface Tool<I extends z.ZodType = z.ZodType> {
   execute(input: z.output<I>, context: ToolContext): JsonValue | Promise<JsonValue>;
 }
 
-export function defineTool<I extends z.ZodType>(tool: Tool<I>): Tool<I> {
+/**
+ * A tool as the registry holds it, its input type erased: `execute` takes the input that
+ * `ToolRegistry.parseInput` produced and checks it against the schema again, so a registry
+ * of tools with different inputs needs no cast.
+ */
+export interface Tool {
+  name: string;
+  description: string;
+  input: z.ZodType;
+  needsApproval: boolean;
+  execute(input: unknown, context: ToolContext): JsonValue | Promise<JsonValue>;
+}
+
+export function defineTool<I extends z.ZodType>(tool: ToolDefinition<I>): Tool {
   if (!/^[a-z_][a-z0-9_]{0,63}$/.test(tool.name))
     throw new Error(`tool name ${JSON.stringify(tool.name)} is not snake_case`);
-  return tool;
+  return { ...tool, execute: (input, context) => tool.execute(tool.input.parse(input), context) };
 }
 
 export class ToolRegistry {
@@ -39,7 +53,7 @@ export class ToolRegistry {
   constructor(tools: Tool[]) {
     for (const tool of tools) {
       if (this.#tools.has(tool.name)) throw new Error(`tool ${tool.name} is defined twice`);
-      this.#tools.set(tool.name, tool as Tool);
+      this.#tools.set(tool.name, tool);
     }
   }
 
