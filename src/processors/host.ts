@@ -85,6 +85,8 @@ export class ProcessorHost {
    * full schema walk per read.
    */
   readonly #validated = new Map<string, string>();
+  /** Processors whose stream binding is stored (checked once per instance, not per batch). */
+  readonly #bound = new Map<string, string>();
 
   constructor(
     private readonly ctx: DurableObjectState,
@@ -245,6 +247,7 @@ export class ProcessorHost {
   reset(name: string): void {
     const processor = this.#processor(name);
     this.#validated.delete(name);
+    this.#bound.delete(name);
     this.ctx.storage.transactionSync(() => {
       for (const local of Object.keys(processor.tables ?? {}))
         this.ctx.storage.sql.exec(`DELETE FROM ${processorTableName(name, local)}`);
@@ -263,6 +266,8 @@ export class ProcessorHost {
    * consume a second stream.
    */
   #bind(name: string, streamName: string): void {
+    // Bound once, a processor stays bound until `reset` (every batch passes here).
+    if (this.#bound.get(name) === streamName) return;
     const row = this.ctx.storage.sql
       .exec<{ stream: string }>("SELECT stream FROM processor_streams WHERE processor = ?", name)
       .toArray()[0];
@@ -280,6 +285,7 @@ export class ProcessorHost {
         streamName,
       );
     }
+    this.#bound.set(name, streamName);
   }
 
   /** Subscribes a registered processor to a stream (idempotent for the same settings). */
