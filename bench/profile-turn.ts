@@ -37,19 +37,36 @@ function cdp(wsUrl: string) {
     headers: { origin: "http://127.0.0.1" },
   } as unknown as string[]);
   let id = 0;
-  const pending = new Map<number, (v: unknown) => void>();
+  const pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
+  let failure: Error | null = null;
+  const fail = (error: Error) => {
+    failure ??= error;
+    for (const p of pending.values()) p.reject(failure);
+    pending.clear();
+  };
   ws.addEventListener("message", (e) => {
     const msg = JSON.parse(String(e.data)) as { id?: number; result?: unknown; error?: unknown };
-    if (msg.id !== undefined)
-      pending.get(msg.id)?.(msg.error ? Promise.reject(msg.error) : msg.result);
+    if (msg.id === undefined) return;
+    const waiter = pending.get(msg.id);
+    pending.delete(msg.id);
+    if (msg.error) waiter?.reject(new Error(`inspector: ${JSON.stringify(msg.error)}`));
+    else waiter?.resolve(msg.result);
   });
-  const opened = new Promise((r) => ws.addEventListener("open", r));
+  const opened = new Promise<void>((resolve, reject) => {
+    ws.addEventListener("open", () => resolve());
+    ws.addEventListener("error", () => {
+      const error = new Error(`inspector connection to ${wsUrl} failed`);
+      fail(error);
+      reject(error);
+    });
+    ws.addEventListener("close", () => fail(new Error("inspector connection closed")));
+  });
   return {
-    opened,
     send: async <T = unknown>(method: string, params: object = {}): Promise<T> => {
       await opened;
+      if (failure) throw failure;
       const n = ++id;
-      const p = new Promise((r) => pending.set(n, r));
+      const p = new Promise<unknown>((resolve, reject) => pending.set(n, { resolve, reject }));
       ws.send(JSON.stringify({ id: n, method, params }));
       return p as Promise<T>;
     },
@@ -107,6 +124,10 @@ async function main() {
     inspectorPort: inspector,
     vars: { SCRIPTED_MODEL_DELAY_MS: "0" },
   });
+  const guard = setTimeout(() => {
+    console.error("bench:profile exceeded its time limit");
+    void server.stop("SIGKILL").then(() => process.exit(1));
+  }, 240_000);
   try {
     const targets = (await (await fetch(`http://127.0.0.1:${inspector}/json`)).json()) as {
       webSocketDebuggerUrl: string;
@@ -154,6 +175,7 @@ async function main() {
     client.close();
     await sse.close();
   } finally {
+    clearTimeout(guard);
     await server.stop();
   }
 }
