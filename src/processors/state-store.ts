@@ -32,6 +32,16 @@ export interface ReducedStep {
 
 export class ProcessorStateStore {
   readonly #tables = new Map<string, ProcessorTables>();
+  /**
+   * Per processor, the stored state text this store last validated and found in the schema's
+   * output shape (its own commit, or a read the schema left unchanged): reading back that
+   * exact text skips re-validation, since the schema would return it as it is. Every batch
+   * and RPC reads the state, so this is one JSON.parse instead of a full schema walk per read.
+   * Any other text (written behind its back, upgraded, reset) is validated as before.
+   */
+  readonly #validated = new Map<string, string>();
+  /** Processors whose stream binding is stored (checked once per instance, not per batch). */
+  readonly #bound = new Map<string, string>();
 
   constructor(private readonly storage: DurableObjectStorage) {
     storage.sql.exec(SCHEMA);
@@ -96,6 +106,8 @@ export class ProcessorStateStore {
         state: structuredClone(processor.contract.initialState) as StateOf<K>,
         checkpoint: 0,
       };
+    if (this.#validated.get(name) === row.state)
+      return { state: JSON.parse(row.state) as StateOf<K>, checkpoint: row.checkpoint };
     let stored: unknown;
     try {
       stored = JSON.parse(row.state);
@@ -123,11 +135,15 @@ export class ProcessorStateStore {
         `it does not match its schema ${issueText(parsed.error)}`,
       );
     }
+    // Only a text already in the schema's output shape (defaults filled) can skip the schema.
+    if (!upgrade && JSON.stringify(parsed.data) === row.state) this.#validated.set(name, row.state);
     return { state: parsed.data as StateOf<K>, checkpoint: row.checkpoint };
   }
 
   /** Forgets a processor's state, checkpoint and table rows (to rebuild it from its stream). */
   reset(name: string, processor: StreamProcessor<AnyContract>): void {
+    this.#validated.delete(name);
+    this.#bound.delete(name);
     this.storage.transactionSync(() => {
       for (const local of Object.keys(processor.tables ?? {}))
         this.storage.sql.exec(`DELETE FROM ${processorTableName(name, local)}`);
@@ -142,6 +158,8 @@ export class ProcessorStateStore {
    * consume a second stream.
    */
   bind(name: string, streamName: string): void {
+    // Bound once, a processor stays bound until `reset` (every batch passes here).
+    if (this.#bound.get(name) === streamName) return;
     const row = this.storage.sql
       .exec<{ stream: string }>("SELECT stream FROM processor_streams WHERE processor = ?", name)
       .toArray()[0];
@@ -155,6 +173,7 @@ export class ProcessorStateStore {
         streamName,
       );
     }
+    this.#bound.set(name, streamName);
   }
 
   /**
@@ -171,10 +190,11 @@ export class ProcessorStateStore {
     const valid = processor.contract.state.safeParse(state);
     if (!valid.success)
       throw new Error(
-        `processor ${name}: reduced state does not match its schema: ${valid.error.message}`,
+        `processor ${name}: reduced state does not match its schema ${issueText(valid.error)}`,
       );
     const project = processor.project?.bind(processor);
     const tables = project ? this.tables(name, processor) : null;
+    const text = JSON.stringify(valid.data);
     this.storage.transactionSync(() => {
       if (project && tables) for (const step of reduced) project({ ...step, tables });
       this.storage.sql.exec(
@@ -182,10 +202,11 @@ export class ProcessorStateStore {
          ON CONFLICT (processor) DO UPDATE SET state = excluded.state, checkpoint = excluded.checkpoint,
            updated_at = excluded.updated_at WHERE excluded.checkpoint > processor_state.checkpoint`,
         name,
-        JSON.stringify(valid.data),
+        text,
         checkpoint,
         Date.now(),
       );
     });
+    this.#validated.set(name, text);
   }
 }

@@ -113,7 +113,7 @@ export class Deliveries {
     if (!meta || meta.soft_deleted) return;
     for (const sub of this.table.all()) {
       if (this.#due(sub, meta, now) && !this.#inFlight.has(sub.key))
-        this.deps.background(this.run(sub.key));
+        this.deps.background(this.run(sub.key, sub));
     }
   }
 
@@ -144,18 +144,22 @@ export class Deliveries {
     return next;
   }
 
-  /** Delivers batches to one subscription until it is caught up or a delivery fails. */
-  async run(key: string): Promise<void> {
+  /**
+   * Delivers batches to one subscription until it is caught up or a delivery fails. `read` is
+   * its row as just read in the same synchronous step (kick), which spares reading it again.
+   */
+  async run(key: string, read?: Subscription): Promise<void> {
     if (this.#inFlight.has(key)) return;
     this.#inFlight.add(key);
     try {
-      for (;;) {
+      for (let first = true; ; first = false) {
         const meta = this.log.meta();
-        const sub = this.table.get(key);
+        const sub = first && read ? read : this.table.get(key);
         if (!meta || meta.soft_deleted || !sub || !this.#due(sub, meta, Date.now())) return;
         const batch = this.#batch(sub, meta);
         if (batch.events.length === 0) {
-          this.log.transaction(() => this.table.delivered(key, batch.nextOffset - 1));
+          // Nothing for it in the range: one UPDATE moves the cursor (atomic on its own).
+          this.table.delivered(key, batch.nextOffset - 1);
           continue;
         }
         if (!(await this.#deliver(sub, batch))) return;
@@ -321,10 +325,16 @@ export class Deliveries {
   ): void {
     const current = this.table.get(sub.key);
     if (!current || current.anchorOffset !== sub.anchorOffset) return;
+    // Each table write is one UPDATE, atomic by itself: only a health event needs the
+    // transaction that commits the two together (most settles are plain acknowledgements).
+    if (!event) {
+      write();
+      return;
+    }
     const meta = this.log.meta();
     this.log.transaction(() => {
       write();
-      if (event && meta && meta.closed_at === null) {
+      if (meta && meta.closed_at === null) {
         this.core.append({
           body: { kind: "messages", messages: [encodeEvent(event)] },
           system: true,

@@ -36,11 +36,16 @@ export interface Subscription {
   secret: string | null;
 }
 
+/**
+ * The delivery-state columns, checked on every read. The configuration columns (callable,
+ * event types, start) are JSON text validated by `configOf`, once per distinct text: they
+ * are read on every commit (deliveries are kicked per commit) but change only on reconfigure.
+ */
 const rowSchema = z.object({
   key: z.string(),
-  callable: z.string().transform((s) => callableSchema.parse(JSON.parse(s))),
-  event_types: z.string().transform((s) => z.array(z.string()).parse(JSON.parse(s))),
-  start_at: z.string().transform((s) => startAtSchema.parse(JSON.parse(s))),
+  callable: z.string(),
+  event_types: z.string(),
+  start_at: z.string(),
   anchor_offset: z.number().int(),
   cursor: z.number().int(),
   health: z.enum(["active", "failing", "parked"]),
@@ -52,6 +57,25 @@ const rowSchema = z.object({
   stuck_through: z.number().int().nullable(),
   secret: z.string().nullable(),
 });
+
+type Config = Pick<Subscription, "callable" | "eventTypes" | "startAt">;
+/** Parsed configurations by their stored text; bounded (cleared when it outgrows the table). */
+const CONFIG_CACHE_MAX = 256;
+const configCache = new Map<string, Readonly<Config>>();
+
+function configOf(callable: string, eventTypes: string, startAt: string): Readonly<Config> {
+  const text = `${callable}\u0000${eventTypes}\u0000${startAt}`;
+  const cached = configCache.get(text);
+  if (cached) return cached;
+  const config: Config = Object.freeze({
+    callable: Object.freeze(callableSchema.parse(JSON.parse(callable))),
+    eventTypes: Object.freeze(z.array(z.string()).parse(JSON.parse(eventTypes))) as string[],
+    startAt: startAtSchema.parse(JSON.parse(startAt)),
+  });
+  if (configCache.size >= CONFIG_CACHE_MAX) configCache.clear();
+  configCache.set(text, config);
+  return config;
+}
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS stream_subscriptions (
@@ -221,15 +245,19 @@ export class SubscriptionTable {
 
 function toSubscription(raw: Record<string, SqlStorageValue>): Subscription {
   const parsed = rowSchema.safeParse(raw);
-  if (!parsed.success) {
-    throw corruptRecord(`stored subscription ${String(raw.key)}`, issueText(parsed.error));
+  let config: Readonly<Config>;
+  try {
+    if (!parsed.success) throw new Error(issueText(parsed.error));
+    config = configOf(parsed.data.callable, parsed.data.event_types, parsed.data.start_at);
+  } catch (error) {
+    throw corruptRecord(`stored subscription ${String(raw.key)}`, (error as Error).message);
   }
   const row = parsed.data;
   return {
     key: row.key,
-    callable: row.callable,
-    eventTypes: row.event_types,
-    startAt: row.start_at,
+    callable: config.callable,
+    eventTypes: config.eventTypes,
+    startAt: config.startAt,
     anchorOffset: row.anchor_offset,
     cursor: row.cursor,
     health: row.health,

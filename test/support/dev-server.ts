@@ -25,6 +25,8 @@ export interface DevServerOptions {
   migrate?: boolean;
   /** Path of the wrangler config to use (default: `wrangler.toml` in the working directory). */
   config?: string;
+  /** Port for workerd's V8 inspector (Chrome DevTools protocol), e.g. for CPU profiles. */
+  inspectorPort?: number;
 }
 
 /** Signals wrangler and everything it started (workerd); a SIGKILL is a real crash. */
@@ -91,6 +93,7 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
     persistDir,
     "--show-interactive-dev-session=false",
     ...configArgs,
+    ...(options.inspectorPort ? ["--inspector-port", String(options.inspectorPort)] : []),
   ];
   for (const [key, value] of Object.entries(options.vars ?? {}))
     args.push("--var", `${key}:${value}`);

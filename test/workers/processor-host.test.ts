@@ -235,6 +235,25 @@ describe("reduce and checkpoint", () => {
     expect(JSON.parse(stored)).toEqual({ total: 42, seen: 1 });
   });
 
+  it("a stored state changed behind the host's back is validated again (no stale skip)", async () => {
+    const { name, stub } = newHost("tampered");
+    expect(await stub.deliverTo("counter", batchOf("counter", name, [inc(1, 5)]))).toEqual({
+      ackOffset: 1,
+    });
+    // Read twice: the second read of the same text may skip the schema, and must agree.
+    expect(await stub.snapshot("counter")).toEqual({ state: { total: 5, seen: 1 }, checkpoint: 1 });
+    expect(await stub.snapshot("counter")).toEqual({ state: { total: 5, seen: 1 }, checkpoint: 1 });
+    await runInDurableObject(stub, (_instance, state) => {
+      state.storage.sql.exec(
+        "UPDATE processor_state SET state = ? WHERE processor = 'counter'",
+        JSON.stringify({ total: "five", seen: 1 }),
+      );
+    });
+    expect((await rejectionOf(stub.snapshot("counter"))).message).toMatch(
+      /stored state of processor counter does not match its schema/,
+    );
+  });
+
   it("an unknown processor in the subscription key is refused without touching state", async () => {
     const { name, stub } = newHost("unknown");
     const error = await rejectionOf(stub.deliverTo("nope", batchOf("nope", name, [inc(1, 1)])));
