@@ -250,7 +250,7 @@ describe("reduce and checkpoint", () => {
       );
     });
     expect((await rejectionOf(stub.snapshot("counter"))).message).toMatch(
-      /stored state of processor counter does not match its schema/,
+      /stored state of processor counter is corrupt: it does not match its schema/,
     );
   });
 
