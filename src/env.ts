@@ -4,10 +4,10 @@
  */
 import { z } from "zod";
 import type { SessionAgent } from "./sessions/session-agent";
-import type { StreamDurableObject } from "./streams/stream-do";
+import type { StreamNamespace } from "./streams/stream-rpc";
 
 export interface Env {
-  STREAMS: DurableObjectNamespace<StreamDurableObject>;
+  STREAMS: StreamNamespace;
   SESSIONS: DurableObjectNamespace<SessionAgent>;
   DB: D1Database;
   /** Static files (public/: the /docs script), served ahead of the worker by Workers Assets. */

@@ -20,7 +20,7 @@ import { createApiKey, createTenant, revokeApiKey, tenantIdSchema } from "../db/
 import { unwrap } from "../rpc/result";
 import { type SessionAgentRpc, sessionObjectName, sessionPath } from "../sessions/session-agent";
 import { streamName } from "../streams/naming";
-import type { StreamDurableObject } from "../streams/stream-do";
+import { streamStub } from "../streams/stub";
 import type { AppEnv } from "./app";
 import { ApiError, notFound } from "./errors";
 import { parkingAction } from "./subscriptions";
@@ -106,12 +106,8 @@ export function adminRoutes() {
       c.env.SESSIONS.idFromName(sessionObjectName(id, session)),
     ) as unknown as SessionAgentRpc;
     const name = streamName(id, sessionPath(session));
-    const streamStub = c.env.STREAMS.get(c.env.STREAMS.idFromName(name)) as unknown as Pick<
-      StreamDurableObject,
-      "storageStats"
-    >;
     const agent = await unwrap(agentStub.storageStats());
-    const stream = await unwrap(streamStub.storageStats());
+    const stream = await unwrap(streamStub(c.env, name).storageStats());
     return c.json({ session, stream, agent });
   });
 

@@ -18,7 +18,7 @@ import { parseApiKey } from "../db/tenants";
 import { unwrap } from "../rpc/result";
 import { streamName } from "../streams/naming";
 import { validateStreamPath } from "../streams/path";
-import type { StreamDurableObject } from "../streams/stream-do";
+import { streamStub } from "../streams/stub";
 import {
   eventTypesSchema,
   type Principal,
@@ -71,8 +71,6 @@ export function principalOf(c: Context<AppEnv>): Principal {
   return `tenant:${c.get("tenant")}/key:${key}`;
 }
 
-type ParkingApi = Pick<StreamDurableObject, "resumeSubscription" | "skipSubscription">;
-
 /** Resume or skip a parked subscription of `tenant`'s stream, as `principal`. */
 export async function parkingAction(
   c: Context<AppEnv>,
@@ -81,9 +79,7 @@ export async function parkingAction(
   action: "resume" | "skip",
 ): Promise<Response> {
   const { stream, key } = query(c, addressSchema);
-  const stub = c.env.STREAMS.get(
-    c.env.STREAMS.idFromName(streamName(tenant, stream)),
-  ) as unknown as ParkingApi;
+  const stub = streamStub(c.env, streamName(tenant, stream));
   if (action === "resume") {
     const subscription = await unwrap(stub.resumeSubscription(key, principal));
     return c.json({ stream, subscription });
@@ -99,12 +95,7 @@ export async function parkingAction(
 export function subscriptionRoutes() {
   const routes = new Hono<AppEnv>();
   const stub = (c: Context<AppEnv>, path: string) =>
-    c.env.STREAMS.get(
-      c.env.STREAMS.idFromName(streamName(c.get("tenant"), path)),
-    ) as unknown as Pick<
-      StreamDurableObject,
-      "configureSubscription" | "listSubscriptions" | "removeSubscription"
-    >;
+    streamStub(c.env, streamName(c.get("tenant"), path));
 
   routes.put("/", async (c) => {
     const body = await jsonBody(c, putSchema);

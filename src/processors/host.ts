@@ -28,6 +28,7 @@ import { ApiError } from "../http/errors";
 import { type RpcResult, rpcFail, rpcOk, unwrap } from "../rpc/result";
 import type { DeliveryBatch } from "../streams/delivery";
 import type { StreamEvent } from "../streams/messages";
+import { streamStub } from "../streams/stub";
 import type { StartAt } from "../streams/system-events";
 import { trace } from "../trace";
 import { type AnyContract, consumedTypes, type StateOf, type TypedEvent } from "./contract";
@@ -489,12 +490,7 @@ export class ProcessorHost {
   }
 
   async #append(streamName: string, events: AppendRequest[]): Promise<StreamEvent[]> {
-    const stub: {
-      appendBatch(
-        events: AppendRequest[],
-        options: { asProcessor: true },
-      ): Promise<RpcResult<StreamEvent[]>>;
-    } = this.env.STREAMS.get(this.env.STREAMS.idFromName(streamName)) as never;
+    const stub = streamStub(this.env, streamName);
     trace("host.append", () => ({
       stream: streamName,
       processor: currentRun.getStore()?.processor,

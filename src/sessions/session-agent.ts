@@ -18,7 +18,8 @@ import { type RpcResult, rpcClient, serveRpc, type Unwrapped } from "../rpc/resu
 import type { DeliveryBatch } from "../streams/delivery";
 import type { StreamEvent } from "../streams/messages";
 import { streamName } from "../streams/naming";
-import type { StreamDurableObject } from "../streams/stream-do";
+import type { StreamRpc } from "../streams/stream-rpc";
+import { streamStub } from "../streams/stub";
 import { trace } from "../trace";
 import {
   CHUNK_EVENT,
@@ -112,19 +113,7 @@ export interface TranscriptPage {
 }
 
 /** The session stream's RPC, unwrapped (values, or ApiErrors thrown on this side). */
-type StreamStub = Unwrapped<
-  Pick<
-    StreamDurableObject,
-    | "create"
-    | "appendBatch"
-    | "read"
-    | "head"
-    | "close"
-    | "listSubscriptions"
-    | "resumeDeliveries"
-    | "removeSubscription"
-  >
->;
+type StreamClient = Unwrapped<StreamRpc>;
 
 export class SessionAgent extends DurableObject<Env> {
   readonly host: ProcessorHost;
@@ -210,10 +199,8 @@ export class SessionAgent extends DurableObject<Env> {
     return streamName(tenant, sessionPath(sessionId));
   }
 
-  #stream(): StreamStub {
-    return rpcClient(
-      this.env.STREAMS.get(this.env.STREAMS.idFromName(this.#streamName())),
-    ) as unknown as StreamStub;
+  #stream(): StreamClient {
+    return rpcClient(streamStub(this.env, this.#streamName()));
   }
 
   /** Whether a subscription key belongs to one of this session's processors. */

@@ -8,7 +8,6 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
-import { callableSchema } from "../callables/descriptor";
 import { CallableError } from "../callables/errors";
 import { resolveTarget } from "../callables/invoke";
 import { checkCallable, readPolicy } from "../callables/policy";
@@ -16,10 +15,16 @@ import { newWebhookSecret } from "../callables/webhook";
 import { type Env, readSettings } from "../env";
 import { badRequest, conflict, notFound } from "../http/errors";
 import { type RpcResult, rpcClient, serveRpc } from "../rpc/result";
-import { type AppendOutcome, type ForkSnapshotRequest, StreamCore, type StreamPeers } from "./core";
+import {
+  type AppendOutcome,
+  type ForkSnapshot,
+  type ForkSnapshotRequest,
+  StreamCore,
+  type StreamPeers,
+} from "./core";
 import { DEFAULT_DELIVERY, Deliveries, matches } from "./delivery";
 import { checkTtl, EXPIRY_CEILING_MS, parseExpiresAt } from "./expiry";
-import { type StoredMessage, StreamLog, type StreamMeta } from "./log";
+import { type StoredMessage, StreamLog } from "./log";
 import {
   decodeEvent,
   type EncodedMessage,
@@ -28,138 +33,40 @@ import {
   eventInputSchema,
   type StreamEvent,
 } from "./messages";
-import { encodeOffset } from "./offsets";
 import { handleProtocol, type ProtocolSettings } from "./protocol/handler";
+import {
+  type AppendOptions,
+  appendOptionsSchema,
+  type CloseOptions,
+  type CreateOptions,
+  closeOptionsSchema,
+  createOptionsSchema,
+  parse,
+  type ReadOptions,
+  readOptionsSchema,
+  type SkipOptions,
+  type StorageStats,
+  type StreamHead,
+  type StreamRpc,
+  type SubscriptionInput,
+  type SubscriptionStatus,
+  skipOptionsSchema,
+  subscriptionInputSchema,
+  toHead,
+  toStatus,
+} from "./stream-rpc";
+import { streamStub } from "./stub";
 import { type Subscription, SubscriptionTable } from "./subscriptions";
 import {
-  eventTypesSchema,
   type Principal,
   principalSchema,
   type SubscriptionConfigured,
   type SystemEventPayload,
-  startAtSchema,
   subscriptionKeySchema,
 } from "./system-events";
 import { TailWaiters } from "./tail-waiters";
 
-export interface StreamHead {
-  path: string;
-  contentType: string;
-  /** Offset of the last event (0 when empty). */
-  lastOffset: number;
-  /** Offset the next event will receive. */
-  nextOffset: number;
-  /** Stream-Next-Offset on the wire. */
-  wireOffset: string;
-  eventCount: number;
-  closed: boolean;
-  closeStatus: "ended" | "failed" | null;
-  closeReason: string | null;
-  createdAt: string;
-  expiresAt: string | null;
-}
-
-const createOptionsSchema = z.strictObject({
-  contentType: z.string().min(1).max(200).default("application/json"),
-  // Range and calendar checks are ../expiry.ts, shared with the HTTP headers.
-  ttlSeconds: z.number().optional(),
-  expiresAt: z.string().max(100).optional(),
-});
-export type CreateOptions = z.input<typeof createOptionsSchema>;
-
-const appendOptionsSchema = z.strictObject({
-  expectedOffset: z.number().int().positive().optional(),
-  /** Set by ProcessorHost only: allows processor idempotency keys (see idempotency-keys.ts). */
-  asProcessor: z.boolean().optional(),
-});
-export type AppendOptions = z.input<typeof appendOptionsSchema>;
-
-const readOptionsSchema = z.strictObject({
-  after: z.number().int().nonnegative().default(0),
-  limit: z.number().int().min(1).max(10_000).default(1_000),
-});
-export type ReadOptions = z.input<typeof readOptionsSchema>;
-
-const skipOptionsSchema = z.strictObject({
-  /** The stuck offset the operator saw; a different one is a 409 (never skip blindly). */
-  offset: z.number().int().positive().optional(),
-  reason: z.string().max(2_000).nullable().default(null),
-});
-export type SkipOptions = z.input<typeof skipOptionsSchema>;
-
-const closeOptionsSchema = z.strictObject({
-  status: z.enum(["ended", "failed"]).default("ended"),
-  reason: z.string().max(2_000).nullable().default(null),
-});
-export type CloseOptions = z.input<typeof closeOptionsSchema>;
-
-/** Parses RPC input with zod, turning a failure into a 400 that names the offending path. */
-function parse<T extends z.ZodType>(schema: T, value: unknown, what: string): z.output<T> {
-  const result = schema.safeParse(value);
-  if (!result.success) {
-    const issue = result.error.issues[0];
-    const where = issue?.path.length ? issue.path.join(".") : "(root)";
-    throw badRequest(
-      `invalid ${what} at ${where}: ${issue?.message}`,
-      { issues: result.error.issues },
-      "validation_failed",
-    );
-  }
-  return result.data;
-}
-
-export const subscriptionInputSchema = z.strictObject({
-  key: subscriptionKeySchema,
-  callable: callableSchema,
-  eventTypes: eventTypesSchema,
-  startAt: startAtSchema.default("beginning"),
-});
-export type SubscriptionInput = z.input<typeof subscriptionInputSchema>;
-
-/** A subscription as the API shows it: configuration and delivery status, never the secret. */
-export type SubscriptionStatus = Omit<Subscription, "secret" | "health" | "nextRetryAt"> & {
-  /** `active`, `failing` (retrying with backoff) or `parked` (stopped: resume or skip it). */
-  lag: number;
-  status: Subscription["health"];
-  nextRetryAt: string | null;
-};
-
-function toStatus(sub: Subscription, tail: number): SubscriptionStatus {
-  return {
-    key: sub.key,
-    callable: sub.callable,
-    eventTypes: sub.eventTypes,
-    startAt: sub.startAt,
-    anchorOffset: sub.anchorOffset,
-    cursor: sub.cursor,
-    lag: Math.max(0, tail - sub.cursor),
-    status: sub.health,
-    attempts: sub.attempts,
-    lastError: sub.lastError,
-    lastErrorRetryable: sub.lastErrorRetryable,
-    nextRetryAt: sub.nextRetryAt === null ? null : new Date(sub.nextRetryAt).toISOString(),
-    stuckOffset: sub.stuckOffset,
-    stuckThrough: sub.stuckThrough,
-  };
-}
-
-function toHead(meta: StreamMeta): StreamHead {
-  return {
-    path: meta.path,
-    contentType: meta.content_type,
-    lastOffset: meta.tail,
-    nextOffset: meta.tail + 1,
-    wireOffset: encodeOffset(meta.tail),
-    eventCount: meta.tail,
-    closed: meta.closed_at !== null,
-    closeStatus: meta.close_status,
-    closeReason: meta.close_reason,
-    createdAt: new Date(meta.created_at).toISOString(),
-    expiresAt: meta.expires_at === null ? null : new Date(meta.expires_at).toISOString(),
-  };
-}
-
-export class StreamDurableObject extends DurableObject<Env> {
+export class StreamDurableObject extends DurableObject<Env> implements StreamRpc {
   readonly #core: StreamCore;
   readonly #subscriptions: SubscriptionTable;
   readonly #deliveries: Deliveries;
@@ -223,12 +130,7 @@ export class StreamDurableObject extends DurableObject<Env> {
   }
 
   #peer(name: string) {
-    return rpcClient(
-      this.env.STREAMS.get(this.env.STREAMS.idFromName(name)) as unknown as Pick<
-        StreamDurableObject,
-        "forkSnapshot" | "exportMessages" | "releaseFork"
-      >,
-    );
+    return rpcClient(streamStub(this.env, name));
   }
 
   /** Runs an RPC body and answers its result envelope (expected errors as values). */
@@ -523,14 +425,7 @@ export class StreamDurableObject extends DurableObject<Env> {
    * Bytes this stream stores: its SQLite database, and its stored event bodies (in all and per
    * event type). An operator's measurement: it reads the whole log.
    */
-  storageStats(): Promise<
-    RpcResult<{
-      databaseSize: number;
-      eventBytes: number;
-      events: number;
-      byType: { type: string | null; events: number; bytes: number }[];
-    }>
-  > {
+  storageStats(): Promise<RpcResult<StorageStats>> {
     return this.#rpc(() => {
       const rows = this.ctx.storage.sql
         .exec<{ type: string | null; bytes: number | null; n: number }>(
@@ -549,7 +444,7 @@ export class StreamDurableObject extends DurableObject<Env> {
 
   // ---- stream-to-stream RPC (forks) ---------------------------------------------------
 
-  forkSnapshot(fork: string, request: ForkSnapshotRequest) {
+  forkSnapshot(fork: string, request: ForkSnapshotRequest): Promise<RpcResult<ForkSnapshot>> {
     return this.#rpc(() => this.#core.forkSnapshot(fork, request));
   }
 

@@ -6,8 +6,8 @@
 import { exports } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { encodeOffset } from "../../src/streams/offsets";
-import type { StreamDurableObject, SubscriptionStatus } from "../../src/streams/stream-do";
-import { evictDurableObject, runInDurableObject } from "../support/rpc";
+import type { SubscriptionStatus } from "../../src/streams/stream-rpc";
+import { evictDurableObject, rawStub, runInDurableObject } from "../support/rpc";
 import { waitFor } from "../support/wait";
 import {
   BASE,
@@ -712,7 +712,7 @@ describe("3. callables reach only allowlisted methods; only a real ack acknowled
 
   it("the RPC door refuses them too", async () => {
     const path = await prepare("stream");
-    const stub = stubFor(path) as unknown as StreamDurableObject;
+    const stub = rawStub(stubFor(path));
     const error = await rpcError(
       stub.configureSubscription({
         key: "rpc-builtin",

@@ -9,37 +9,16 @@ import { describe, expect, it, vi } from "vitest";
 import { ApiError } from "../../src/http/errors";
 import type { DeliveryBatch } from "../../src/streams/delivery";
 import type { EventInput, StreamEvent } from "../../src/streams/messages";
-import type { SubscriptionStatus } from "../../src/streams/stream-do";
 import { StreamDurableObject } from "../../src/streams/stream-do";
+import type { SubscriptionStatus } from "../../src/streams/stream-rpc";
 import type { StartAt } from "../../src/streams/system-events";
-import {
-  evictDurableObject,
-  rpcClient,
-  runDurableObjectAlarm,
-  runInDurableObject,
-} from "../support/rpc";
+import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "../support/rpc";
 import { waitFor } from "../support/wait";
-import { pumpUntil } from "./helpers";
+import { pumpUntil, type StreamClient, streamClient } from "./helpers";
 
 // ---- typed stubs ------------------------------------------------------------------------
 
 type SubscriptionStatusView = SubscriptionStatus;
-
-interface StreamStub extends DurableObjectStub {
-  create(name: string, path: string): Promise<unknown>;
-  appendBatch(events: EventInput[]): Promise<StreamEvent[]>;
-  append(event: EventInput): Promise<StreamEvent>;
-  read(options?: { after?: number; limit?: number }): Promise<{ events: StreamEvent[] }>;
-  head(): Promise<{ lastOffset: number }>;
-  configureSubscription(input: {
-    key: string;
-    callable: unknown;
-    eventTypes: string[];
-    startAt?: StartAt;
-  }): Promise<{ created: boolean; subscription: SubscriptionStatusView }>;
-  removeSubscription(key: string): Promise<void>;
-  listSubscriptions(): Promise<SubscriptionStatusView[]>;
-}
 
 interface SubscriberStub extends DurableObjectStub {
   failNext(n: number): Promise<void>;
@@ -60,15 +39,13 @@ interface HostStub extends DurableObjectStub {
 }
 
 const testEnv = env as unknown as {
-  STREAMS: DurableObjectNamespace;
   TEST_HOSTS: DurableObjectNamespace;
   TEST_SUBSCRIBERS: DurableObjectNamespace;
 };
 
 const uid = () => crypto.randomUUID().slice(0, 8);
 
-const streamStub = (name: string) =>
-  rpcClient(testEnv.STREAMS.get(testEnv.STREAMS.idFromName(name))) as unknown as StreamStub;
+const streamStub = streamClient;
 
 async function newStream(label: string) {
   const path = `/dl/${label}-${uid()}`;
@@ -96,7 +73,7 @@ function newHost(label: string) {
 
 /** Subscribes a TestSubscriber (method `receive`) and returns the subscription key. */
 async function subscribeRaw(
-  stream: StreamStub,
+  stream: StreamClient,
   subscriber: string,
   eventTypes: string[],
   startAt: StartAt = "beginning",
@@ -117,13 +94,13 @@ async function subscribeRaw(
   return key;
 }
 
-async function status(stream: StreamStub, key: string): Promise<SubscriptionStatusView> {
+async function status(stream: StreamClient, key: string): Promise<SubscriptionStatusView> {
   const sub = (await stream.listSubscriptions()).find((s) => s.key === key);
   if (!sub) throw new Error(`no subscription ${key}`);
   return sub;
 }
 
-const caughtUp = (stream: StreamStub, key: string) => async () =>
+const caughtUp = (stream: StreamClient, key: string) => async () =>
   (await status(stream, key)).lag === 0;
 
 /** Every event the subscriber received, in delivery order. */
@@ -131,7 +108,7 @@ async function received(subscriber: SubscriberStub) {
   return (await subscriber.batches()).flatMap((b) => b.events);
 }
 
-async function eventsOf(stream: StreamStub): Promise<StreamEvent[]> {
+async function eventsOf(stream: StreamClient): Promise<StreamEvent[]> {
   return (await stream.read({ after: 0, limit: 10_000 })).events;
 }
 
@@ -575,7 +552,7 @@ describe("retry scheduling", () => {
     await waitFor(async () => (await host.stub.effects()).some((e) => e.kind === "block:slow"));
     // Count this stream's alarms only: streams of earlier tests in this file may still be
     // retrying failing subscribers, and the spy sits on the shared prototype.
-    const id = testEnv.STREAMS.idFromName(stream.name).toString();
+    const id = env.STREAMS.idFromName(stream.name).toString();
     const original = StreamDurableObject.prototype.alarm;
     let fired = 0;
     const alarms = vi.spyOn(StreamDurableObject.prototype, "alarm").mockImplementation(function (
@@ -602,13 +579,7 @@ describe("concurrent commits", () => {
     const key = await subscribeRaw(stream.stub, sub.name, ["*"]);
     const appended = (
       await Promise.all(
-        Array.from({ length: 40 }, (_, i) =>
-          (
-            rpcClient(
-              testEnv.STREAMS.get(testEnv.STREAMS.idFromName(stream.name)),
-            ) as unknown as StreamStub
-          ).append(ev("test/a", i)),
-        ),
+        Array.from({ length: 40 }, (_, i) => streamClient(stream.name).append(ev("test/a", i))),
       )
     ).sort((a, b) => a.offset - b.offset);
     await waitFor(caughtUp(stream.stub, key));

@@ -8,32 +8,12 @@
  */
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import type { Unwrapped } from "../../src/rpc/result";
 import type { DeliveryBatch } from "../../src/streams/delivery";
 import type { EventInput, StreamEvent } from "../../src/streams/messages";
-import type { StreamDurableObject, SubscriptionStatus } from "../../src/streams/stream-do";
-import {
-  evictDurableObject,
-  rpcClient,
-  runDurableObjectAlarm,
-  runInDurableObject,
-} from "../support/rpc";
+import type { SubscriptionStatus } from "../../src/streams/stream-rpc";
+import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "../support/rpc";
 import { waitFor } from "../support/wait";
-import { pumpUntil } from "./helpers";
-
-type StreamStub = DurableObjectStub &
-  Unwrapped<
-    Pick<
-      StreamDurableObject,
-      | "create"
-      | "appendBatch"
-      | "read"
-      | "configureSubscription"
-      | "listSubscriptions"
-      | "resumeSubscription"
-      | "skipSubscription"
-    >
-  >;
+import { pumpUntil, type StreamClient, streamClient } from "./helpers";
 
 interface SubscriberStub extends DurableObjectStub {
   failNext(n: number): Promise<void>;
@@ -41,7 +21,6 @@ interface SubscriberStub extends DurableObjectStub {
 }
 
 const testEnv = env as unknown as {
-  STREAMS: DurableObjectNamespace;
   TEST_SUBSCRIBERS: DurableObjectNamespace;
 };
 
@@ -50,8 +29,7 @@ const ANONYMOUS = "tenant:default/key:none";
 const uid = () => crypto.randomUUID().slice(0, 8);
 const ev = (type: string, n: number): EventInput => ({ type, payload: { n } });
 
-const streamStub = (name: string) =>
-  rpcClient(testEnv.STREAMS.get(testEnv.STREAMS.idFromName(name))) as unknown as StreamStub;
+const streamStub = streamClient;
 
 async function newStream(label: string) {
   const path = `/park/${label}-${uid()}`;
@@ -68,7 +46,7 @@ function newSubscriber(label: string) {
   return { name, stub };
 }
 
-async function subscribe(stream: StreamStub, subscriber: string, eventTypes = ["test/a"]) {
+async function subscribe(stream: StreamClient, subscriber: string, eventTypes = ["test/a"]) {
   const key = `raw/${subscriber}`;
   await stream.configureSubscription({
     key,
@@ -83,7 +61,7 @@ async function subscribe(stream: StreamStub, subscriber: string, eventTypes = ["
   return key;
 }
 
-async function status(stream: StreamStub, key: string): Promise<SubscriptionStatus> {
+async function status(stream: StreamClient, key: string): Promise<SubscriptionStatus> {
   const sub = (await stream.listSubscriptions()).find((s) => s.key === key);
   if (!sub) throw new Error(`no subscription ${key}`);
   return sub;
@@ -102,7 +80,7 @@ async function received(subscriber: SubscriberStub): Promise<number[]> {
   return (await subscriber.batches()).flatMap((b) => b.events.map((e) => e.offset));
 }
 
-async function eventsOf(stream: StreamStub, type: string): Promise<StreamEvent[]> {
+async function eventsOf(stream: StreamClient, type: string): Promise<StreamEvent[]> {
   const { events } = await stream.read({ after: 0, limit: 10_000 });
   return (events as StreamEvent[]).filter((e) => e.type === type);
 }

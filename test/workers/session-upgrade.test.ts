@@ -8,7 +8,8 @@ import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { TranscriptPage } from "../../src/sessions/session-agent";
-import type { StreamEvent } from "../../src/streams/messages";
+import { streamStub } from "../../src/streams/stub";
+import { rpcClient } from "../support/rpc";
 import {
   api,
   createSession,
@@ -110,10 +111,7 @@ describe("stored data from before issue 9", () => {
   it("honours old-format turn and model request events that embed their content", async () => {
     const id = await createSession();
     const name = `default:/sessions/${id}`;
-    const stream = env.STREAMS.get(env.STREAMS.idFromName(name)) as unknown as {
-      head(): Promise<{ lastOffset: number }>;
-      appendBatch(events: unknown[]): Promise<StreamEvent[]>;
-    };
+    const stream = rpcClient(streamStub(env, name));
     const input = (await stream.head()).lastOffset + 1;
     const turnId = `turn-${input}`;
     // What the previous version's agent appended for an input, with its idempotency keys.
