@@ -7,7 +7,7 @@ import { exports } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { encodeOffset } from "../../src/streams/offsets";
 import type { SubscriptionStatus } from "../../src/streams/stream-rpc";
-import { evictDurableObject, rawStub, runInDurableObject } from "../support/rpc";
+import { evictDurableObject, runInDurableObject } from "../support/rpc";
 import { waitFor } from "../support/wait";
 import {
   BASE,
@@ -712,7 +712,7 @@ describe("3. callables reach only allowlisted methods; only a real ack acknowled
 
   it("the RPC door refuses them too", async () => {
     const path = await prepare("stream");
-    const stub = rawStub(stubFor(path));
+    const stub = stubFor(path);
     const error = await rpcError(
       stub.configureSubscription({
         key: "rpc-builtin",

@@ -115,30 +115,34 @@ describe("stored data from before issue 9", () => {
     const input = (await stream.head()).lastOffset + 1;
     const turnId = `turn-${input}`;
     // What the previous version's agent appended for an input, with its idempotency keys.
-    await stream.appendBatch([
-      { type: "session/input-added", payload: { messageId: "msg-old", content: "history" } },
-      {
-        type: "turn/started",
-        payload: { turnId, messageId: "msg-old", content: "history" },
-        idempotencyKey: `agent/start-turn@${input}`,
-      },
-      {
-        type: "model/request-requested",
-        payload: {
-          requestId: `${turnId}-req`,
-          turnId,
-          model: "scripted",
-          system: "",
-          messages: [
-            { role: "user", content: "old question" },
-            { role: "assistant", content: "old answer", toolCalls: [] },
-            { role: "user", content: "history" },
-          ],
-          tools: [],
+    await stream.appendBatch(
+      [
+        { type: "session/input-added", payload: { messageId: "msg-old", content: "history" } },
+        {
+          type: "turn/started",
+          payload: { turnId, messageId: "msg-old", content: "history" },
+          idempotencyKey: `agent/start-turn@${input}`,
         },
-        idempotencyKey: `agent/request-model@${input}`,
-      },
-    ]);
+        {
+          type: "model/request-requested",
+          payload: {
+            requestId: `${turnId}-req`,
+            turnId,
+            model: "scripted",
+            system: "",
+            messages: [
+              { role: "user", content: "old question" },
+              { role: "assistant", content: "old answer", toolCalls: [] },
+              { role: "user", content: "history" },
+            ],
+            tools: [],
+          },
+          idempotencyKey: `agent/request-model@${input}`,
+        },
+        // Appended as the previous version's agent processor did (processor idempotency keys).
+      ],
+      { asProcessor: true },
+    );
     const view = await settledSession(id, 2);
     expect(view.messages).toEqual([
       { role: "user", content: "history" },
