@@ -15,15 +15,10 @@ import { newWebhookSecret } from "../callables/webhook";
 import { type Env, readSettings } from "../env";
 import { badRequest, conflict, notFound } from "../http/errors";
 import { type RpcResult, rpcClient, serveRpc } from "../rpc/result";
-import {
-  type AppendOutcome,
-  type ForkSnapshot,
-  type ForkSnapshotRequest,
-  StreamCore,
-  type StreamPeers,
-} from "./core";
+import { type AppendOutcome, StreamCore } from "./core";
 import { DEFAULT_DELIVERY, Deliveries, matches } from "./delivery";
 import { checkTtl, EXPIRY_CEILING_MS, parseExpiresAt } from "./expiry";
+import type { ForkSnapshot, ForkSnapshotRequest, StreamPeers } from "./forks";
 import { type StoredMessage, StreamLog } from "./log";
 import {
   decodeEvent,

@@ -9,7 +9,7 @@ import { z } from "zod";
 import { callableSchema } from "../callables/descriptor";
 import { badRequest } from "../http/errors";
 import type { RpcResult } from "../rpc/result";
-import type { ForkSnapshot, ForkSnapshotRequest } from "./core";
+import type { ForkSnapshot, ForkSnapshotRequest } from "./forks";
 import type { StoredMessage, StreamMeta } from "./log";
 import type { EventInput, StreamEvent } from "./messages";
 import { encodeOffset } from "./offsets";
