@@ -5,18 +5,18 @@
  * - `fetch`, the Durable Streams HTTP protocol, for any Durable Streams client.
  * RPC methods answer a result envelope (src/rpc/result.ts): expected errors are values, not
  * exceptions that workerd would log as uncaught; callers use `rpcClient(stub)` or `unwrap`.
+ * The RPC surface is declared once, `StreamRpc` (stream-rpc.ts). The class knows no app: the
+ * read views its HTTP face serves (protocol/views.ts) come from the subclass the worker
+ * exports (src/stream-object.ts).
  */
 import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
-import { CallableError } from "../callables/errors";
-import { resolveTarget } from "../callables/invoke";
-import { checkCallable, readPolicy } from "../callables/policy";
-import { newWebhookSecret } from "../callables/webhook";
+import { readPolicy } from "../callables/policy";
 import { type Env, readSettings } from "../env";
-import { badRequest, conflict, notFound } from "../http/errors";
+import { badRequest } from "../http/errors";
 import { type RpcResult, rpcClient, serveRpc } from "../rpc/result";
 import { type AppendOutcome, StreamCore } from "./core";
-import { DEFAULT_DELIVERY, Deliveries, matches } from "./delivery";
+import { DEFAULT_DELIVERY, Deliveries } from "./delivery";
 import { checkTtl, EXPIRY_CEILING_MS, parseExpiresAt } from "./expiry";
 import type { ForkSnapshot, ForkSnapshotRequest, StreamPeers } from "./forks";
 import { type StoredMessage, StreamLog } from "./log";
@@ -28,7 +28,9 @@ import {
   eventInputSchema,
   type StreamEvent,
 } from "./messages";
-import { handleProtocol, type ProtocolSettings } from "./protocol/handler";
+import { ChunkCache } from "./protocol/chunks";
+import { handleProtocol, type ProtocolContext } from "./protocol/handler";
+import { NO_VIEWS, type ReadViews } from "./protocol/views";
 import {
   type AppendOptions,
   appendOptionsSchema,
@@ -45,31 +47,25 @@ import {
   type StreamRpc,
   type SubscriptionInput,
   type SubscriptionStatus,
-  skipOptionsSchema,
-  subscriptionInputSchema,
   toHead,
   toStatus,
 } from "./stream-rpc";
 import { streamStub } from "./stub";
-import { type Subscription, SubscriptionTable } from "./subscriptions";
-import {
-  type Principal,
-  principalSchema,
-  type SubscriptionConfigured,
-  type SystemEventPayload,
-  subscriptionKeySchema,
-} from "./system-events";
+import { SubscriptionAdmin } from "./subscription-admin";
+import { SubscriptionTable } from "./subscriptions";
+import type { Principal, SubscriptionConfigured, SystemEventPayload } from "./system-events";
 import { TailWaiters } from "./tail-waiters";
 
-export class StreamDurableObject extends DurableObject<Env> implements StreamRpc {
+export class StreamObject extends DurableObject<Env> implements StreamRpc {
   readonly #core: StreamCore;
   readonly #subscriptions: SubscriptionTable;
   readonly #deliveries: Deliveries;
-  readonly #protocol: ProtocolSettings;
+  readonly #admin: SubscriptionAdmin;
+  readonly #protocol: ProtocolContext;
   /** The alarm as last set by this instance (undefined: not read yet). */
   #alarmAt: number | null | undefined;
 
-  constructor(ctx: DurableObjectState, env: Env) {
+  constructor(ctx: DurableObjectState, env: Env, views: ReadViews = NO_VIEWS) {
     super(ctx, env);
     const peers: StreamPeers = {
       forkSnapshot: (source, fork, request) => this.#peer(source).forkSnapshot(fork, request),
@@ -104,9 +100,15 @@ export class StreamDurableObject extends DurableObject<Env> implements StreamRpc
     });
     const settings = readSettings(env);
     this.#protocol = {
-      longPollTimeoutMs: settings.LONG_POLL_TIMEOUT_MS,
-      sseMaxDurationMs: settings.SSE_MAX_DURATION_MS,
+      core: this.#core,
+      chunks: new ChunkCache(),
+      views,
+      settings: {
+        longPollTimeoutMs: settings.LONG_POLL_TIMEOUT_MS,
+        sseMaxDurationMs: settings.SSE_MAX_DURATION_MS,
+      },
     };
+    this.#admin = new SubscriptionAdmin(this.#core, subscriptions, env);
     const deliverySettings = {
       ...DEFAULT_DELIVERY,
       retryBaseMs: settings.DELIVERY_RETRY_BASE_MS,
@@ -138,7 +140,7 @@ export class StreamDurableObject extends DurableObject<Env> implements StreamRpc
   }
 
   override async fetch(request: Request): Promise<Response> {
-    const response = await handleProtocol(this.#core, request, this.#protocol);
+    const response = await handleProtocol(this.#protocol, request);
     await this.#armAlarm();
     return response;
   }
@@ -253,7 +255,7 @@ export class StreamDurableObject extends DurableObject<Env> implements StreamRpc
     });
   }
 
-  // ---- subscriptions ------------------------------------------------------------------
+  // ---- subscriptions (subscription-admin.ts) ------------------------------------------
 
   /**
    * Configures a subscription by appending `stream/subscription-configured`. An identical
@@ -263,78 +265,11 @@ export class StreamDurableObject extends DurableObject<Env> implements StreamRpc
   configureSubscription(
     input: SubscriptionInput,
   ): Promise<RpcResult<{ created: boolean; subscription: SubscriptionStatus; secret?: string }>> {
-    return this.#rpc(() => {
-      const wanted = parse(subscriptionInputSchema, input, "subscription");
-      try {
-        checkCallable(wanted.callable, readPolicy(this.env));
-        if (wanted.callable.kind !== "webhook") resolveTarget(wanted.callable, this.env);
-      } catch (error) {
-        if (error instanceof CallableError)
-          throw badRequest(error.message, { kind: error.kind }, "validation_failed");
-        throw error;
-      }
-      const meta = this.#core.live(Date.now());
-      if (typeof wanted.startAt === "number" && wanted.startAt > meta.tail) {
-        throw badRequest(
-          `startAt ${wanted.startAt} is beyond the stream's last offset ${meta.tail}`,
-        );
-      }
-      const existing = this.#subscriptions.get(wanted.key);
-      if (existing) {
-        if (!SubscriptionTable.same(existing, wanted)) {
-          throw conflict(`subscription ${wanted.key} exists with a different configuration`);
-        }
-        return { created: false, subscription: toStatus(existing, meta.tail) };
-      }
-      const secret = wanted.callable.kind === "webhook" ? newWebhookSecret() : undefined;
-      this.#core.log.transaction(() => {
-        this.#core.append({
-          body: {
-            kind: "messages",
-            messages: [encodeEvent({ type: "stream/subscription-configured", payload: wanted })],
-          },
-          system: true,
-        });
-        if (secret) this.#subscriptions.setSecret(wanted.key, secret);
-      });
-      const created = this.#subscriptions.get(wanted.key)!;
-      return {
-        created: true,
-        subscription: toStatus(created, this.#core.log.meta()!.tail),
-        ...(secret ? { secret } : {}),
-      };
-    });
+    return this.#rpc(() => this.#admin.configure(input));
   }
 
   removeSubscription(key: string): Promise<RpcResult<void>> {
-    return this.#rpc(() => {
-      const k = parse(subscriptionKeySchema, key, "subscription key");
-      this.#core.live(Date.now());
-      if (!this.#subscriptions.get(k)) throw notFound(`subscription ${k} not found`);
-      this.#core.append({
-        body: {
-          kind: "messages",
-          messages: [encodeEvent({ type: "stream/subscription-removed", payload: { key: k } })],
-        },
-        system: true,
-      });
-    });
-  }
-
-  /** A parked subscription, or a 404 / 409 that says why there is none. */
-  #parked(key: string): Subscription & { stuckOffset: number; stuckThrough: number } {
-    const sub = this.#subscriptions.get(key);
-    if (!sub) throw notFound(`subscription ${key} not found`);
-    if (sub.health !== "parked" || sub.stuckOffset === null || sub.stuckThrough === null) {
-      throw conflict(`subscription ${key} is not parked (it is ${sub.health})`, {
-        status: sub.health,
-      });
-    }
-    return sub as Subscription & { stuckOffset: number; stuckThrough: number };
-  }
-
-  #appendSystem(event: Parameters<typeof encodeEvent>[0]): void {
-    this.#core.append({ body: { kind: "messages", messages: [encodeEvent(event)] }, system: true });
+    return this.#rpc(() => this.#admin.remove(key));
   }
 
   /**
@@ -343,65 +278,19 @@ export class StreamDurableObject extends DurableObject<Env> implements StreamRpc
    * Unknown key → 404; a subscription that is not parked → 409.
    */
   resumeSubscription(key: string, by: Principal): Promise<RpcResult<SubscriptionStatus>> {
-    return this.#rpc(() => {
-      const k = parse(subscriptionKeySchema, key, "subscription key");
-      const principal = parse(principalSchema, by, "principal");
-      this.#core.live(Date.now());
-      const sub = this.#parked(k);
-      this.#appendSystem({
-        type: "stream/subscriber-resumed",
-        payload: { key: k, cursor: sub.cursor, by: principal },
-      });
-      return toStatus(this.#subscriptions.get(k)!, this.#core.log.meta()!.tail);
-    });
+    return this.#rpc(() => this.#admin.resume(key, by));
   }
 
   /**
-   * Skips what a parked subscription is stuck on: its cursor moves past the stuck event (a
-   * single event, since failing subscriptions are retried one event at a time; a batch only
-   * when the very first attempt parked it) and `stream/subscriber-skipped` names exactly the
-   * skipped offsets and the principal. Later events are delivered as usual. With `offset`,
-   * the skip happens only if that is the stuck offset (409 otherwise).
+   * Skips what a parked subscription is stuck on (the stuck event, named with the principal
+   * in `stream/subscriber-skipped`); with `offset`, only if that is the stuck offset (409).
    */
   skipSubscription(
     key: string,
     by: Principal,
     options: SkipOptions = {},
   ): Promise<RpcResult<{ skipped: number[]; subscription: SubscriptionStatus }>> {
-    return this.#rpc(() => {
-      const k = parse(subscriptionKeySchema, key, "subscription key");
-      const principal = parse(principalSchema, by, "principal");
-      const opts = parse(skipOptionsSchema, options, "skip options");
-      this.#core.live(Date.now());
-      const sub = this.#parked(k);
-      if (opts.offset !== undefined && opts.offset !== sub.stuckOffset) {
-        throw conflict(
-          `subscription ${k} is stuck on offset ${sub.stuckOffset}, not ${opts.offset}`,
-          { stuckOffset: sub.stuckOffset, stuckThrough: sub.stuckThrough },
-        );
-      }
-      const span = sub.stuckThrough - sub.cursor;
-      const skipped = this.#core.log
-        .read(sub.cursor, sub.stuckThrough, span)
-        .filter((m) => matches(sub.eventTypes, m.type))
-        .map((m) => m.offset);
-      if (skipped.length === 0) throw new Error(`parked subscription ${k} has no stuck event`);
-      this.#appendSystem({
-        type: "stream/subscriber-skipped",
-        payload: {
-          key: k,
-          offsets: skipped,
-          from: sub.cursor,
-          cursor: sub.stuckThrough,
-          by: principal,
-          reason: opts.reason,
-        },
-      });
-      return {
-        skipped,
-        subscription: toStatus(this.#subscriptions.get(k)!, this.#core.log.meta()!.tail),
-      };
-    });
+    return this.#rpc(() => this.#admin.skip(key, by, options));
   }
 
   /** Starts any delivery that is due now (subscribers call this when they restart). */

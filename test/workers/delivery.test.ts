@@ -9,7 +9,7 @@ import { describe, expect, it, vi } from "vitest";
 import { ApiError } from "../../src/http/errors";
 import type { DeliveryBatch } from "../../src/streams/delivery";
 import type { EventInput, StreamEvent } from "../../src/streams/messages";
-import { StreamDurableObject } from "../../src/streams/stream-do";
+import { StreamObject } from "../../src/streams/stream-do";
 import type { SubscriptionStatus } from "../../src/streams/stream-rpc";
 import type { StartAt } from "../../src/streams/system-events";
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "../support/rpc";
@@ -553,10 +553,10 @@ describe("retry scheduling", () => {
     // Count this stream's alarms only: streams of earlier tests in this file may still be
     // retrying failing subscribers, and the spy sits on the shared prototype.
     const id = env.STREAMS.idFromName(stream.name).toString();
-    const original = StreamDurableObject.prototype.alarm;
+    const original = StreamObject.prototype.alarm;
     let fired = 0;
-    const alarms = vi.spyOn(StreamDurableObject.prototype, "alarm").mockImplementation(function (
-      this: StreamDurableObject,
+    const alarms = vi.spyOn(StreamObject.prototype, "alarm").mockImplementation(function (
+      this: StreamObject,
     ) {
       if ((this as unknown as { ctx: DurableObjectState }).ctx.id.toString() === id) fired += 1;
       return original.call(this);
