@@ -7,8 +7,7 @@ import { Hono } from "hono";
 import { authenticateRequest, type Principal } from "../auth/principal";
 import type { Env } from "../env";
 import { rpcResponse } from "../rpc/serve";
-import { SESSION_STREAMS } from "../sessions/session-agent";
-import { STREAM_ROUTE } from "../streams/naming";
+import { SESSION_STREAMS } from "../sessions/naming";
 import { validateStreamPath } from "../streams/path";
 import { drainBody } from "../streams/protocol/handler";
 import { adminRoutes } from "./admin";
@@ -18,7 +17,7 @@ import { ApiError, errorResponse } from "./errors";
 import { openApiDocument } from "./openapi";
 import { corsPolicy, preflight, withStandardHeaders } from "./security";
 import { sessionRoutes } from "./sessions";
-import { forwardToStream } from "./stream-proxy";
+import { forwardToStream, STREAM_ROUTE } from "./stream-proxy";
 import { subscriptionRoutes } from "./subscriptions";
 
 export type AppEnv = {

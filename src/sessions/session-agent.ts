@@ -31,6 +31,7 @@ import {
 import { toolSpecs } from "./conversation";
 import { type ChatMessage, type SessionEventPayload, sessionEvents } from "./events";
 import { contextBudgetBytes, resolveModel } from "./models/registry";
+import { sessionObjectName, sessionPath } from "./naming";
 import { AgentProcessor } from "./processors/agent";
 import { effectiveStatus, IndexProcessor, type IndexRow } from "./processors/index-mirror";
 import { ModelProcessor } from "./processors/model";
@@ -66,10 +67,7 @@ const MODEL_MAX_ATTEMPTS = 4;
 const WATCHDOG_MS = 10_000;
 const CATCH_UP_TIMEOUT_MS = 5_000;
 
-/** Session streams live under this path prefix of their tenant. */
-export const SESSION_STREAMS = "/sessions";
-export const sessionPath = (sessionId: string) => `${SESSION_STREAMS}/${sessionId}`;
-export const sessionObjectName = (tenant: string, sessionId: string) => `${tenant}:${sessionId}`;
+export { SESSION_STREAMS, sessionObjectName, sessionPath } from "./naming";
 
 const identitySchema = z.object({
   tenant: z.string(),

@@ -4,6 +4,3 @@
  * another's. Paths are validated before they get here (see path.ts).
  */
 export const streamName = (tenant: string, path: string) => `${tenant}:${path}`;
-
-/** The prefix under which the Durable Streams protocol is served. */
-export const STREAM_ROUTE = "/v1/stream";
