@@ -17,9 +17,9 @@ import { processorStreams } from "../src/sessions/stream-access";
 import type { DeliveryBatch } from "../src/streams/delivery";
 
 export { SessionAgent } from "../src/sessions/session-agent";
-export { StreamDurableObject } from "../src/streams/stream-do";
+export { StreamDurableObject } from "../src/stream-object";
 
-import type { StreamDurableObject } from "../src/streams/stream-do";
+import { streamStub } from "../src/streams/stub";
 
 type Env = AppEnv & {
   BENCH_SUBSCRIBERS: DurableObjectNamespace<BenchSubscriber>;
@@ -97,12 +97,7 @@ export class BenchDriver extends DurableObject<Env> {
   }
 
   #stream(name: string) {
-    return rpcClient(
-      this.env.STREAMS.get(this.env.STREAMS.idFromName(name)) as unknown as Pick<
-        StreamDurableObject,
-        "create" | "append" | "appendBatch" | "head"
-      >,
-    );
+    return rpcClient(streamStub(this.env, name));
   }
 
   async #setup(run: string, subscribers: number) {

@@ -23,12 +23,13 @@
 import { z } from "zod";
 import { authenticate } from "../src/auth/authenticate";
 import type { Env } from "../src/env";
+import { STREAM_ROUTE } from "../src/http/stream-proxy";
 import production from "../src/index";
 import { unwrap } from "../src/rpc/result";
+import { StreamDurableObject as ProdStreamDurableObject } from "../src/stream-object";
 import { StreamLog } from "../src/streams/log";
 import { decodeEvent, encodeEvent, eventInputSchema } from "../src/streams/messages";
-import { STREAM_ROUTE, streamName } from "../src/streams/naming";
-import { StreamDurableObject as ProdStreamDurableObject } from "../src/streams/stream-do";
+import { streamName } from "../src/streams/naming";
 
 /** What `POST /bench/do` runs inside the stream's Durable Object. */
 export interface BenchRequest {

@@ -11,10 +11,10 @@ import { reservedMethod } from "./callables/descriptor";
 import type { CallablePolicy } from "./callables/policy";
 import type { SessionAgentNamespace } from "./sessions/agent-rpc";
 import { DEFAULT_MODEL, modelSpecSchema } from "./sessions/models/registry";
-import type { StreamDurableObject } from "./streams/stream-do";
+import type { StreamNamespace } from "./streams/stream-rpc";
 
 export interface Env {
-  STREAMS: DurableObjectNamespace<StreamDurableObject>;
+  STREAMS: StreamNamespace;
   SESSIONS: SessionAgentNamespace;
   DB: D1Database;
   /** Static files (public/: the /docs script), served ahead of the worker by Workers Assets. */

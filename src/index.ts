@@ -2,6 +2,6 @@
 import { createApp } from "./http/app";
 
 export { SessionAgent } from "./sessions/session-agent";
-export { StreamDurableObject } from "./streams/stream-do";
+export { StreamDurableObject } from "./stream-object";
 
 export default createApp();

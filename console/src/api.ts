@@ -5,7 +5,7 @@
  * reaches the page as `SessionApiError` (status, code, message) and is shown as such.
  */
 import { SessionApiError, SessionClient } from "@server/client";
-import type { SubscriptionStatus } from "@server/streams/stream-do";
+import type { SubscriptionStatus } from "@server/streams/stream-rpc";
 import type { Credential } from "./credential";
 
 export type { SubscriptionStatus };

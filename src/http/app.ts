@@ -9,7 +9,6 @@ import type { Env } from "../env";
 import { DomainError, internal, notFound, unsupportedOperation } from "../errors/domain";
 import { rpcResponse } from "../rpc/serve";
 import { SESSION_STREAMS } from "../sessions/naming";
-import { STREAM_ROUTE } from "../streams/naming";
 import { validateStreamPath } from "../streams/path";
 import { drainBody } from "../streams/protocol/handler";
 import { adminRoutes } from "./admin";
@@ -20,7 +19,7 @@ import { openApiDocument } from "./openapi";
 import { corsPolicy, preflight, withStandardHeaders } from "./security";
 import { routeAccess } from "./session-access";
 import { sessionRoutes } from "./sessions";
-import { forwardToStream } from "./stream-proxy";
+import { forwardToStream, STREAM_ROUTE } from "./stream-proxy";
 import { subscriptionRoutes } from "./subscriptions";
 
 export type AppEnv = {

@@ -11,19 +11,20 @@
  */
 import { forbidden } from "../errors/domain";
 import { errorResponse } from "../errors/http";
+import { H } from "../streams/protocol/headers";
 
 const EXPOSED = [
-  "Stream-Next-Offset",
-  "Stream-Cursor",
-  "Stream-Up-To-Date",
-  "Stream-Closed",
-  "Stream-TTL",
-  "Stream-Expires-At",
-  "Stream-SSE-Data-Encoding",
-  "Producer-Epoch",
-  "Producer-Seq",
-  "Producer-Expected-Seq",
-  "Producer-Received-Seq",
+  H.nextOffset,
+  H.cursor,
+  H.upToDate,
+  H.closed,
+  H.ttl,
+  H.expiresAt,
+  H.sseEncoding,
+  H.producerEpoch,
+  H.producerSeq,
+  H.producerExpectedSeq,
+  H.producerReceivedSeq,
   "ETag",
   "Location",
   "WWW-Authenticate",
@@ -37,16 +38,18 @@ const ALLOWED_REQUEST_HEADERS = [
   "content-type",
   "if-none-match",
   "last-event-id",
-  "stream-seq",
-  "stream-ttl",
-  "stream-expires-at",
-  "stream-closed",
-  "stream-forked-from",
-  "stream-fork-offset",
-  "stream-fork-sub-offset",
-  "producer-id",
-  "producer-epoch",
-  "producer-seq",
+  ...[
+    H.seq,
+    H.ttl,
+    H.expiresAt,
+    H.closed,
+    H.forkedFrom,
+    H.forkOffset,
+    H.forkSubOffset,
+    H.producerId,
+    H.producerEpoch,
+    H.producerSeq,
+  ].map((name) => name.toLowerCase()),
 ].join(", ");
 
 export interface CorsPolicy {

@@ -5,10 +5,14 @@
  */
 import type { Context } from "hono";
 import { invalidInput } from "../errors/domain";
-import { STREAM_ROUTE, streamName } from "../streams/naming";
+import { streamName } from "../streams/naming";
 import { validateStreamPath } from "../streams/path";
 import { INTERNAL, MAX_BODY_BYTES, tooLarge } from "../streams/protocol/handler";
+import { H } from "../streams/protocol/headers";
 import type { AppEnv } from "./app";
+
+/** The prefix under which the Durable Streams protocol is served. */
+export const STREAM_ROUTE = "/v1/stream";
 
 export function forwardToStream(
   c: Context<AppEnv>,
@@ -21,7 +25,7 @@ export function forwardToStream(
   headers.set(INTERNAL.name, streamName(tenant, path));
   headers.set(INTERNAL.path, path);
   for (const [name, value] of Object.entries(internal)) headers.set(name, value);
-  const forkedFrom = c.req.header("stream-forked-from");
+  const forkedFrom = c.req.header(H.forkedFrom);
   if (forkedFrom !== undefined) {
     if (c.req.method !== "PUT")
       throw invalidInput("Stream-Forked-From is only valid on PUT", undefined, "invalid_header");

@@ -16,7 +16,7 @@ import { invalidInput } from "../errors/domain";
 import { unwrap } from "../rpc/result";
 import { streamName } from "../streams/naming";
 import { validateStreamPath } from "../streams/path";
-import type { StreamDurableObject } from "../streams/stream-do";
+import { streamStub } from "../streams/stub";
 import {
   eventTypesSchema,
   type Principal,
@@ -71,20 +71,9 @@ export function principalOf(c: Context<AppEnv>): Principal {
   return `tenant:${c.get("tenant")}/key:${key}`;
 }
 
-type SubscriptionApi = Pick<
-  StreamDurableObject,
-  | "configureSubscription"
-  | "listSubscriptions"
-  | "removeSubscription"
-  | "resumeSubscription"
-  | "skipSubscription"
->;
-
 /** The subscription side of `tenant`'s stream `path`. */
 const streamOf = (c: Context<AppEnv>, tenant: string, path: string) =>
-  c.env.STREAMS.get(
-    c.env.STREAMS.idFromName(streamName(tenant, path)),
-  ) as unknown as SubscriptionApi;
+  streamStub(c.env, streamName(tenant, path));
 
 type Address = z.output<typeof addressSchema>;
 

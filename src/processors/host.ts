@@ -27,9 +27,9 @@
  * lives in `ProcessorStateStore` (state-store.ts); checkpoint waits in `CheckpointWaiters`.
  */
 import type { z } from "zod";
-import { conflict, corruptRecord, DomainError, internal, notFound } from "../errors/domain";
+import { DomainError, internal, notFound } from "../errors/domain";
 import { issueText } from "../errors/parse";
-import { type RpcResult, rpcFail, rpcOk, unwrap } from "../rpc/result";
+import { type RpcResult, rpcFail, rpcOk } from "../rpc/result";
 import type { DeliveryBatch } from "../streams/delivery";
 import type { StreamEvent } from "../streams/messages";
 import type { StartAt } from "../streams/system-events";

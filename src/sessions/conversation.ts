@@ -12,14 +12,7 @@
 import { z } from "zod";
 import type { ProcessorTables, StateUpgrade } from "../processors/processor";
 import { type ContentRef, contentRefSchema } from "./content";
-import {
-  type ChatMessage,
-  chatMessageSchema,
-  type SessionEventPayload,
-  type SessionEventType,
-  toolCallSchema,
-  type toolSpecSchema,
-} from "./events";
+import { type ChatMessage, chatMessageSchema, toolCallSchema } from "./events";
 import { reduceSummary, type SessionEvent, summarySchema } from "./summary";
 import { deleteText, inputKey, writeMessage, writeText } from "./transcript";
 

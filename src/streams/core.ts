@@ -2,6 +2,9 @@
  * The stream's rules, shared by both doors (typed RPC and the Durable Streams HTTP face) so
  * that they cannot drift: lifecycle (missing / live / soft-deleted, TTL expiry), appends with
  * idempotent producers, Stream-Seq, idempotency keys and closing, reads, forks and deletes.
+ * The parts with rules of their own are their own modules: producers.ts (the producer state
+ * machine), forks.ts (snapshots, copying, the release outbox) and append-input.ts (bodies,
+ * reserved events and keys).
  *
  * Shape: every mutation validates first and then commits in one synchronous transaction
  * (see log.ts). The only awaits are on other streams (forks); state is re-checked after
@@ -9,51 +12,44 @@
  * outbox that the alarm retries, so an eviction between two steps loses nothing.
  */
 import { ulid } from "ulidx";
-import {
-  conflict,
-  type DomainError,
-  forbidden,
-  gone,
-  invalidInput,
-  notFound,
-} from "../errors/domain";
+import { conflict, gone, invalidInput, notFound } from "../errors/domain";
 import { trace } from "../trace";
 import {
+  type AppendBody,
+  checkClientKeys,
+  checkReserved,
+  messagesOf,
+  parseBody,
+} from "./append-input";
+import {
   DEFAULT_CONTENT_TYPE,
-  isJsonType,
   isValidContentType,
   mediaType,
   sameContentType,
 } from "./content-type";
-import { isProcessorKey } from "./idempotency-keys";
-import type { CloseStatus, StoredMessage, StreamLog, StreamMeta } from "./log";
+import { type CreateRequest, createDifferences } from "./create-request";
 import {
-  decodeEvent,
-  type EncodedMessage,
-  encodeBytesBody,
-  encodeJsonBody,
-  type StreamEvent,
-} from "./messages";
+  copyFrom,
+  EXPORT_PAGE,
+  type ForkSnapshot,
+  type ForkSnapshotRequest,
+  flushOutbox,
+  type StreamPeers,
+  subOffsetPrefix,
+} from "./forks";
+import type { CloseStatus, StoredMessage, StreamLog, StreamMeta } from "./log";
+import { decodeEvent, type StreamEvent } from "./messages";
 import { encodeOffset, parseOffset } from "./offsets";
-import { isReservedType, type SystemEventType, systemEventSchemas } from "./system-events";
+import { checkProducer, type DuplicateAppend, type ProducerClaim } from "./producers";
+import type { SystemEventType } from "./system-events";
 import type { TailWaiters } from "./tail-waiters";
+
+export type { CreateRequest } from "./create-request";
 
 export type StreamState =
   | { kind: "missing" }
   | { kind: "gone"; meta: StreamMeta }
   | { kind: "live"; meta: StreamMeta };
-
-export interface ProducerClaim {
-  id: string;
-  epoch: number;
-  seq: number;
-}
-
-/** What an append carries: raw HTTP bytes (parsed per the stream's mode), typed events, or nothing (close only). */
-export type AppendBody =
-  | { kind: "bytes"; bytes: Uint8Array; contentType: string | null }
-  | { kind: "messages"; messages: EncodedMessage[] }
-  | null;
 
 export interface AppendRequest {
   body: AppendBody;
@@ -80,36 +76,8 @@ export type AppendOutcome =
       closed: boolean;
       producer: ProducerClaim | null;
     }
-  | { kind: "duplicate"; tail: number; closed: boolean; producer: { epoch: number; seq: number } }
+  | DuplicateAppend
   | { kind: "already-closed"; tail: number };
-
-export interface CreateRequest {
-  name: string;
-  path: string;
-  contentType: string | null;
-  ttlSeconds: number | null;
-  expiresAt: number | null;
-  close: boolean;
-  fork: { source: string; offset: string | null; subOffset: number } | null;
-  body: Uint8Array | null;
-}
-
-export interface ForkSnapshot {
-  contentType: string;
-  ttlSeconds: number | null;
-  expiresAt: number | null;
-  /** Messages 1..base are inherited as they are. */
-  base: number;
-  /** The materialised sub-offset prefix of the append that starts at base + 1. */
-  prefix: StoredMessage[];
-}
-
-/** What a stream needs from the streams around it (forks reach their sources by name). */
-export interface StreamPeers {
-  forkSnapshot(source: string, fork: string, request: ForkSnapshotRequest): Promise<ForkSnapshot>;
-  exportMessages(source: string, after: number, upTo: number): Promise<StoredMessage[]>;
-  releaseFork(source: string, fork: string): Promise<void>;
-}
 
 /** How the hosting Durable Object plugs into the stream's life. */
 export interface CoreHooks {
@@ -122,14 +90,6 @@ export interface CoreHooks {
   /** Inside the transaction that removes the stream: drop state kept outside the log. */
   purged(): void;
 }
-
-export interface ForkSnapshotRequest {
-  offset: string | null;
-  subOffset: number;
-  contentType: string | null;
-}
-
-const EXPORT_PAGE = 2_000;
 
 export class StreamCore {
   constructor(
@@ -171,8 +131,8 @@ export class StreamCore {
     if (existing) return existing;
     const parse = (type: string) => {
       const messages =
-        request.body && request.body.byteLength > 0 ? this.parseBody(type, request.body, true) : [];
-      this.checkReserved(messages, false);
+        request.body && request.body.byteLength > 0 ? parseBody(type, request.body, true) : [];
+      checkReserved(messages, false);
       checkClientKeys(messages);
       return messages;
     };
@@ -190,7 +150,7 @@ export class StreamCore {
         contentType: request.contentType,
       });
       try {
-        inherited = await this.copyFrom(request.fork.source, snapshot);
+        inherited = await copyFrom(this.peers, request.fork.source, snapshot);
       } catch (error) {
         this.releaseSource(request.fork.source, request.name);
         throw error;
@@ -238,39 +198,11 @@ export class StreamCore {
     if (state.kind === "gone")
       throw conflict("a deleted stream with live forks still holds this path");
     const meta = state.meta;
-    const differences: string[] = [];
-    const wantType = request.contentType ?? (request.fork ? null : DEFAULT_CONTENT_TYPE);
-    if (wantType !== null && !sameContentType(wantType, meta.content_type))
-      differences.push("content type");
-    const inheritsExpiry =
-      request.fork !== null && request.ttlSeconds === null && request.expiresAt === null;
-    if (!inheritsExpiry) {
-      if (request.ttlSeconds !== meta.ttl_seconds) differences.push("TTL");
-      if (request.ttlSeconds === null && request.expiresAt !== meta.expires_at)
-        differences.push("expiry");
-    }
-    if ((request.fork?.source ?? null) !== meta.forked_from) differences.push("fork source");
-    else if (request.fork) {
-      if (request.fork.offset !== null && request.fork.offset !== meta.fork_offset)
-        differences.push("fork offset");
-      if (request.fork.subOffset !== (meta.fork_sub_offset ?? 0))
-        differences.push("fork sub-offset");
-    }
-    if (request.close && meta.closed_at === null) differences.push("closed state");
+    const differences = createDifferences(request, meta);
     if (differences.length > 0) {
       throw conflict(`stream exists with a different ${differences.join(", ")}`, { differences });
     }
     return { created: false, meta };
-  }
-
-  private async copyFrom(source: string, snapshot: ForkSnapshot): Promise<StoredMessage[]> {
-    const out: StoredMessage[] = [];
-    while (out.length < snapshot.base) {
-      const page = await this.peers.exportMessages(source, out.length, snapshot.base);
-      if (page.length === 0) throw conflict("fork source changed while it was copied");
-      out.push(...page);
-    }
-    return [...out, ...snapshot.prefix];
   }
 
   // ---- fork source side ---------------------------------------------------------------
@@ -287,39 +219,7 @@ export class StreamCore {
       );
     }
     const base = request.offset === null ? meta.tail : this.position(request.offset, meta);
-    let prefix: StoredMessage[] = [];
-    if (request.subOffset > 0) {
-      const record = this.log.appendRecord(base + 1);
-      if (record.length === 0)
-        throw invalidInput("fork sub-offset: no append starts at the fork offset");
-      if (isJsonType(meta.content_type)) {
-        if (request.subOffset > record.length) {
-          throw invalidInput(
-            `fork sub-offset ${request.subOffset} exceeds the ${record.length} messages of that append`,
-          );
-        }
-        prefix = record.slice(0, request.subOffset);
-      } else {
-        const first = record[0]!;
-        const bytes =
-          typeof first.body === "string"
-            ? new TextEncoder().encode(first.body)
-            : new Uint8Array(first.body);
-        if (request.subOffset > bytes.byteLength) {
-          throw invalidInput(
-            `fork sub-offset ${request.subOffset} exceeds the ${bytes.byteLength} bytes of that append`,
-          );
-        }
-        prefix = [
-          {
-            ...first,
-            type: null,
-            idempotencyKey: null,
-            body: bytes.slice(0, request.subOffset).buffer,
-          },
-        ];
-      }
-    }
+    const prefix = subOffsetPrefix(this.log, meta, base, request.subOffset);
     this.log.transaction(() => this.log.addForkRef(fork));
     return {
       contentType: meta.content_type,
@@ -350,7 +250,7 @@ export class StreamCore {
     const meta = this.live(now);
     let producerState: { epoch: number; seq: number } | null = null;
     if (request.producer) {
-      const verdict = this.checkProducer(request.producer, meta);
+      const verdict = checkProducer(this.log.producer(request.producer.id), request.producer, meta);
       if (verdict.kind === "duplicate") return verdict;
       producerState = verdict.next;
     }
@@ -364,8 +264,8 @@ export class StreamCore {
         "stream_closed",
       );
     }
-    const messages = this.messagesOf(request.body, meta);
-    const system = this.checkReserved(messages, request.system === true);
+    const messages = messagesOf(request.body, meta);
+    const system = checkReserved(messages, request.system === true);
     if (request.asProcessor !== true) checkClientKeys(messages);
     if (request.expectedOffset !== undefined) {
       const next = meta.tail + 1;
@@ -419,97 +319,6 @@ export class StreamCore {
       producer:
         request.producer && producerState ? { ...request.producer, ...producerState } : null,
     };
-  }
-
-  /** The idempotent-producer state machine of PROTOCOL.md §5.2.1 (nothing is written here). */
-  private checkProducer(
-    claim: ProducerClaim,
-    meta: StreamMeta,
-  ):
-    | { kind: "accept"; next: { epoch: number; seq: number } }
-    | Extract<AppendOutcome, { kind: "duplicate" }> {
-    const state = this.log.producer(claim.id);
-    if (state === null) {
-      if (claim.seq !== 0) throw producerGap(0, claim.seq);
-      return { kind: "accept", next: { epoch: claim.epoch, seq: 0 } };
-    }
-    if (claim.epoch < state.epoch) {
-      throw forbidden(`producer epoch ${claim.epoch} is stale; current epoch is ${state.epoch}`, {
-        producerEpoch: state.epoch,
-      });
-    }
-    if (claim.epoch > state.epoch) {
-      if (claim.seq !== 0)
-        throw invalidInput(`a new producer epoch must start at Producer-Seq 0, got ${claim.seq}`);
-      return { kind: "accept", next: { epoch: claim.epoch, seq: 0 } };
-    }
-    if (claim.seq <= state.lastSeq) {
-      return {
-        kind: "duplicate",
-        tail: meta.tail,
-        closed: meta.closed_at !== null,
-        producer: { epoch: state.epoch, seq: state.lastSeq },
-      };
-    }
-    if (claim.seq > state.lastSeq + 1) throw producerGap(state.lastSeq + 1, claim.seq);
-    return { kind: "accept", next: { epoch: claim.epoch, seq: claim.seq } };
-  }
-
-  /**
-   * Reserved `stream/` events may only come from the Stream DO itself, and their payloads
-   * must match their schemas. Returns them (with their batch index) for reduction.
-   */
-  private checkReserved(
-    messages: EncodedMessage[],
-    system: boolean,
-  ): { index: number; type: SystemEventType; payload: unknown }[] {
-    const out: { index: number; type: SystemEventType; payload: unknown }[] = [];
-    messages.forEach((message, index) => {
-      if (!isReservedType(message.type)) return;
-      if (!system) {
-        throw invalidInput(
-          `event type ${message.type} is reserved for the stream itself; use the subscription API`,
-          { index },
-          "reserved_event_type",
-        );
-      }
-      const type = message.type as SystemEventType;
-      const schema = Object.hasOwn(systemEventSchemas, type) ? systemEventSchemas[type] : undefined;
-      if (!schema) throw new Error(`unknown system event type ${type}`);
-      const payload = (JSON.parse(message.body as string) as { payload: unknown }).payload;
-      out.push({ index, type, payload: schema.parse(payload) });
-    });
-    return out;
-  }
-
-  private messagesOf(body: AppendBody, meta: StreamMeta): EncodedMessage[] {
-    if (body === null) return [];
-    if (body.kind === "messages") {
-      if (!isJsonType(meta.content_type)) {
-        throw conflict(
-          `typed events need an application/json stream; this one is ${meta.content_type}`,
-        );
-      }
-      return body.messages;
-    }
-    if (body.contentType === null) throw invalidInput("Content-Type is required on an append");
-    if (!sameContentType(body.contentType, meta.content_type)) {
-      throw conflict(
-        `Content-Type ${mediaType(body.contentType)} does not match the stream's ${meta.content_type}`,
-      );
-    }
-    return this.parseBody(meta.content_type, body.bytes, false);
-  }
-
-  private parseBody(contentType: string, bytes: Uint8Array, isCreate: boolean): EncodedMessage[] {
-    if (!isJsonType(contentType)) return [encodeBytesBody(bytes)];
-    let text: string;
-    try {
-      text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
-    } catch {
-      throw invalidInput("body is not valid UTF-8", undefined, "invalid_json");
-    }
-    return encodeJsonBody(text, isCreate);
   }
 
   /** Closes the stream; the first terminal writer wins and later calls change nothing. */
@@ -593,40 +402,7 @@ export class StreamCore {
   }
 
   /** Delivers owed fork releases; undelivered ones stay for the alarm to retry. */
-  async flushOutbox(): Promise<boolean> {
-    let pending = false;
-    for (const owed of this.log.owed()) {
-      try {
-        await this.peers.releaseFork(owed.source, owed.fork);
-        this.log.transaction(() => this.log.settle(owed.source, owed.fork, true));
-      } catch (error) {
-        console.error(
-          JSON.stringify({ msg: "fork release failed", source: owed.source, error: String(error) }),
-        );
-        this.log.transaction(() => this.log.settle(owed.source, owed.fork, false));
-        pending = true;
-      }
-    }
-    return pending;
+  flushOutbox(): Promise<boolean> {
+    return flushOutbox(this.log, this.peers);
   }
-}
-
-/** Processor idempotency keys are refused on any append that is not a processor's. */
-function checkClientKeys(messages: EncodedMessage[]): void {
-  messages.forEach((message, index) => {
-    if (message.idempotencyKey !== null && isProcessorKey(message.idempotencyKey)) {
-      throw invalidInput(
-        `idempotency key ${JSON.stringify(message.idempotencyKey.slice(0, 200))} has the form <processor>/<key>@<offset>, which is reserved for processors' own appends`,
-        { index },
-        "reserved_idempotency_key",
-      );
-    }
-  });
-}
-
-function producerGap(expected: number, received: number): DomainError {
-  return conflict(`producer sequence gap: expected ${expected}, received ${received}`, {
-    expectedSeq: expected,
-    receivedSeq: received,
-  });
 }

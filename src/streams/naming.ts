@@ -6,6 +6,3 @@ import { tenantScopedName } from "../tenant-names";
  * another's. Paths are validated before they get here (see path.ts).
  */
 export const streamName = (tenant: string, path: string) => tenantScopedName(tenant, path);
-
-/** The prefix under which the Durable Streams protocol is served. */
-export const STREAM_ROUTE = "/v1/stream";

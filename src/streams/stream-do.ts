@@ -5,22 +5,20 @@
  * - `fetch`, the Durable Streams HTTP protocol, for any Durable Streams client.
  * RPC methods answer a result envelope (src/rpc/result.ts): expected errors are values, not
  * exceptions that workerd would log as uncaught; callers use `rpcClient(stub)` or `unwrap`.
+ * The RPC surface is declared once, `StreamRpc` (stream-rpc.ts). The class knows no app: the
+ * read views its HTTP face serves (protocol/views.ts) come from the subclass the worker
+ * exports (src/stream-object.ts).
  */
 import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
-import { callableSchema } from "../callables/descriptor";
-import { CallableError } from "../callables/errors";
-import { resolveTarget } from "../callables/invoke";
-import { checkCallable } from "../callables/policy";
-import { newWebhookSecret } from "../callables/webhook";
 import { type Env, readCallablePolicy, readSettings } from "../env";
-import { conflict, DomainError, invalidInput, notFound } from "../errors/domain";
-import { parseWith } from "../errors/parse";
+import { invalidInput } from "../errors/domain";
 import { type RpcResult, rpcClient, serveRpc } from "../rpc/result";
-import { type AppendOutcome, type ForkSnapshotRequest, StreamCore, type StreamPeers } from "./core";
-import { DEFAULT_DELIVERY, Deliveries, matches } from "./delivery";
+import { type AppendOutcome, StreamCore } from "./core";
+import { DEFAULT_DELIVERY, Deliveries } from "./delivery";
 import { checkTtl, EXPIRY_CEILING_MS, parseExpiresAt } from "./expiry";
-import { type StoredMessage, StreamLog, type StreamMeta } from "./log";
+import type { ForkSnapshot, ForkSnapshotRequest, StreamPeers } from "./forks";
+import { type StoredMessage, StreamLog } from "./log";
 import {
   decodeEvent,
   type EncodedMessage,
@@ -29,134 +27,44 @@ import {
   eventInputSchema,
   type StreamEvent,
 } from "./messages";
-import { encodeOffset } from "./offsets";
-import { handleProtocol, type ProtocolSettings } from "./protocol/handler";
-import { type Subscription, SubscriptionTable } from "./subscriptions";
+import { ChunkCache } from "./protocol/chunks";
+import { handleProtocol, type ProtocolContext } from "./protocol/handler";
+import { NO_VIEWS, type ReadViews } from "./protocol/views";
 import {
-  eventTypesSchema,
-  type Principal,
-  principalSchema,
-  type SubscriptionConfigured,
-  type SystemEventPayload,
-  startAtSchema,
-  subscriptionKeySchema,
-} from "./system-events";
+  type AppendOptions,
+  appendOptionsSchema,
+  type CloseOptions,
+  type CreateOptions,
+  closeOptionsSchema,
+  createOptionsSchema,
+  parse,
+  type ReadOptions,
+  readOptionsSchema,
+  type SkipOptions,
+  type StorageStats,
+  type StreamHead,
+  type StreamRpc,
+  type SubscriptionInput,
+  type SubscriptionStatus,
+  toHead,
+  toStatus,
+} from "./stream-rpc";
+import { streamStub } from "./stub";
+import { SubscriptionAdmin } from "./subscription-admin";
+import { SubscriptionTable } from "./subscriptions";
+import type { Principal, SubscriptionConfigured, SystemEventPayload } from "./system-events";
 import { TailWaiters } from "./tail-waiters";
 
-export interface StreamHead {
-  path: string;
-  contentType: string;
-  /** Offset of the last event (0 when empty). */
-  lastOffset: number;
-  /** Offset the next event will receive. */
-  nextOffset: number;
-  /** Stream-Next-Offset on the wire. */
-  wireOffset: string;
-  eventCount: number;
-  closed: boolean;
-  closeStatus: "ended" | "failed" | null;
-  closeReason: string | null;
-  createdAt: string;
-  expiresAt: string | null;
-}
-
-const createOptionsSchema = z.strictObject({
-  contentType: z.string().min(1).max(200).default("application/json"),
-  // Range and calendar checks are ../expiry.ts, shared with the HTTP headers.
-  ttlSeconds: z.number().optional(),
-  expiresAt: z.string().max(100).optional(),
-});
-export type CreateOptions = z.input<typeof createOptionsSchema>;
-
-const appendOptionsSchema = z.strictObject({
-  expectedOffset: z.number().int().positive().optional(),
-  /** Set by ProcessorHost only: allows processor idempotency keys (see idempotency-keys.ts). */
-  asProcessor: z.boolean().optional(),
-});
-export type AppendOptions = z.input<typeof appendOptionsSchema>;
-
-const readOptionsSchema = z.strictObject({
-  after: z.number().int().nonnegative().default(0),
-  limit: z.number().int().min(1).max(10_000).default(1_000),
-});
-export type ReadOptions = z.input<typeof readOptionsSchema>;
-
-const skipOptionsSchema = z.strictObject({
-  /** The stuck offset the operator saw; a different one is a 409 (never skip blindly). */
-  offset: z.number().int().positive().optional(),
-  reason: z.string().max(2_000).nullable().default(null),
-});
-export type SkipOptions = z.input<typeof skipOptionsSchema>;
-
-const closeOptionsSchema = z.strictObject({
-  status: z.enum(["ended", "failed"]).default("ended"),
-  reason: z.string().max(2_000).nullable().default(null),
-});
-export type CloseOptions = z.input<typeof closeOptionsSchema>;
-
-/** Parses RPC input with zod: a failure is a `validation_failed` naming the offending path. */
-const parse = parseWith;
-
-export const subscriptionInputSchema = z.strictObject({
-  key: subscriptionKeySchema,
-  callable: callableSchema,
-  eventTypes: eventTypesSchema,
-  startAt: startAtSchema.default("beginning"),
-});
-export type SubscriptionInput = z.input<typeof subscriptionInputSchema>;
-
-/** A subscription as the API shows it: configuration and delivery status, never the secret. */
-export type SubscriptionStatus = Omit<Subscription, "secret" | "health" | "nextRetryAt"> & {
-  /** `active`, `failing` (retrying with backoff) or `parked` (stopped: resume or skip it). */
-  lag: number;
-  status: Subscription["health"];
-  nextRetryAt: string | null;
-};
-
-function toStatus(sub: Subscription, tail: number): SubscriptionStatus {
-  return {
-    key: sub.key,
-    callable: sub.callable,
-    eventTypes: sub.eventTypes,
-    startAt: sub.startAt,
-    anchorOffset: sub.anchorOffset,
-    cursor: sub.cursor,
-    lag: Math.max(0, tail - sub.cursor),
-    status: sub.health,
-    attempts: sub.attempts,
-    lastError: sub.lastError,
-    lastErrorRetryable: sub.lastErrorRetryable,
-    nextRetryAt: sub.nextRetryAt === null ? null : new Date(sub.nextRetryAt).toISOString(),
-    stuckOffset: sub.stuckOffset,
-    stuckThrough: sub.stuckThrough,
-  };
-}
-
-function toHead(meta: StreamMeta): StreamHead {
-  return {
-    path: meta.path,
-    contentType: meta.content_type,
-    lastOffset: meta.tail,
-    nextOffset: meta.tail + 1,
-    wireOffset: encodeOffset(meta.tail),
-    eventCount: meta.tail,
-    closed: meta.closed_at !== null,
-    closeStatus: meta.close_status,
-    closeReason: meta.close_reason,
-    createdAt: new Date(meta.created_at).toISOString(),
-    expiresAt: meta.expires_at === null ? null : new Date(meta.expires_at).toISOString(),
-  };
-}
-
-export class StreamDurableObject extends DurableObject<Env> {
+export class StreamObject extends DurableObject<Env> implements StreamRpc {
   readonly #core: StreamCore;
   readonly #subscriptions: SubscriptionTable;
   readonly #deliveries: Deliveries;
-  readonly #protocol: ProtocolSettings;
+  readonly #admin: SubscriptionAdmin;
+  readonly #protocol: ProtocolContext;
   /** The alarm as last set by this instance (undefined: not read yet). */
   #alarmAt: number | null | undefined;
 
-  constructor(ctx: DurableObjectState, env: Env) {
+  constructor(ctx: DurableObjectState, env: Env, views: ReadViews = NO_VIEWS) {
     super(ctx, env);
     const peers: StreamPeers = {
       forkSnapshot: (source, fork, request) => this.#peer(source).forkSnapshot(fork, request),
@@ -191,9 +99,15 @@ export class StreamDurableObject extends DurableObject<Env> {
     });
     const settings = readSettings(env);
     this.#protocol = {
-      longPollTimeoutMs: settings.LONG_POLL_TIMEOUT_MS,
-      sseMaxDurationMs: settings.SSE_MAX_DURATION_MS,
+      core: this.#core,
+      chunks: new ChunkCache(),
+      views,
+      settings: {
+        longPollTimeoutMs: settings.LONG_POLL_TIMEOUT_MS,
+        sseMaxDurationMs: settings.SSE_MAX_DURATION_MS,
+      },
     };
+    this.#admin = new SubscriptionAdmin(this.#core, subscriptions, env);
     const deliverySettings = {
       ...DEFAULT_DELIVERY,
       retryBaseMs: settings.DELIVERY_RETRY_BASE_MS,
@@ -212,12 +126,7 @@ export class StreamDurableObject extends DurableObject<Env> {
   }
 
   #peer(name: string) {
-    return rpcClient(
-      this.env.STREAMS.get(this.env.STREAMS.idFromName(name)) as unknown as Pick<
-        StreamDurableObject,
-        "forkSnapshot" | "exportMessages" | "releaseFork"
-      >,
-    );
+    return rpcClient(streamStub(this.env, name));
   }
 
   /** Runs an RPC body and answers its result envelope (expected errors as values). */
@@ -239,14 +148,8 @@ export class StreamDurableObject extends DurableObject<Env> {
   }
 
   override async fetch(request: Request): Promise<Response> {
-    const response = await handleProtocol(this.#core, request, this.#protocol);
-    try {
-      await this.#armAlarm();
-    } catch (error) {
-      // A refusal already answers why (e.g. corrupt_record, logged where it was found); the
-      // alarm, which reads the same rows, must not replace that answer with a bare 500.
-      if (!(error instanceof DomainError) || response.ok) throw error;
-    }
+    const response = await handleProtocol(this.#protocol, request);
+    await this.#armAlarm();
     return response;
   }
 
@@ -360,7 +263,7 @@ export class StreamDurableObject extends DurableObject<Env> {
     });
   }
 
-  // ---- subscriptions ------------------------------------------------------------------
+  // ---- subscriptions (subscription-admin.ts) ------------------------------------------
 
   /**
    * Configures a subscription by appending `stream/subscription-configured`. An identical
@@ -370,78 +273,11 @@ export class StreamDurableObject extends DurableObject<Env> {
   configureSubscription(
     input: SubscriptionInput,
   ): Promise<RpcResult<{ created: boolean; subscription: SubscriptionStatus; secret?: string }>> {
-    return this.#rpc(() => {
-      const wanted = parse(subscriptionInputSchema, input, "subscription");
-      try {
-        checkCallable(wanted.callable, readCallablePolicy(this.env));
-        if (wanted.callable.kind !== "webhook") resolveTarget(wanted.callable, this.env);
-      } catch (error) {
-        if (error instanceof CallableError)
-          throw invalidInput(error.message, { kind: error.kind }, "validation_failed");
-        throw error;
-      }
-      const meta = this.#core.live(Date.now());
-      if (typeof wanted.startAt === "number" && wanted.startAt > meta.tail) {
-        throw invalidInput(
-          `startAt ${wanted.startAt} is beyond the stream's last offset ${meta.tail}`,
-        );
-      }
-      const existing = this.#subscriptions.get(wanted.key);
-      if (existing) {
-        if (!SubscriptionTable.same(existing, wanted)) {
-          throw conflict(`subscription ${wanted.key} exists with a different configuration`);
-        }
-        return { created: false, subscription: toStatus(existing, meta.tail) };
-      }
-      const secret = wanted.callable.kind === "webhook" ? newWebhookSecret() : undefined;
-      this.#core.log.transaction(() => {
-        this.#core.append({
-          body: {
-            kind: "messages",
-            messages: [encodeEvent({ type: "stream/subscription-configured", payload: wanted })],
-          },
-          system: true,
-        });
-        if (secret) this.#subscriptions.setSecret(wanted.key, secret);
-      });
-      const created = this.#subscriptions.get(wanted.key)!;
-      return {
-        created: true,
-        subscription: toStatus(created, this.#core.log.meta()!.tail),
-        ...(secret ? { secret } : {}),
-      };
-    });
+    return this.#rpc(() => this.#admin.configure(input));
   }
 
   removeSubscription(key: string): Promise<RpcResult<void>> {
-    return this.#rpc(() => {
-      const k = parse(subscriptionKeySchema, key, "subscription key");
-      this.#core.live(Date.now());
-      if (!this.#subscriptions.get(k)) throw notFound(`subscription ${k} not found`);
-      this.#core.append({
-        body: {
-          kind: "messages",
-          messages: [encodeEvent({ type: "stream/subscription-removed", payload: { key: k } })],
-        },
-        system: true,
-      });
-    });
-  }
-
-  /** A parked subscription, or a 404 / 409 that says why there is none. */
-  #parked(key: string): Subscription & { stuckOffset: number; stuckThrough: number } {
-    const sub = this.#subscriptions.get(key);
-    if (!sub) throw notFound(`subscription ${key} not found`);
-    if (sub.health !== "parked" || sub.stuckOffset === null || sub.stuckThrough === null) {
-      throw conflict(`subscription ${key} is not parked (it is ${sub.health})`, {
-        status: sub.health,
-      });
-    }
-    return sub as Subscription & { stuckOffset: number; stuckThrough: number };
-  }
-
-  #appendSystem(event: Parameters<typeof encodeEvent>[0]): void {
-    this.#core.append({ body: { kind: "messages", messages: [encodeEvent(event)] }, system: true });
+    return this.#rpc(() => this.#admin.remove(key));
   }
 
   /**
@@ -450,65 +286,19 @@ export class StreamDurableObject extends DurableObject<Env> {
    * Unknown key → 404; a subscription that is not parked → 409.
    */
   resumeSubscription(key: string, by: Principal): Promise<RpcResult<SubscriptionStatus>> {
-    return this.#rpc(() => {
-      const k = parse(subscriptionKeySchema, key, "subscription key");
-      const principal = parse(principalSchema, by, "principal");
-      this.#core.live(Date.now());
-      const sub = this.#parked(k);
-      this.#appendSystem({
-        type: "stream/subscriber-resumed",
-        payload: { key: k, cursor: sub.cursor, by: principal },
-      });
-      return toStatus(this.#subscriptions.get(k)!, this.#core.log.meta()!.tail);
-    });
+    return this.#rpc(() => this.#admin.resume(key, by));
   }
 
   /**
-   * Skips what a parked subscription is stuck on: its cursor moves past the stuck event (a
-   * single event, since failing subscriptions are retried one event at a time; a batch only
-   * when the very first attempt parked it) and `stream/subscriber-skipped` names exactly the
-   * skipped offsets and the principal. Later events are delivered as usual. With `offset`,
-   * the skip happens only if that is the stuck offset (409 otherwise).
+   * Skips what a parked subscription is stuck on (the stuck event, named with the principal
+   * in `stream/subscriber-skipped`); with `offset`, only if that is the stuck offset (409).
    */
   skipSubscription(
     key: string,
     by: Principal,
     options: SkipOptions = {},
   ): Promise<RpcResult<{ skipped: number[]; subscription: SubscriptionStatus }>> {
-    return this.#rpc(() => {
-      const k = parse(subscriptionKeySchema, key, "subscription key");
-      const principal = parse(principalSchema, by, "principal");
-      const opts = parse(skipOptionsSchema, options, "skip options");
-      this.#core.live(Date.now());
-      const sub = this.#parked(k);
-      if (opts.offset !== undefined && opts.offset !== sub.stuckOffset) {
-        throw conflict(
-          `subscription ${k} is stuck on offset ${sub.stuckOffset}, not ${opts.offset}`,
-          { stuckOffset: sub.stuckOffset, stuckThrough: sub.stuckThrough },
-        );
-      }
-      const span = sub.stuckThrough - sub.cursor;
-      const skipped = this.#core.log
-        .read(sub.cursor, sub.stuckThrough, span)
-        .filter((m) => matches(sub.eventTypes, m.type))
-        .map((m) => m.offset);
-      if (skipped.length === 0) throw new Error(`parked subscription ${k} has no stuck event`);
-      this.#appendSystem({
-        type: "stream/subscriber-skipped",
-        payload: {
-          key: k,
-          offsets: skipped,
-          from: sub.cursor,
-          cursor: sub.stuckThrough,
-          by: principal,
-          reason: opts.reason,
-        },
-      });
-      return {
-        skipped,
-        subscription: toStatus(this.#subscriptions.get(k)!, this.#core.log.meta()!.tail),
-      };
-    });
+    return this.#rpc(() => this.#admin.skip(key, by, options));
   }
 
   /** Starts any delivery that is due now (subscribers call this when they restart). */
@@ -527,14 +317,7 @@ export class StreamDurableObject extends DurableObject<Env> {
    * Bytes this stream stores: its SQLite database, and its stored event bodies (in all and per
    * event type). An operator's measurement: it reads the whole log.
    */
-  storageStats(): Promise<
-    RpcResult<{
-      databaseSize: number;
-      eventBytes: number;
-      events: number;
-      byType: { type: string | null; events: number; bytes: number }[];
-    }>
-  > {
+  storageStats(): Promise<RpcResult<StorageStats>> {
     return this.#rpc(() => {
       const rows = this.ctx.storage.sql
         .exec<{ type: string | null; bytes: number | null; n: number }>(
@@ -553,7 +336,7 @@ export class StreamDurableObject extends DurableObject<Env> {
 
   // ---- stream-to-stream RPC (forks) ---------------------------------------------------
 
-  forkSnapshot(fork: string, request: ForkSnapshotRequest) {
+  forkSnapshot(fork: string, request: ForkSnapshotRequest): Promise<RpcResult<ForkSnapshot>> {
     return this.#rpc(() => this.#core.forkSnapshot(fork, request));
   }
 

@@ -7,7 +7,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { Cancelled, SentMessage, SessionList } from "../../src/client/types";
 import { subscriptionKeyFor } from "../../src/processors/host";
-import type { RpcResult } from "../../src/rpc/result";
+import { streamStub } from "../../src/streams/stub";
 import { rpcClient } from "../support/rpc";
 import {
   api,
@@ -25,12 +25,7 @@ import { waitFor } from "../support/wait";
 const DEV_KEY = { authorization: "Bearer das_dev_local_development_key_0000" };
 
 /** The session stream's subscriptions, read over RPC. */
-const sessionStream = (id: string) =>
-  rpcClient(
-    env.STREAMS.get(env.STREAMS.idFromName(`default:/sessions/${id}`)) as unknown as {
-      listSubscriptions(): Promise<RpcResult<{ key: string; cursor: number }[]>>;
-    },
-  );
+const sessionStream = (id: string) => rpcClient(streamStub(env, `default:/sessions/${id}`));
 
 /** The session as GET /v1/sessions/:id shows it, or null while that is a 404. */
 async function getSessionOrNull(id: string): Promise<SessionView | null> {

@@ -12,7 +12,7 @@ import {
 } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import type { StreamDurableObject } from "../../src/streams/stream-do";
+import { streamStub } from "../../src/streams/stub";
 import { rpcClient } from "../support/rpc";
 import {
   createSession,
@@ -163,12 +163,7 @@ describe("crash safety", () => {
     // The session stream already holds a message when the SessionAgent first subscribes.
     const id = "01JZZZZZZZZZZZZZZZZZZZZZZZ";
     const name = `default:/sessions/${id}`;
-    const stream = rpcClient(
-      env.STREAMS.get(env.STREAMS.idFromName(name)) as unknown as Pick<
-        StreamDurableObject,
-        "create" | "appendBatch"
-      >,
-    );
+    const stream = rpcClient(streamStub(env, name));
     await stream.create(name, `/sessions/${id}`);
     await stream.appendBatch([
       { type: "session/input-added", payload: { messageId: "early", content: "are you there" } },

@@ -9,7 +9,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { SessionList } from "../../src/client/types";
 import type { SessionAgent } from "../../src/sessions/session-agent";
-import type { StreamDurableObject } from "../../src/streams/stream-do";
+import { streamStub } from "../../src/streams/stub";
 import { evictDurableObject, rpcClient, runInDurableObject } from "../support/rpc";
 import {
   api,
@@ -23,13 +23,7 @@ import {
 } from "../support/session-api";
 import { pumpUntil } from "../support/streams";
 
-const streamOf = (id: string) =>
-  rpcClient(
-    env.STREAMS.get(env.STREAMS.idFromName(`default:/sessions/${id}`)) as unknown as Pick<
-      StreamDurableObject,
-      "listSubscriptions" | "configureSubscription"
-    >,
-  );
+const streamOf = (id: string) => rpcClient(streamStub(env, `default:/sessions/${id}`));
 
 async function d1Row(id: string) {
   return env.DB.prepare("SELECT status, last_error FROM sessions WHERE id = ?")

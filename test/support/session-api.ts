@@ -7,7 +7,7 @@ import {
   sessionAgentStub,
 } from "../../src/sessions/agent-rpc";
 import type { StreamEvent } from "../../src/streams/messages";
-import type { StreamDurableObject } from "../../src/streams/stream-do";
+import { streamStub } from "../../src/streams/stub";
 import { rpcClient } from "./rpc";
 import { waitFor } from "./wait";
 
@@ -65,9 +65,7 @@ export async function waitForSession(
 /** Reads the whole session stream over RPC. */
 export async function sessionEvents(id: string, tenant = "default"): Promise<StreamEvent[]> {
   const name = `${tenant}:/sessions/${id}`;
-  const stub = rpcClient(
-    env.STREAMS.get(env.STREAMS.idFromName(name)) as unknown as Pick<StreamDurableObject, "read">,
-  );
+  const stub = rpcClient(streamStub(env, name));
   const out: StreamEvent[] = [];
   for (;;) {
     const page = await stub.read({ after: out.at(-1)?.offset ?? 0, limit: 1000 });

@@ -5,9 +5,8 @@
 import { env, exports } from "cloudflare:workers";
 import { expect } from "vitest";
 import { DomainError } from "../../src/errors/domain";
-import type { Unwrapped } from "../../src/rpc/result";
 import { streamName } from "../../src/streams/naming";
-import type { StreamDurableObject } from "../../src/streams/stream-do";
+import { streamStub } from "../../src/streams/stub";
 import { rpcClient, runDurableObjectAlarm } from "./rpc";
 import { waitFor } from "./wait";
 
@@ -18,17 +17,6 @@ export const BASE = `${ORIGIN}/v1/stream`;
 export function uniquePath(label: string): string {
   return `/${label}-${crypto.randomUUID()}`;
 }
-
-/**
- * The stream's RPC methods as the class declares them. (The generated `Rpc.Stub` type of
- * methods returning `unknown` payloads trips TypeScript's instantiation depth limit.)
- */
-export type StreamApi = Unwrapped<
-  Pick<
-    StreamDurableObject,
-    "create" | "appendBatch" | "append" | "read" | "head" | "close" | "getByIdempotencyKey"
-  >
->;
 
 /**
  * The tenant that requests without an Authorization header act as in the tests
@@ -43,10 +31,13 @@ export const nameOf = (path: string) => streamName(TENANT, path);
  * The Durable Object the worker routes `/v1/stream<path>` to, as an unwrapping RPC client
  * (usable with the cloudflare:test wrappers of ./rpc.ts).
  */
-export function stubFor(path: string): DurableObjectStub & StreamApi {
-  const stub = env.STREAMS.get(env.STREAMS.idFromName(nameOf(path)));
-  return rpcClient(stub) as unknown as DurableObjectStub & StreamApi;
+export function stubFor(path: string): StreamClient {
+  return streamClient(nameOf(path));
 }
+
+/** An unwrapping RPC client of the stream with this Durable Object name (its declared StreamRpc). */
+export const streamClient = (name: string) => rpcClient(streamStub(env, name));
+export type StreamClient = ReturnType<typeof streamClient>;
 
 /** A request through the worker (the exported default handler). */
 export function http(path: string, init?: RequestInit, query = ""): Promise<Response> {

@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { CreatedSession, SessionDetail, SessionList } from "../../src/client/types";
 import { statusOf } from "../../src/errors/http";
 import { encodeOffset } from "../../src/streams/offsets";
-import type { StreamDurableObject, SubscriptionStatus } from "../../src/streams/stream-do";
+import type { SubscriptionStatus } from "../../src/streams/stream-rpc";
 import { evictDurableObject, runInDurableObject } from "../support/rpc";
 import {
   BASE,
@@ -714,7 +714,7 @@ describe("3. callables reach only allowlisted methods; only a real ack acknowled
 
   it("the RPC door refuses them too", async () => {
     const path = await prepare("stream");
-    const stub = stubFor(path) as unknown as StreamDurableObject;
+    const stub = stubFor(path);
     const error = await rpcError(
       stub.configureSubscription({
         key: "rpc-builtin",

@@ -10,8 +10,8 @@ import { DomainError } from "../../src/errors/domain";
 import { statusOf } from "../../src/errors/http";
 import type { DeliveryBatch } from "../../src/streams/delivery";
 import type { EventInput, StreamEvent } from "../../src/streams/messages";
-import type { SubscriptionStatus } from "../../src/streams/stream-do";
-import { StreamDurableObject } from "../../src/streams/stream-do";
+import { StreamObject } from "../../src/streams/stream-do";
+import type { SubscriptionStatus } from "../../src/streams/stream-rpc";
 import type { StartAt } from "../../src/streams/system-events";
 import {
   hostStub,
@@ -22,43 +22,20 @@ import {
   subscribeRecorder,
   uid,
 } from "../support/fixtures";
-import {
-  evictDurableObject,
-  rpcClient,
-  runDurableObjectAlarm,
-  runInDurableObject,
-} from "../support/rpc";
-import { pumpUntil } from "../support/streams";
+import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "../support/rpc";
+import { pumpUntil, type StreamClient, streamClient } from "../support/streams";
 import { pause, waitFor } from "../support/wait";
 
 // ---- typed stubs ------------------------------------------------------------------------
 
 type SubscriptionStatusView = SubscriptionStatus;
 
-interface StreamStub extends DurableObjectStub {
-  create(name: string, path: string): Promise<unknown>;
-  appendBatch(events: EventInput[]): Promise<StreamEvent[]>;
-  append(event: EventInput): Promise<StreamEvent>;
-  read(options?: { after?: number; limit?: number }): Promise<{ events: StreamEvent[] }>;
-  head(): Promise<{ lastOffset: number }>;
-  configureSubscription(input: {
-    key: string;
-    callable: unknown;
-    eventTypes: string[];
-    startAt?: StartAt;
-  }): Promise<{ created: boolean; subscription: SubscriptionStatusView }>;
-  removeSubscription(key: string): Promise<void>;
-  listSubscriptions(): Promise<SubscriptionStatusView[]>;
-}
-
-const testEnv = env as unknown as {
-  STREAMS: DurableObjectNamespace;
+const _testEnv = env as unknown as {
   TEST_HOSTS: DurableObjectNamespace;
   TEST_SUBSCRIBERS: DurableObjectNamespace;
 };
 
-const streamStub = (name: string) =>
-  rpcClient(testEnv.STREAMS.get(testEnv.STREAMS.idFromName(name))) as unknown as StreamStub;
+const streamStub = streamClient;
 
 async function newStream(label: string) {
   const path = `/dl/${label}-${uid()}`;
@@ -70,7 +47,7 @@ async function newStream(label: string) {
 
 /** Subscribes a TestSubscriber (method `receive`) and returns the subscription key. */
 async function subscribeRaw(
-  stream: StreamStub,
+  stream: StreamClient,
   subscriber: string,
   eventTypes: string[],
   startAt: StartAt = "beginning",
@@ -80,13 +57,13 @@ async function subscribeRaw(
   return key;
 }
 
-async function status(stream: StreamStub, key: string): Promise<SubscriptionStatusView> {
+async function status(stream: StreamClient, key: string): Promise<SubscriptionStatusView> {
   const sub = (await stream.listSubscriptions()).find((s) => s.key === key);
   if (!sub) throw new Error(`no subscription ${key}`);
   return sub;
 }
 
-const caughtUp = (stream: StreamStub, key: string) => async () =>
+const caughtUp = (stream: StreamClient, key: string) => async () =>
   (await status(stream, key)).lag === 0;
 
 /** Every event the subscriber received, in delivery order. */
@@ -94,7 +71,7 @@ async function received(subscriber: SubscriberStub) {
   return (await subscriber.batches()).flatMap((b) => b.events);
 }
 
-async function eventsOf(stream: StreamStub): Promise<StreamEvent[]> {
+async function eventsOf(stream: StreamClient): Promise<StreamEvent[]> {
   return (await stream.read({ after: 0, limit: 10_000 })).events;
 }
 
@@ -526,11 +503,11 @@ describe("retry scheduling", () => {
     await waitFor(async () => (await host.stub.effects()).some((e) => e.kind === "block:slow"));
     // Count this stream's alarms only: streams of earlier tests in this file may still be
     // retrying failing subscribers, and the spy sits on the shared prototype.
-    const id = testEnv.STREAMS.idFromName(stream.name).toString();
-    const original = StreamDurableObject.prototype.alarm;
+    const id = env.STREAMS.idFromName(stream.name).toString();
+    const original = StreamObject.prototype.alarm;
     let fired = 0;
-    const alarms = vi.spyOn(StreamDurableObject.prototype, "alarm").mockImplementation(function (
-      this: StreamDurableObject,
+    const alarms = vi.spyOn(StreamObject.prototype, "alarm").mockImplementation(function (
+      this: StreamObject,
     ) {
       if ((this as unknown as { ctx: DurableObjectState }).ctx.id.toString() === id) fired += 1;
       return original.call(this);
@@ -554,13 +531,7 @@ describe("concurrent commits", () => {
     const key = await subscribeRaw(stream.stub, sub.name, ["*"]);
     const appended = (
       await Promise.all(
-        Array.from({ length: 40 }, (_, i) =>
-          (
-            rpcClient(
-              testEnv.STREAMS.get(testEnv.STREAMS.idFromName(stream.name)),
-            ) as unknown as StreamStub
-          ).append(ev("test/a", i)),
-        ),
+        Array.from({ length: 40 }, (_, i) => streamClient(stream.name).append(ev("test/a", i))),
       )
     ).sort((a, b) => a.offset - b.offset);
     await waitFor(caughtUp(stream.stub, key));

@@ -6,21 +6,15 @@
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { RETRYABLE } from "../../src/errors/domain";
-import type { Unwrapped } from "../../src/rpc/result";
 import type { DeliveryBatch } from "../../src/streams/delivery";
 import { protocolErrorHeaders } from "../../src/streams/protocol/errors";
-import type { StreamDurableObject } from "../../src/streams/stream-do";
 import type { TestHost } from "../fixtures/worker";
 import { evictDurableObject, runInDurableObject } from "../support/rpc";
 import { http, nameOf, ORIGIN, pumpUntil, rpcError, stubFor, uniquePath } from "../support/streams";
 
-/** The stream RPC of helpers' `stubFor`, plus the subscription methods this file uses. */
-type StreamWithSubscriptions = ReturnType<typeof stubFor> &
-  Unwrapped<Pick<StreamDurableObject, "configureSubscription" | "listSubscriptions">>;
-
 async function newStream(label: string) {
   const path = uniquePath(label);
-  const stub = stubFor(path) as StreamWithSubscriptions;
+  const stub = stubFor(path);
   await stub.create(nameOf(path), path);
   return { path, stub };
 }

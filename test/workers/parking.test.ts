@@ -8,35 +8,14 @@
  */
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import type { Unwrapped } from "../../src/rpc/result";
 import type { EventInput, StreamEvent } from "../../src/streams/messages";
-import type { StreamDurableObject, SubscriptionStatus } from "../../src/streams/stream-do";
+import type { SubscriptionStatus } from "../../src/streams/stream-rpc";
 import { newSubscriber, type SubscriberStub, subscribeRecorder, uid } from "../support/fixtures";
-import {
-  evictDurableObject,
-  rpcClient,
-  runDurableObjectAlarm,
-  runInDurableObject,
-} from "../support/rpc";
-import { pumpUntil } from "../support/streams";
+import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "../support/rpc";
+import { pumpUntil, type StreamClient, streamClient } from "../support/streams";
 import { waitFor } from "../support/wait";
 
-type StreamStub = DurableObjectStub &
-  Unwrapped<
-    Pick<
-      StreamDurableObject,
-      | "create"
-      | "appendBatch"
-      | "read"
-      | "configureSubscription"
-      | "listSubscriptions"
-      | "resumeSubscription"
-      | "skipSubscription"
-    >
-  >;
-
-const testEnv = env as unknown as {
-  STREAMS: DurableObjectNamespace;
+const _testEnv = env as unknown as {
   TEST_SUBSCRIBERS: DurableObjectNamespace;
 };
 
@@ -44,8 +23,7 @@ const MAX_ATTEMPTS = 6;
 const ANONYMOUS = "tenant:default/key:none";
 const ev = (type: string, n: number): EventInput => ({ type, payload: { n } });
 
-const streamStub = (name: string) =>
-  rpcClient(testEnv.STREAMS.get(testEnv.STREAMS.idFromName(name))) as unknown as StreamStub;
+const streamStub = streamClient;
 
 async function newStream(label: string) {
   const path = `/park/${label}-${uid()}`;
@@ -54,11 +32,11 @@ async function newStream(label: string) {
   return { path, name, stub: streamStub(name) };
 }
 
-async function subscribe(stream: StreamStub, subscriber: string, eventTypes = ["test/a"]) {
+async function subscribe(stream: StreamClient, subscriber: string, eventTypes = ["test/a"]) {
   return (await subscribeRecorder(stream, subscriber, eventTypes)).key;
 }
 
-async function status(stream: StreamStub, key: string): Promise<SubscriptionStatus> {
+async function status(stream: StreamClient, key: string): Promise<SubscriptionStatus> {
   const sub = (await stream.listSubscriptions()).find((s) => s.key === key);
   if (!sub) throw new Error(`no subscription ${key}`);
   return sub;
@@ -77,7 +55,7 @@ async function received(subscriber: SubscriberStub): Promise<number[]> {
   return (await subscriber.batches()).flatMap((b) => b.events.map((e) => e.offset));
 }
 
-async function eventsOf(stream: StreamStub, type: string): Promise<StreamEvent[]> {
+async function eventsOf(stream: StreamClient, type: string): Promise<StreamEvent[]> {
   const { events } = await stream.read({ after: 0, limit: 10_000 });
   return (events as StreamEvent[]).filter((e) => e.type === type);
 }

@@ -10,37 +10,13 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { DeliveryBatch } from "../../src/streams/delivery";
-import type { EventInput, StreamEvent } from "../../src/streams/messages";
+import type { StreamEvent } from "../../src/streams/messages";
 import { newHost, rejectionOf, uid } from "../support/fixtures";
-import { rpcClient, runInDurableObject } from "../support/rpc";
-import { pumpUntil } from "../support/streams";
+import { runInDurableObject } from "../support/rpc";
+import { pumpUntil, type StreamClient, streamClient } from "../support/streams";
 import { pause, waitFor } from "../support/wait";
 
-// ---- typed stubs (the generated Rpc.Stub types are too deep for these payloads) ----------
-
-interface SubscriptionStatusView {
-  key: string;
-  cursor: number;
-  lag: number;
-  anchorOffset: number;
-  status: "active" | "failing" | "parked";
-  attempts: number;
-  lastError: string | null;
-  nextRetryAt: string | null;
-  stuckOffset: number | null;
-}
-
-interface StreamStub extends DurableObjectStub {
-  create(name: string, path: string): Promise<unknown>;
-  appendBatch(events: EventInput[]): Promise<StreamEvent[]>;
-  append(event: EventInput): Promise<StreamEvent>;
-  read(options?: { after?: number; limit?: number }): Promise<{ events: StreamEvent[] }>;
-  head(): Promise<{ lastOffset: number }>;
-  listSubscriptions(): Promise<SubscriptionStatusView[]>;
-}
-
-const testEnv = env as unknown as {
-  STREAMS: DurableObjectNamespace;
+const _testEnv = env as unknown as {
   TEST_HOSTS: DurableObjectNamespace;
 };
 
@@ -48,9 +24,7 @@ const testEnv = env as unknown as {
 async function newStream(label: string) {
   const path = `/ph/${label}-${uid()}`;
   const name = `default:${path}`;
-  const stub = rpcClient(
-    testEnv.STREAMS.get(testEnv.STREAMS.idFromName(name)),
-  ) as unknown as StreamStub;
+  const stub = streamClient(name);
   await stub.create(name, path);
   return { path, name, stub };
 }
@@ -89,7 +63,7 @@ const step = (offset: number, id: string, action = "none"): RawEvent => [
   { id, action },
 ];
 
-async function subscription(stream: StreamStub, processor: string, hostName: string) {
+async function subscription(stream: StreamClient, processor: string, hostName: string) {
   const key = `${processor}@TEST_HOSTS/${hostName}`;
   const sub = (await stream.listSubscriptions()).find((s) => s.key === key);
   if (!sub) throw new Error(`no subscription ${key}`);
@@ -97,10 +71,10 @@ async function subscription(stream: StreamStub, processor: string, hostName: str
 }
 
 /** The subscription has consumed the whole stream. */
-const caughtUp = (stream: StreamStub, processor: string, hostName: string) => async () =>
+const caughtUp = (stream: StreamClient, processor: string, hostName: string) => async () =>
   (await subscription(stream, processor, hostName)).lag === 0;
 
-async function eventsOf(stream: StreamStub): Promise<StreamEvent[]> {
+async function eventsOf(stream: StreamClient): Promise<StreamEvent[]> {
   return (await stream.read({ after: 0, limit: 10_000 })).events;
 }
 
@@ -606,7 +580,7 @@ describe("two processors on one host", () => {
 });
 
 describe("a processor appending to the stream it consumes", () => {
-  const pongsOf = async (stream: StreamStub) =>
+  const pongsOf = async (stream: StreamClient) =>
     (await eventsOf(stream))
       .filter((e) => e.type === "test/ponged")
       .map((e) => (e.payload as { n: number }).n);

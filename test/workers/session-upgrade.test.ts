@@ -8,7 +8,8 @@ import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { TranscriptPage } from "../../src/sessions/agent-rpc";
-import type { StreamEvent } from "../../src/streams/messages";
+import { streamStub } from "../../src/streams/stub";
+import { rpcClient } from "../support/rpc";
 import {
   api,
   createSession,
@@ -110,37 +111,38 @@ describe("stored data from before issue 9", () => {
   it("honours old-format turn and model request events that embed their content", async () => {
     const id = await createSession();
     const name = `default:/sessions/${id}`;
-    const stream = env.STREAMS.get(env.STREAMS.idFromName(name)) as unknown as {
-      head(): Promise<{ lastOffset: number }>;
-      appendBatch(events: unknown[]): Promise<StreamEvent[]>;
-    };
+    const stream = rpcClient(streamStub(env, name));
     const input = (await stream.head()).lastOffset + 1;
     const turnId = `turn-${input}`;
     // What the previous version's agent appended for an input, with its idempotency keys.
-    await stream.appendBatch([
-      { type: "session/input-added", payload: { messageId: "msg-old", content: "history" } },
-      {
-        type: "turn/started",
-        payload: { turnId, messageId: "msg-old", content: "history" },
-        idempotencyKey: `agent/start-turn@${input}`,
-      },
-      {
-        type: "model/request-requested",
-        payload: {
-          requestId: `${turnId}-req`,
-          turnId,
-          model: "scripted",
-          system: "",
-          messages: [
-            { role: "user", content: "old question" },
-            { role: "assistant", content: "old answer", toolCalls: [] },
-            { role: "user", content: "history" },
-          ],
-          tools: [],
+    await stream.appendBatch(
+      [
+        { type: "session/input-added", payload: { messageId: "msg-old", content: "history" } },
+        {
+          type: "turn/started",
+          payload: { turnId, messageId: "msg-old", content: "history" },
+          idempotencyKey: `agent/start-turn@${input}`,
         },
-        idempotencyKey: `agent/request-model@${input}`,
-      },
-    ]);
+        {
+          type: "model/request-requested",
+          payload: {
+            requestId: `${turnId}-req`,
+            turnId,
+            model: "scripted",
+            system: "",
+            messages: [
+              { role: "user", content: "old question" },
+              { role: "assistant", content: "old answer", toolCalls: [] },
+              { role: "user", content: "history" },
+            ],
+            tools: [],
+          },
+          idempotencyKey: `agent/request-model@${input}`,
+        },
+        // Appended as the previous version's agent processor did (processor idempotency keys).
+      ],
+      { asProcessor: true },
+    );
     const view = await settledSession(id, 2);
     expect(view.messages).toEqual([
       { role: "user", content: "history" },

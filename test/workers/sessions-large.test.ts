@@ -11,7 +11,7 @@ import { assembleContent, CHUNK_EVENT, type ContentRef } from "../../src/session
 import { scriptedReplyText, splitWords } from "../../src/sessions/models/scripted";
 import { blobText } from "../../src/sessions/tools/builtin";
 import type { StreamEvent } from "../../src/streams/messages";
-import type { StreamDurableObject } from "../../src/streams/stream-do";
+import { streamStub } from "../../src/streams/stub";
 import { rpcClient, runInDurableObject } from "../support/rpc";
 import {
   api,
@@ -36,12 +36,7 @@ const MiB = 1024 * 1024;
 
 /** The whole session stream, read in small pages (some events are half a megabyte). */
 async function allEvents(id: string): Promise<StreamEvent[]> {
-  const stub = rpcClient(
-    env.STREAMS.get(env.STREAMS.idFromName(`default:/sessions/${id}`)) as unknown as Pick<
-      StreamDurableObject,
-      "read"
-    >,
-  );
+  const stub = rpcClient(streamStub(env, `default:/sessions/${id}`));
   const out: StreamEvent[] = [];
   for (;;) {
     const page = await stub.read({ after: out.at(-1)?.offset ?? 0, limit: 20 });

@@ -318,6 +318,7 @@ describe("invalid RPC input", () => {
     append(event: unknown, options?: unknown): Promise<unknown>;
     read(options: unknown): Promise<unknown>;
     close(options: unknown): Promise<unknown>;
+    create(name: string, path: string, options: unknown): Promise<unknown>;
   }
   type Call = (stub: LooseStream) => Promise<unknown>;
   const cases: { name: string; call: Call; where: string }[] = [
@@ -405,7 +406,7 @@ describe("invalid RPC input", () => {
     async ({ call, where }) => {
       const { stub } = await newStream("invalid");
       await stub.append({ type: "test/seed", payload: 0 });
-      const error = await rpcError(call(stub as unknown as LooseStream));
+      const error = await rpcError(call(stub));
       expect(error).toMatchObject({ code: "validation_failed" });
       expect(error.message).toContain(where);
       expect(await stub.head()).toMatchObject({ eventCount: 1, closed: false });
@@ -417,14 +418,16 @@ describe("invalid RPC input", () => {
   it("rejects invalid create options and creates nothing", async () => {
     const path = uniquePath("invalid-create");
     const stub = stubFor(path);
-    for (const options of [
+    const loose: LooseStream = stub;
+    const invalid: unknown[] = [
       { contentType: "" },
       { ttlSeconds: -1 },
       { ttlSeconds: 1.5 },
       { expiresAt: "tomorrow" },
-      { color: "red" } as never,
-    ]) {
-      const error = await rpcError(stub.create(nameOf(path), path, options));
+      { color: "red" },
+    ];
+    for (const options of invalid) {
+      const error = await rpcError(loose.create(nameOf(path), path, options));
       expect(error).toMatchObject({ code: "validation_failed" });
     }
     expect(await rpcError(stub.head())).toMatchObject({ code: "not_found" });

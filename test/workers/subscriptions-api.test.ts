@@ -9,7 +9,8 @@ import type { hc, InferResponseType } from "hono/client";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { verifyWebhook } from "../../src/callables/webhook";
 import type { SubscriptionRoutes } from "../../src/http/subscriptions";
-import type { SubscriptionStatus } from "../../src/streams/stream-do";
+import type { SubscriptionStatus } from "../../src/streams/stream-rpc";
+import { streamStub } from "../../src/streams/stub";
 import { waitFor } from "../support/wait";
 
 const ORIGIN = "http://streams.test";
@@ -75,10 +76,7 @@ async function statusOf(path: string, key: string): Promise<SubscriptionView> {
   return sub;
 }
 
-const streamStub = (path: string) =>
-  (env as unknown as { STREAMS: DurableObjectNamespace }).STREAMS.get(
-    (env as unknown as { STREAMS: DurableObjectNamespace }).STREAMS.idFromName(`default:${path}`),
-  );
+const stubOf = (path: string) => streamStub(env, `default:${path}`);
 
 /** Waits for `done`, firing the stream's alarm whenever a retry is due. */
 async function pumpUntil(path: string, done: () => Promise<boolean>, timeoutMs = 20_000) {
@@ -87,7 +85,7 @@ async function pumpUntil(path: string, done: () => Promise<boolean>, timeoutMs =
       if (await done()) return true;
       const subs = await list(path);
       if (subs.some((s) => s.nextRetryAt !== null && Date.parse(s.nextRetryAt) <= Date.now())) {
-        await runDurableObjectAlarm(streamStub(path));
+        await runDurableObjectAlarm(stubOf(path));
       }
       return false;
     },

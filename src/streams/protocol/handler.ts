@@ -1,7 +1,9 @@
 /**
  * The Durable Streams HTTP face of one stream, run inside its Durable Object (where the live
  * waiters are). It only translates: headers and bodies in, StreamCore calls, status codes and
- * protocol headers out. All stream rules live in core.ts, shared with the RPC door.
+ * protocol headers out. All stream rules live in core.ts, shared with the RPC door. The SSE
+ * pump is sse.ts; shared chunks are the ChunkCache its Durable Object owns (chunks.ts); other
+ * formats of the events than the protocol's are read views the app supplies (views.ts).
  */
 import {
   tooLarge as bodyTooLarge,
@@ -9,13 +11,12 @@ import {
   invalidInput,
   unsupportedOperation,
 } from "../../errors/domain";
-import { type SessionView, toClientEvent } from "../../sessions/client-view";
-import { trace } from "../../trace";
 import { isJsonType, isSseBinary } from "../content-type";
 import type { AppendOutcome, StreamCore } from "../core";
 import type { PageMessage, StreamMeta } from "../log";
-import { decodeEvent, MAX_MESSAGE_BYTES } from "../messages";
+import { MAX_MESSAGE_BYTES } from "../messages";
 import { acceptIntegerOffset, encodeOffset, parseOffset } from "../offsets";
+import type { ChunkCache } from "./chunks";
 import { nextCursor } from "./cursor";
 import { protocolErrorResponse } from "./errors";
 import {
@@ -28,58 +29,52 @@ import {
   parseStreamSeq,
   wantsClose,
 } from "./headers";
-import { base64, controlEvent, dataEvent, keepAlive, utf8 } from "./sse";
+import { concatBytes, eventSourceFramer, protocolFramer, sseResponse } from "./sse";
+import type { ReadView, ReadViews } from "./views";
 
 /** Internal headers set by the router (never taken from clients: the router strips them). */
 export const INTERNAL = {
   name: "x-ds-stream-name",
   path: "x-ds-stream-path",
   forkSource: "x-ds-fork-source",
-  /** Set by the sessions API: answer a GET as an EventSource stream (see eventSource). */
+  /** Answer a GET in the named read view as an EventSource stream (see eventSource). */
   eventSource: "x-ds-event-source",
-  /**
-   * Set by the sessions API: reads render events (with their offsets) in this view, `client`
-   * (src/sessions/client-view.ts) or `full`, and accept integer offsets too.
-   */
-  view: "x-ds-session-view",
+  /** Reads render events (with their offsets) in this read view (views.ts), and accept integer offsets too. */
+  view: "x-ds-view",
 } as const;
-
-function viewOf(request: Request): SessionView | null {
-  const view = request.headers.get(INTERNAL.view);
-  return view === "client" || view === "full" ? view : null;
-}
-
-/** Decoded events of a page as a session view shows them (left-out events are skipped). */
-function viewEvents(view: SessionView, messages: PageMessage[]): unknown[] {
-  const out: unknown[] = [];
-  for (const m of messages) {
-    const event = decodeEvent(m.offset, m.body, m.createdAt);
-    const shown = view === "full" ? event : toClientEvent(event);
-    if (shown !== null) out.push(shown);
-  }
-  return out;
-}
 
 export interface ProtocolSettings {
   longPollTimeoutMs: number;
   sseMaxDurationMs: number;
 }
 
+/** What the handler works on: the stream, its shared chunks, the app's read views, settings. */
+export interface ProtocolContext {
+  core: StreamCore;
+  chunks: ChunkCache;
+  views: ReadViews;
+  settings: ProtocolSettings;
+}
+
+/** The read view a request names, if the app supplies it. */
+function viewOf(ctx: ProtocolContext, request: Request): { name: string; view: ReadView } | null {
+  const name = request.headers.get(INTERNAL.view);
+  const view = name === null ? undefined : ctx.views.get(name);
+  return name !== null && view ? { name, view } : null;
+}
+
 /** Largest request body accepted: a JSON batch may hold many messages, each under the row limit. */
 export const MAX_BODY_BYTES = 8 * 1024 * 1024;
-/** Catch-up responses are cut at about this size; the rest follows at Stream-Next-Offset. */
-const READ_CHUNK_BYTES = 4 * 1024 * 1024;
-const READ_CHUNK_MESSAGES = 50_000;
-const SSE_KEEPALIVE_MS = 15_000;
 const CACHEABLE = "private, max-age=60, stale-while-revalidate=300";
 
 /**
- * EventSource reads of a session stream (`GET …/events` with `Accept: text/event-stream`):
- * resumes after `Last-Event-ID` (which a browser sends when it reconnects), else after the
+ * EventSource reads in a read view (the sessions API's `GET …/events` with `Accept:
+ * text/event-stream`): resumes after `Last-Event-ID` (which a browser sends when it reconnects), else after the
  * `?offset=` of the URL (what a new EventSource after a reload uses), else from the start.
  * Both take an integer offset or the wire form.
  */
-function eventSource(core: StreamCore, request: Request, settings: ProtocolSettings): Response {
+function eventSource(ctx: ProtocolContext, request: Request, view: ReadView): Response {
+  const { core } = ctx;
   const meta = core.live(Date.now());
   const lastEventId = request.headers.get("last-event-id");
   let after: number;
@@ -99,23 +94,24 @@ function eventSource(core: StreamCore, request: Request, settings: ProtocolSetti
     after = core.position(acceptIntegerOffset(offsetParam(new URL(request.url))), meta);
   }
   core.log.transaction(() => core.log.touch(Date.now()));
-  return sse(core, request, after, settings, eventFramer(viewOf(request) ?? "full"));
+  const framer = eventSourceFramer(view);
+  return sseResponse(core, ctx.chunks, request, after, ctx.settings.sseMaxDurationMs, framer);
 }
 
-export async function handleProtocol(
-  core: StreamCore,
-  request: Request,
-  settings: ProtocolSettings,
-): Promise<Response> {
+export async function handleProtocol(ctx: ProtocolContext, request: Request): Promise<Response> {
+  const { core } = ctx;
   try {
     switch (request.method) {
       case "PUT":
         return await create(core, request);
       case "POST":
         return await append(core, request);
-      case "GET":
-        if (request.headers.has(INTERNAL.eventSource)) return eventSource(core, request, settings);
-        return await read(core, request, settings);
+      case "GET": {
+        const view = viewOf(ctx, request);
+        if (view && request.headers.has(INTERNAL.eventSource))
+          return eventSource(ctx, request, view.view);
+        return await read(ctx, request, view);
+      }
       case "HEAD":
         return head(core);
       case "DELETE":
@@ -265,75 +261,18 @@ function head(core: StreamCore): Response {
 
 // ---- GET ----------------------------------------------------------------------------------
 
-interface Chunk {
-  messages: PageMessage[];
-  next: number;
-  upToDate: boolean;
-  closedAtEnd: boolean;
-}
-
-/**
- * Small chunks are shared between readers: after a commit, every live reader at the same
- * position asks for the same range, and the log is immutable below its tail, so one read
- * (and one encoding, see `encodedData`) serves them all. Keyed by incarnation, range and
- * closed state; only small chunks are kept, and only a few.
- */
-const sharedChunks = new WeakMap<StreamCore, Map<string, Chunk>>();
-const SHARED_CHUNK_MESSAGES = 256;
-const SHARED_CHUNKS = 8;
-
-function readChunk(core: StreamCore, meta: StreamMeta, after: number): Chunk {
-  const key = `${meta.id}:${after}:${meta.tail}:${meta.closed_at !== null}`;
-  let shared = sharedChunks.get(core);
-  const hit = shared?.get(key);
-  if (hit) return hit;
-  const messages = core.log.readPage(after, meta.tail, READ_CHUNK_MESSAGES, READ_CHUNK_BYTES);
-  const next = messages.at(-1)?.offset ?? after;
-  const upToDate = next === meta.tail;
-  const chunk = { messages, next, upToDate, closedAtEnd: upToDate && meta.closed_at !== null };
-  if (messages.length <= SHARED_CHUNK_MESSAGES) {
-    if (!shared) {
-      shared = new Map();
-      sharedChunks.set(core, shared);
-    }
-    shared.set(key, chunk);
-    if (shared.size > SHARED_CHUNKS) shared.delete(shared.keys().next().value!);
-  }
-  return chunk;
-}
-
-/** The SSE data of a (shared) chunk, encoded once (per session view). */
-const encodedData = new WeakMap<Chunk, string>();
-const encodedView: Record<SessionView, WeakMap<Chunk, string>> = {
-  client: new WeakMap(),
-  full: new WeakMap(),
-};
-
 function renderBody(contentType: string, messages: PageMessage[]): string | Uint8Array {
   if (isJsonType(contentType)) return `[${messages.map((m) => m.body as string).join(",")}]`;
   return concatBytes(messages);
 }
 
-function concatBytes(messages: PageMessage[]): Uint8Array {
-  const parts = messages.map((m) =>
-    typeof m.body === "string" ? utf8(m.body) : new Uint8Array(m.body),
-  );
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.byteLength;
-  }
-  return out;
-}
-
 async function read(
-  core: StreamCore,
+  ctx: ProtocolContext,
   request: Request,
-  settings: ProtocolSettings,
+  view: { name: string; view: ReadView } | null,
 ): Promise<Response> {
+  const { core, chunks, settings } = ctx;
   const url = new URL(request.url);
-  const view = viewOf(request);
   const rawOffset = view === null ? offsetParam(url) : acceptIntegerOffset(offsetParam(url));
   const live = liveParam(url);
   const now = Date.now();
@@ -344,8 +283,9 @@ async function read(
   core.log.transaction(() => core.log.touch(now));
   if (live === "sse") {
     const binary = isSseBinary(meta.content_type);
-    const framer = protocolFramer(meta.content_type, url.searchParams.get("cursor"), view);
-    return sse(core, request, start, settings, framer, binary ? { [H.sseEncoding]: "base64" } : {});
+    const framer = protocolFramer(chunks, meta.content_type, url.searchParams.get("cursor"), view);
+    const extra: Record<string, string> = binary ? { [H.sseEncoding]: "base64" } : {};
+    return sseResponse(core, chunks, request, start, settings.sseMaxDurationMs, framer, extra);
   }
   const cursor = live === "long-poll" ? nextCursor(now, url.searchParams.get("cursor")) : null;
 
@@ -355,11 +295,11 @@ async function read(
     return new Response(empty, { status: 200, headers });
   }
 
-  let chunk = readChunk(core, meta, start);
+  let chunk = chunks.read(core.log, meta, start);
   if (live === "long-poll" && chunk.messages.length === 0 && !chunk.closedAtEnd) {
     const wake = await core.waiters.wait(start, settings.longPollTimeoutMs, request.signal);
     const after = core.live(Date.now());
-    chunk = readChunk(core, after, start);
+    chunk = chunks.read(core.log, after, start);
     if (wake === "aborted" || chunk.messages.length === 0) {
       const headers = streamHeaders(after, { [H.upToDate]: "true", "cache-control": "no-store" });
       if (cursor !== null && after.closed_at === null) headers.set(H.cursor, cursor);
@@ -375,7 +315,7 @@ async function read(
   }
 
   const current = core.log.meta()!;
-  const etag = `"${current.id}:${start}:${chunk.next}${chunk.closedAtEnd ? ":c" : ""}${view ? `:${view}` : ""}"`;
+  const etag = `"${current.id}:${start}:${chunk.next}${chunk.closedAtEnd ? ":c" : ""}${view ? `:${view.name}` : ""}"`;
   const headers = new Headers({
     "content-type": current.content_type,
     [H.nextOffset]: encodeOffset(chunk.next),
@@ -390,134 +330,7 @@ async function read(
   const body =
     view === null
       ? renderBody(current.content_type, chunk.messages)
-      : JSON.stringify(viewEvents(view, chunk.messages));
+      : JSON.stringify(view.view.events(chunk.messages));
   if (view !== null) headers.set("content-type", "application/json");
   return new Response(body, { status: 200, headers });
-}
-
-// ---- SSE ----------------------------------------------------------------------------------
-
-/** Renders what an SSE reader is sent for each chunk read ("" sends nothing). */
-type SseFramer = (chunk: Chunk) => string;
-
-/**
- * Durable Streams SSE: `data` events paired with `control` events (offset, cursor, state).
- * In a session view, the data is that view's events (each with its offset); a chunk whose
- * events are all left out sends only its control event.
- */
-function protocolFramer(
-  contentType: string,
-  clientCursor: string | null,
-  view: SessionView | null = null,
-): SseFramer {
-  const binary = isSseBinary(contentType);
-  const json = isJsonType(contentType);
-  let cursor = clientCursor;
-  let sentControl = false;
-  const cache = view === null ? encodedData : encodedView[view];
-  const encodeData = (chunk: Chunk): string => {
-    let data = cache.get(chunk);
-    if (data === undefined) {
-      const { messages } = chunk;
-      if (view !== null) {
-        const events = viewEvents(view, messages);
-        data = events.length === 0 ? "" : JSON.stringify(events);
-      } else if (json) data = `[${messages.map((m) => m.body as string).join(",")}]`;
-      else {
-        const bytes = concatBytes(messages);
-        data = binary ? base64(bytes) : new TextDecoder().decode(bytes);
-      }
-      cache.set(chunk, data);
-    }
-    return data;
-  };
-  return (chunk) => {
-    if (chunk.messages.length === 0 && sentControl && !chunk.closedAtEnd) return "";
-    sentControl = true;
-    cursor = nextCursor(Date.now(), cursor);
-    const control = {
-      streamNextOffset: encodeOffset(chunk.next),
-      ...(chunk.closedAtEnd ? {} : { streamCursor: cursor }),
-      ...(chunk.upToDate ? { upToDate: true as const } : {}),
-      ...(chunk.closedAtEnd ? { streamClosed: true as const } : {}),
-    };
-    const encoded = chunk.messages.length > 0 ? encodeData(chunk) : "";
-    const data =
-      encoded !== "" || (view === null && chunk.messages.length > 0) ? dataEvent(encoded) : "";
-    return data + controlEvent(control);
-  };
-}
-
-/**
- * EventSource-style SSE for session streams: one unnamed SSE event (so `onmessage` fires) per
- * event of the view, `id:` carrying its integer offset so that a browser's automatic
- * `Last-Event-ID` resumes exactly after it. The data is the event as JSON (with `offset`); a
- * final `closed` event marks a closed stream.
- */
-const eventFramer =
-  (view: SessionView): SseFramer =>
-  (chunk) => {
-    let out = "";
-    for (const event of viewEvents(view, chunk.messages) as { offset: number }[]) {
-      out += `id: ${event.offset}\ndata: ${JSON.stringify(event)}\n\n`;
-    }
-    if (chunk.closedAtEnd) out += `event: closed\ndata: {}\n\n`;
-    return out;
-  };
-
-function sse(
-  core: StreamCore,
-  request: Request,
-  start: number,
-  settings: ProtocolSettings,
-  framer: SseFramer,
-  extraHeaders: Record<string, string> = {},
-): Response {
-  const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
-  const writer = writable.getWriter();
-  const stop = new AbortController();
-  request.signal?.addEventListener("abort", () => stop.abort());
-  const deadline = Date.now() + settings.sseMaxDurationMs;
-
-  const pump = async () => {
-    let position = start;
-    while (!stop.signal.aborted && Date.now() < deadline) {
-      const state = core.state(Date.now());
-      if (state.kind !== "live") break;
-      const chunk = readChunk(core, state.meta, position);
-      const frame = framer(chunk);
-      if (chunk.messages.length > 0)
-        trace("sse.write", () => ({
-          stream: state.meta.path,
-          offsets: chunk.messages.map((m) => m.offset),
-        }));
-      if (frame !== "") await writer.write(utf8(frame));
-      if (chunk.messages.length > 0)
-        trace("sse.flushed", () => ({
-          stream: state.meta.path,
-          offsets: chunk.messages.map((m) => m.offset),
-        }));
-      position = chunk.next;
-      if (chunk.closedAtEnd) break;
-      if (!chunk.upToDate) continue;
-      // The write above awaited, so commits may have landed since the read: look again
-      // before waiting. The check and the registration below have no await between them.
-      if (core.log.meta() && core.log.meta()!.tail > position) continue;
-      const wait = Math.min(SSE_KEEPALIVE_MS, deadline - Date.now());
-      const reason = await core.waiters.wait(position, Math.max(1, wait), stop.signal);
-      if (reason === "timeout" && Date.now() < deadline) await writer.write(utf8(keepAlive));
-    }
-  };
-
-  pump()
-    .catch(() => stop.abort())
-    .finally(() => writer.close().catch(() => {}));
-
-  const headers = new Headers({
-    "content-type": "text/event-stream",
-    "cache-control": "no-cache",
-    [H.nextOffset]: encodeOffset(start),
-    ...extraHeaders,
-  });
-  return new Response(readable, { status: 200, headers });
 }
