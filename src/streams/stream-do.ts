@@ -12,7 +12,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
 import { type Env, readCallablePolicy, readSettings } from "../env";
-import { invalidInput } from "../errors/domain";
+import { DomainError, invalidInput } from "../errors/domain";
 import { type RpcResult, rpcClient, serveRpc } from "../rpc/result";
 import { type AppendOutcome, StreamCore } from "./core";
 import { DEFAULT_DELIVERY, Deliveries } from "./delivery";
@@ -149,7 +149,13 @@ export class StreamObject extends DurableObject<Env> implements StreamRpc {
 
   override async fetch(request: Request): Promise<Response> {
     const response = await handleProtocol(this.#protocol, request);
-    await this.#armAlarm();
+    try {
+      await this.#armAlarm();
+    } catch (error) {
+      // A refusal already answers why (e.g. corrupt_record, logged where it was found); the
+      // alarm, which reads the same rows, must not replace that answer with a bare 500.
+      if (!(error instanceof DomainError) || response.ok) throw error;
+    }
     return response;
   }
 
