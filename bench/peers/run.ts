@@ -514,7 +514,9 @@ interface MemoryResult {
 /**
  * Memory of an idle and of a busy agent, by difference of the side's workerd RSS (every
  * Durable Object of a side lives in its one workerd process, so one object cannot be read
- * alone): MEMORY_SESSIONS new sessions, one turn each, then idle (clients connected: our SSE,
+ * alone; the isolate's V8 heap over the inspector is no better: workerd's inspector does not
+ * answer HeapProfiler.collectGarbage, so heap readings carry uncollected garbage of several
+ * MB, and per-session differences came out negative): MEMORY_SESSIONS new sessions, one turn each, then idle (clients connected: our SSE,
  * their WebSocket); then all of them running MEMORY_BUSY_TURNS turns back to back at once,
  * with VmHWM reset before (clear_refs), so the peak between samples counts too. Ours is a
  * SessionAgent plus its session's Stream DO; theirs one AIChatAgent.
@@ -779,6 +781,9 @@ async function main() {
     };
     console.log(
       `memory: ${MEMORY_SESSIONS} sessions per side, idle then ${MEMORY_BUSY_TURNS} turns each at once, done`,
+    );
+    console.log(
+      "  per session = Δ of the side's workerd RSS (/proc VmRSS, busy: peak incl. VmHWM) over the sessions; ours = SessionAgent + its Stream DO, CF = one AIChatAgent; process-level, so noisy: compare within one run",
     );
 
     // 6. Both transcripts survive a crash: SIGKILL, restart on the same data, read back.
