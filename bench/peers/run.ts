@@ -15,7 +15,12 @@
  * that both transcripts survive a crash (SIGKILL, restart on the same persist dir, read back).
  * Metrics: turn p50/p99 sequential on one session (and the workerd CPU each side spent per
  * turn, from /proc); turns/s and turn p50 with 8 and with 32 sessions at once; sessions created + first turn done per second; reconnect to a 20-turn
- * transcript p50. Prints absolute numbers and ratios ours/CF, saves bench/results/peers.json.
+ * transcript p50, each side as its own client reloads (ours: the shipped client's `events()`,
+ * one EventSource-view request that sends the catch-up and stays live, run from src/client
+ * bundled by esbuild; theirs: WebSocket + /get-messages at once), clock stopped when the whole
+ * transcript is in hand on a live connection; memory of an idle and of a busy agent (workerd
+ * RSS by difference, the same way on both sides). Prints absolute numbers and ratios ours/CF,
+ * and each side's reconnect request pattern; saves bench/results/peers.json.
  * Loopback only, bounded loops, exits by itself (a guard kills everything after 8 minutes).
  * Run from the repository root (it uses the root's wrangler, hence the same workerd).
  */
@@ -26,6 +31,8 @@ import { fileURLToPath } from "node:url";
 import { createParser } from "eventsource-parser";
 import { type DevServer, startDevServer } from "../../test/support/dev-server.ts";
 import { workerdCpuMs } from "../process-cpu.ts";
+import { resetPeak, workerdMemory } from "../process-memory.ts";
+import { loadSessionClient } from "../support/client-bundle.ts";
 import { AUTH, percentile, postJson as post } from "../support/session-http.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -236,8 +243,80 @@ async function readOursLog(
   throw new Error("catch-up read did not reach the tail in 1000 pages");
 }
 
-/** A reloading client: reads the transcript, then opens the live SSE where the read ended. */
-async function reconnectOurs(base: string, id: string): Promise<number> {
+/** The request pattern each side's reconnect uses (printed with the results). */
+const RECONNECT_PATTERN = {
+  ours: "1 request: GET /v1/sessions/:id/events, Accept: text/event-stream (the shipped client's events(), as the console reloads): catch-up then live on the same response",
+  cf: "2 requests at once: WebSocket /agents/chat-agent/:name + GET …/get-messages (as useAgentChat reloads)",
+} as const;
+
+type Client = Awaited<ReturnType<typeof loadSessionClient>>;
+
+interface OursReconnect {
+  /** Until the whole transcript (all its turn/completed) arrived on the open connection. */
+  ms: number;
+  /** Until the response's headers arrived. */
+  headersMs: number;
+  /** Body chunks the client read until then (how the catch-up was cut on the wire). */
+  bodyChunks: number;
+  /** SSE events (session events) received until then. */
+  events: number;
+}
+
+/**
+ * A reloading web page, as the console does it (console/src/use-session-view.ts, no saved
+ * snapshot): a new SessionClient and its `events(id)` from the start: ONE request, whose
+ * response sends the catch-up and then stays open, live. The clock stops when the whole
+ * transcript (all 20 turn/completed) has arrived on that connection, which is still open:
+ * the point the CF side reaches with its socket open and /get-messages answered.
+ */
+async function reconnectOurs(client: Client, base: string, id: string): Promise<OursReconnect> {
+  const start = performance.now();
+  let requests = 0;
+  let headersMs = Number.NaN;
+  let bodyChunks = 0;
+  const sessions = new client.SessionClient({
+    baseUrl: base,
+    token: AUTH.authorization.slice("Bearer ".length),
+    fetch: async (request) => {
+      requests++;
+      const response = await fetch(request);
+      headersMs = performance.now() - start;
+      if (!response.body) return response;
+      const counted = response.body.pipeThrough(
+        new TransformStream<Uint8Array, Uint8Array>({
+          transform(chunk, controller) {
+            bodyChunks++;
+            controller.enqueue(chunk);
+          },
+        }),
+      );
+      return new Response(counted, { status: response.status, headers: response.headers });
+    },
+  });
+  let turns = 0;
+  let events = 0;
+  let ms = Number.NaN;
+  for await (const event of sessions.events(id, {
+    onReconnect: ({ error }) => {
+      throw new Error(`ours: the reconnect had to reconnect again: ${String(error)}`);
+    },
+  })) {
+    events++;
+    if (event.type === "turn/completed" && ++turns === TRANSCRIPT_TURNS) {
+      ms = performance.now() - start;
+      break; // closes the connection (the page would stay on it, live)
+    }
+  }
+  if (turns !== TRANSCRIPT_TURNS) throw new Error(`ours: ${turns} turns read back, not 20`);
+  if (requests !== 1) throw new Error(`ours: the reconnect took ${requests} requests, not 1`);
+  return { ms, headersMs, bodyChunks, events };
+}
+
+/**
+ * For comparison only (the pattern this bench used before; no client of ours reloads so):
+ * a paged JSON catch-up read, then a second request for live SSE where the read ended.
+ */
+async function reconnectOursTwoRequests(base: string, id: string): Promise<number> {
   const start = performance.now();
   const { events, next } = await readOursLog(base, id);
   const controller = new AbortController();
@@ -393,6 +472,91 @@ async function reconnectPeer(base: string, name: string): Promise<number> {
 }
 
 // ---------------------------------------------------------------------------------------
+// Memory: RSS of each side's workerd processes (Linux /proc), measured the same way on both.
+
+const MEMORY_SESSIONS = num("PEERS_MEMORY_SESSIONS", 16);
+const MEMORY_BUSY_TURNS = 3;
+const MEMORY_SETTLE_MS = 2_000;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function rssKiB(group: number | undefined): { rss: number; hwm: number } | null {
+  const processes = workerdMemory(group);
+  if (processes === null) return null;
+  return {
+    rss: processes.reduce((n, p) => n + p.rssKiB, 0),
+    hwm: processes.reduce((n, p) => n + p.hwmKiB, 0),
+  };
+}
+
+/** After a settle time, the median RSS of 5 samples 100 ms apart (V8 frees lazily). */
+async function settledRssKiB(group: number | undefined): Promise<number | null> {
+  await sleep(MEMORY_SETTLE_MS);
+  const samples: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const m = rssKiB(group);
+    if (m === null) return null;
+    samples.push(m.rss);
+    await sleep(100);
+  }
+  return median(samples);
+}
+
+interface MemoryResult {
+  /** Settled RSS before the sessions existed. */
+  baseKiB: number;
+  /** Per session, idle: settled RSS with MEMORY_SESSIONS sessions (one turn each, client still connected) minus base, divided by their number. */
+  idlePerSessionKiB: number;
+  /** Per session, busy: the peak RSS while every one of them runs turns at once, minus base, divided by their number. */
+  busyPerSessionKiB: number;
+}
+
+/**
+ * Memory of an idle and of a busy agent, by difference of the side's workerd RSS (every
+ * Durable Object of a side lives in its one workerd process, so one object cannot be read
+ * alone; the isolate's V8 heap over the inspector is no better: workerd's inspector does not
+ * answer HeapProfiler.collectGarbage, so heap readings carry uncollected garbage of several
+ * MB, and per-session differences came out negative): MEMORY_SESSIONS new sessions, one turn each, then idle (clients connected: our SSE,
+ * their WebSocket); then all of them running MEMORY_BUSY_TURNS turns back to back at once,
+ * with VmHWM reset before (clear_refs), so the peak between samples counts too. Ours is a
+ * SessionAgent plus its session's Stream DO; theirs one AIChatAgent.
+ */
+async function measureMemory(servers: Servers, side: Side): Promise<MemoryResult | null> {
+  const group = servers[side].child.pid;
+  const base = await settledRssKiB(group);
+  if (base === null) return null;
+  const sessions = await Promise.all(
+    Array.from({ length: MEMORY_SESSIONS }, (_, i) =>
+      openSession(servers, side, `memory-${i}-${randomId()}`),
+    ),
+  );
+  try {
+    await concurrentRound(sessions, MEMORY_SESSIONS);
+    const idle = await settledRssKiB(group);
+    if (idle === null) return null;
+    const peakAllowed = resetPeak(group);
+    let peak = 0;
+    const sampling = setInterval(() => {
+      peak = Math.max(peak, rssKiB(group)?.rss ?? 0);
+    }, 20);
+    try {
+      await concurrentRound(sessions, MEMORY_SESSIONS * MEMORY_BUSY_TURNS);
+    } finally {
+      clearInterval(sampling);
+    }
+    const after = rssKiB(group);
+    peak = Math.max(peak, after?.rss ?? 0, peakAllowed ? (after?.hwm ?? 0) : 0);
+    return {
+      baseKiB: base,
+      idlePerSessionKiB: (idle - base) / MEMORY_SESSIONS,
+      busyPerSessionKiB: (peak - base) / MEMORY_SESSIONS,
+    };
+  } finally {
+    await Promise.all(sessions.map((s) => s.close()));
+  }
+}
+
+// ---------------------------------------------------------------------------------------
 // The run.
 
 type Side = "ours" | "cf";
@@ -468,6 +632,7 @@ async function main() {
     throw new Error("run from the repository root (npm run bench:peers)");
   }
   const startedAt = new Date().toISOString();
+  const client = await loadSessionClient();
   const loadBefore = loadavg();
   console.log(`bench:peers: starting both servers (load average ${loadBefore[0]?.toFixed(2)})`);
   const [ours, cf] = await Promise.all([startOurs(), startPeer()]);
@@ -579,19 +744,49 @@ async function main() {
     const oursTranscriptId = (transcript.ours as OursSession).id;
     for (const side of SIDES) await transcript[side].close();
     const reconnects: Record<Side, number[]> = { ours: [], cf: [] };
+    const oursReconnects: OursReconnect[] = [];
+    const oursTwoRequests: number[] = [];
     for (let i = 0; i < RECONNECTS; i++) {
       for (const side of order(i)) {
-        reconnects[side].push(
-          side === "ours"
-            ? await reconnectOurs(servers.ours.url, oursTranscriptId)
-            : await reconnectPeer(servers.cf.url, transcriptName),
-        );
+        if (side === "ours") {
+          const sample = await reconnectOurs(client, servers.ours.url, oursTranscriptId);
+          oursReconnects.push(sample);
+          reconnects.ours.push(sample.ms);
+          oursTwoRequests.push(await reconnectOursTwoRequests(servers.ours.url, oursTranscriptId));
+        } else reconnects.cf.push(await reconnectPeer(servers.cf.url, transcriptName));
       }
     }
+    const reconnectDetail = {
+      pattern: RECONNECT_PATTERN,
+      oursHeadersP50: median(oursReconnects.map((r) => r.headersMs)),
+      oursBodyChunksP50: median(oursReconnects.map((r) => r.bodyChunks)),
+      oursEvents: oursReconnects[0]?.events ?? 0,
+      oursTwoRequestsP50: median(oursTwoRequests),
+    };
     console.log(`reconnect: ${RECONNECTS} each, done`);
+    console.log(`  ours: ${RECONNECT_PATTERN.ours}`);
+    console.log(
+      `        headers after ${reconnectDetail.oursHeadersP50.toFixed(1)} ms (p50), ${reconnectDetail.oursEvents} events of the client view in ${reconnectDetail.oursBodyChunksP50} body chunk(s) (p50) until the 20th turn/completed`,
+    );
+    console.log(`  CF:   ${RECONNECT_PATTERN.cf}`);
+    console.log(
+      `  for comparison, ours with 2 sequential requests (paged JSON catch-up, then ?live=sse): p50 ${reconnectDetail.oursTwoRequestsP50.toFixed(1)} ms`,
+    );
     for (const side of SIDES) await seq[side].close();
 
-    // 5. Both transcripts survive a crash: SIGKILL, restart on the same data, read back.
+    // 5. Memory of an idle and of a busy agent, each side on its own (the other side idle).
+    const memory: Record<Side, MemoryResult | null> = {
+      ours: await measureMemory(servers, "ours"),
+      cf: await measureMemory(servers, "cf"),
+    };
+    console.log(
+      `memory: ${MEMORY_SESSIONS} sessions per side, idle then ${MEMORY_BUSY_TURNS} turns each at once, done`,
+    );
+    console.log(
+      "  per session = Δ of the side's workerd RSS (/proc VmRSS, busy: peak incl. VmHWM) over the sessions; ours = SessionAgent + its Stream DO, CF = one AIChatAgent; process-level, so noisy: compare within one run",
+    );
+
+    // 6. Both transcripts survive a crash: SIGKILL, restart on the same data, read back.
     const before = {
       ours: turnTexts((await readOursLog(servers.ours.url, oursTranscriptId)).events),
       cf: await readPeerMessages(servers.cf.url, transcriptName),
@@ -680,6 +875,33 @@ async function main() {
         true,
       ),
     );
+    const memoryRows =
+      memory.ours && memory.cf
+        ? [
+            row(
+              "memory per idle session (workerd RSS Δ)",
+              memory.ours.idlePerSessionKiB,
+              memory.cf.idlePerSessionKiB,
+              "KiB",
+              true,
+            ),
+            row(
+              "memory per busy session (peak RSS Δ)",
+              memory.ours.busyPerSessionKiB,
+              memory.cf.busyPerSessionKiB,
+              "KiB",
+              true,
+            ),
+            row(
+              "workerd RSS before (base)",
+              memory.ours.baseKiB / 1024,
+              memory.cf.baseKiB / 1024,
+              "MiB",
+              true,
+            ),
+          ]
+        : [];
+    rows.push(...memoryRows);
     const loadAfter = loadavg();
     console.log(
       `\nbench:peers — both under wrangler dev on this machine (${cpus().length} CPUs, load average ${loadBefore[0]?.toFixed(2)} → ${loadAfter[0]?.toFixed(2)}), interleaved rounds`,
@@ -709,7 +931,15 @@ async function main() {
       },
       fairness: { ...fairness, transcriptSurvivesRestart: survives },
       rows: rows.map((r) => ({ ...r, ratio: r.ours / r.cf })),
-      samples: { sequential, concurrent, creates, reconnects },
+      reconnect: reconnectDetail,
+      memory: {
+        method:
+          "Linux /proc VmRSS (and VmHWM after clear_refs) summed over each side's workerd processes; per session = (RSS with the sessions − RSS before) / their number. Ours = SessionAgent + its Stream DO; CF = one AIChatAgent.",
+        sessions: MEMORY_SESSIONS,
+        busyTurnsEach: MEMORY_BUSY_TURNS,
+        ...memory,
+      },
+      samples: { sequential, concurrent, creates, reconnects, oursReconnects, oursTwoRequests },
     };
     mkdirSync(join(here, "..", "results"), { recursive: true });
     const file = join(here, "..", "results", "peers.json");
@@ -727,7 +957,9 @@ function row(metric: string, ours: number, cf: number, unit: string, lower: bool
 }
 
 function fmt(value: number, unit: string): string {
-  return unit === "ms" ? `${value.toFixed(1)} ms` : value.toFixed(2);
+  if (unit === "ms") return `${value.toFixed(1)} ms`;
+  if (unit === "KiB" || unit === "MiB") return `${value.toFixed(0)} ${unit}`;
+  return value.toFixed(2);
 }
 
 /** Each turn's reply: the last model/request-completed before its turn/completed. */
