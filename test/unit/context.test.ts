@@ -6,7 +6,10 @@
 import { describe, expect, it } from "vitest";
 import { compactionInput, planCompaction, systemWithSummary } from "../../src/sessions/context";
 import { agentStateSchema, upgradeAgentState } from "../../src/sessions/conversation";
-import { compactionSummary, SCRIPTED_SUMMARY_MAX_CHARS } from "../../src/sessions/models/scripted";
+import {
+  compactionSummary,
+  SCRIPTED_SUMMARY_MAX_CHARS,
+} from "../../src/sessions/models/scripted-plan";
 import { chunkText } from "../../src/sessions/transcript";
 
 const sizes = (...list: [string, number][]) =>
