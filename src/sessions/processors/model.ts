@@ -28,12 +28,13 @@ import type { JSONSchema7, LanguageModelV4 } from "@ai-sdk/provider";
 import type { z } from "zod";
 import { DomainError, isFault } from "../../errors/domain";
 import { HTTP_STATUS } from "../../errors/http";
-import type { StateOf, TypedEvent } from "../../processors/contract";
+import type { StateOf } from "../../processors/contract";
 import {
   type BatchHookArgs,
   type EventHookArgs,
   type ProcessorTables,
   type ProjectArgs,
+  type ReduceArgs,
   StreamProcessor,
 } from "../../processors/processor";
 import {
@@ -106,13 +107,7 @@ export class ModelProcessor extends StreamProcessor<typeof modelContract> {
     return this.#running.size;
   }
 
-  reduce({
-    state,
-    event,
-  }: {
-    state: StateOf<typeof modelContract>;
-    event: TypedEvent<typeof modelContract>;
-  }) {
+  reduce({ state, event }: ReduceArgs<typeof modelContract>) {
     // Keys are request ids: a null-prototype copy and own-key lookups (never Object.prototype's).
     const requests: Record<string, Request> = Object.assign(Object.create(null), state.requests);
     switch (event.type) {
