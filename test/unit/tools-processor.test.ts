@@ -5,14 +5,17 @@ import { toolsContract } from "../../src/sessions/contracts";
 import { sessionEvents } from "../../src/sessions/events";
 import { ToolProcessor } from "../../src/sessions/processors/tools";
 import { builtinTools } from "../../src/sessions/tools/builtin";
+import { platformFake } from "../support/platform-fakes";
 
 describe("processor state keyed by model-chosen ids", () => {
   const tools = new ToolProcessor(builtinTools, {
-    storage: { sql: { exec: () => undefined } } as unknown as DurableObjectStorage,
+    storage: platformFake<DurableObjectStorage>({
+      sql: platformFake<SqlStorage>({ exec: () => undefined }),
+    }),
     sessionId: () => "s",
   });
-  const ev = (offset: number, type: string, payload: unknown) =>
-    ({ offset, type, payload, createdAt: "2026-01-01T00:00:00.000Z" }) as never;
+  // Events as the host hands them to reduce (already parsed): written out, typed by the contract.
+  const createdAt = "2026-01-01T00:00:00.000Z";
 
   it.each(["constructor", "toString", "hasOwnProperty", "valueOf"])(
     "a tool call with id %s is tracked like any other",
@@ -20,17 +23,27 @@ describe("processor state keyed by model-chosen ids", () => {
       let state = toolsContract.initialState as StateOf<typeof toolsContract>;
       state = tools.reduce({
         state,
-        event: ev(1, "tool/call-requested", {
-          toolCallId,
-          turnId: "t",
-          toolName: "notes_write",
-          input: "{}",
-          needsApproval: true,
-        }),
+        event: {
+          offset: 1,
+          type: "tool/call-requested",
+          payload: {
+            toolCallId,
+            turnId: "t",
+            toolName: "notes_write",
+            input: "{}",
+            needsApproval: true,
+          },
+          createdAt,
+        },
       });
       state = tools.reduce({
         state,
-        event: ev(2, "tool/approval-requested", { toolCallId, toolName: "notes_write", args: {} }),
+        event: {
+          offset: 2,
+          type: "tool/approval-requested",
+          payload: { toolCallId, toolName: "notes_write", args: {} },
+          createdAt,
+        },
       });
       expect(Object.hasOwn(state.calls, toolCallId)).toBe(true);
       expect(state.calls[toolCallId]).toMatchObject({ status: "awaiting", causeAt: 1 });
@@ -42,11 +55,12 @@ describe("processor state keyed by model-chosen ids", () => {
   it("an approval for an id no call has does not invent one", () => {
     const state = tools.reduce({
       state: toolsContract.initialState as StateOf<typeof toolsContract>,
-      event: ev(1, "tool/approval-decided", {
-        toolCallId: "constructor",
-        approved: true,
-        reason: null,
-      }),
+      event: {
+        offset: 1,
+        type: "tool/approval-decided",
+        payload: { toolCallId: "constructor", approved: true, reason: null },
+        createdAt,
+      },
     });
     expect(Object.keys(state.calls)).toEqual([]);
   });
