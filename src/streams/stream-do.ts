@@ -12,7 +12,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
 import { type Env, readCallablePolicy, readSettings } from "../env";
-import { invalidInput } from "../errors/domain";
+import { DomainError, invalidInput } from "../errors/domain";
 import { type RpcResult, rpcClient, serveRpc } from "../rpc/result";
 import { type AppendOutcome, StreamCore } from "./core";
 import { DEFAULT_DELIVERY, Deliveries } from "./delivery";
@@ -149,7 +149,16 @@ export class StreamObject extends DurableObject<Env> implements StreamRpc {
 
   override async fetch(request: Request): Promise<Response> {
     const response = await handleProtocol(this.#protocol, request);
-    await this.#armAlarm();
+    try {
+      await this.#armAlarm();
+    } catch (error) {
+      // A refusal while arming (a corrupt metadata row: corrupt_record) was already answered
+      // by the handler, which read the same row; the answer stands, and the refusal is logged.
+      if (!(error instanceof DomainError)) throw error;
+      console.error(
+        JSON.stringify({ msg: "alarm not armed", where: this.#label(), error: error.message }),
+      );
+    }
     return response;
   }
 
