@@ -17,24 +17,29 @@ export interface InvokeOptions {
   timeoutMs?: number;
 }
 
-type RpcTarget = Record<string, unknown>;
-
-function binding(env: object, name: string): RpcTarget {
-  const value = (env as Record<string, unknown>)[name];
+function binding(env: object, name: string): object {
+  const value: unknown = Object.hasOwn(env, name) ? Reflect.get(env, name) : undefined;
   if (value === undefined || value === null || typeof value !== "object") {
     throw new CallableError("resolution", `binding ${name} does not exist in this worker`, false);
   }
-  return value as RpcTarget;
+  return value;
 }
 
-async function callMethod(target: RpcTarget, method: string, payload: unknown): Promise<unknown> {
-  // RPC stubs answer every property with a callable stub, so call it as a method directly
-  // (`fn.call(...)` would itself be sent as an RPC named "call").
-  if (typeof target[method] !== "function") {
+/** A binding that looks up Durable Objects by name (not a service, not a plain value). */
+function isNamespace(target: object): target is DurableObjectNamespace {
+  return typeof Reflect.get(target, "idFromName") === "function";
+}
+
+async function callMethod(target: object, method: string, payload: unknown): Promise<unknown> {
+  const member: unknown = Reflect.get(target, method);
+  if (typeof member !== "function") {
     throw new CallableError("resolution", `target has no method ${method}`, false);
   }
   try {
-    return await (target as Record<string, (p: unknown) => Promise<unknown>>)[method]!(payload);
+    // Called as a method of `target` (what `target[method](payload)` does). RPC stubs answer
+    // every property with a callable stub, so `member.call(...)` would itself be sent as an
+    // RPC named "call"; Reflect.apply reads no property of the member.
+    return await Reflect.apply(member, target, [payload]);
   } catch (error) {
     const e = error as Error & { retryable?: boolean; remote?: boolean };
     // workerd marks transient infrastructure failures (lost connections, overload) retryable.
@@ -52,17 +57,16 @@ async function callMethod(target: RpcTarget, method: string, payload: unknown): 
 export function resolveTarget(
   callable: Extract<Callable, { kind: "durable-object" | "service" }>,
   env: object,
-): RpcTarget {
+): object {
   const target = binding(env, callable.binding);
-  const isNamespace = typeof (target as { idFromName?: unknown }).idFromName === "function";
-  if (callable.kind === "durable-object" && !isNamespace) {
+  if (callable.kind === "durable-object" && !isNamespace(target)) {
     throw new CallableError(
       "resolution",
       `binding ${callable.binding} is not a Durable Object namespace`,
       false,
     );
   }
-  if (callable.kind === "service" && isNamespace) {
+  if (callable.kind === "service" && isNamespace(target)) {
     throw new CallableError(
       "resolution",
       `binding ${callable.binding} is a Durable Object namespace; use kind "durable-object"`,
@@ -80,9 +84,16 @@ export async function invokeCallable(
   checkCallable(callable, options.policy);
   switch (callable.kind) {
     case "durable-object": {
-      const ns = resolveTarget(callable, options.env) as unknown as DurableObjectNamespace;
-      const stub = ns.get(ns.idFromName(callable.name)) as unknown as RpcTarget;
-      return callMethod(stub, callable.method, payload);
+      const ns = resolveTarget(callable, options.env);
+      // Already refused by resolveTarget; checked again so that `ns` is typed a namespace.
+      if (!isNamespace(ns)) {
+        throw new CallableError(
+          "resolution",
+          `binding ${callable.binding} is not a namespace`,
+          false,
+        );
+      }
+      return callMethod(ns.get(ns.idFromName(callable.name)), callable.method, payload);
     }
     case "service":
       return callMethod(resolveTarget(callable, options.env), callable.method, payload);

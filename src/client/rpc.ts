@@ -168,7 +168,7 @@ export class LiveRpc {
     this.#heartbeat = setInterval(() => {
       api.ping().catch(onLost);
     }, this.#options.heartbeatMs ?? 30_000);
-    return api as unknown as Api;
+    return api;
   }
 
   async #resubscribeAll(): Promise<void> {

@@ -67,6 +67,12 @@ export interface EmitInput<K extends AnyContract, T extends EmittedType<K> = Emi
   causeOffset?: number;
 }
 
+/** What `reduce` sees: the state so far and one consumed event. */
+export interface ReduceArgs<K extends AnyContract> {
+  state: StateOf<K>;
+  event: TypedEvent<K>;
+}
+
 export interface EventHookArgs<K extends AnyContract> {
   event: TypedEvent<K>;
   previousState: StateOf<K>;
@@ -137,7 +143,7 @@ export abstract class StreamProcessor<K extends AnyContract> {
   upgradeState?(stored: unknown): StateUpgrade | null;
 
   /** Pure: the next state after one event. Never performs side effects. */
-  abstract reduce(args: { state: StateOf<K>; event: TypedEvent<K> }): StateOf<K>;
+  abstract reduce(args: ReduceArgs<K>): StateOf<K>;
 
   /** Side effects of one event past the anchor. */
   processEvent?(args: EventHookArgs<K>): void | Promise<void>;

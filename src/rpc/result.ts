@@ -95,7 +95,10 @@ const raw = new WeakMap<object, object>();
  * Wraps a stub (or any object) so that each method's result envelope is unwrapped. Answers
  * that are not envelopes (e.g. `fetch`) pass through untouched; so do non-method properties.
  */
-export function rpcClient<T extends object>(stub: T): Unwrapped<T> {
+export function rpcClient<T extends object>(stub: T): Unwrapped<T>;
+// The overload above states what the Proxy below does to T (TypeScript types a Proxy as its
+// target): each method answering an RpcResult<R> answers R.
+export function rpcClient(stub: object): object {
   const client = new Proxy(stub, {
     get(target, property) {
       if (property === "then") return undefined;
@@ -110,7 +113,7 @@ export function rpcClient<T extends object>(stub: T): Unwrapped<T> {
     },
   });
   raw.set(client, stub);
-  return client as unknown as Unwrapped<T>;
+  return client;
 }
 
 /** The stub behind an `rpcClient` (for APIs that need the real stub), or the value itself. */

@@ -61,10 +61,7 @@ export function rpcResponse(
       maxConnectionMs: setting(env.RPC_MAX_CONNECTION_MS, DEFAULTS.maxConnectionMs),
       maxSubscriptions: setting(env.RPC_MAX_SUBSCRIPTIONS, DEFAULTS.maxSubscriptions),
     });
-    newWebSocketRpcSession(
-      server as unknown as WebSocket,
-      new RpcGateway({ env, fetch, connection }),
-    );
+    newWebSocketRpcSession(server, new RpcGateway({ env, fetch, connection }));
     return new Response(null, { status: 101, webSocket: client });
   }
   if (request.method === "POST") {

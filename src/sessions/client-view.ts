@@ -80,15 +80,24 @@ export type ClientEvent = {
 /** The client view's events as one zod schema (for the OpenAPI document and tests). */
 export const clientEventSchema = z.discriminatedUnion(
   "type",
-  CLIENT_EVENT_TYPES.map((type) =>
-    z.object({
-      offset: z.number().int().positive(),
-      type: z.literal(type),
-      payload: clientViewPayloads[type],
-      createdAt: z.string(),
-    }),
-  ) as unknown as [z.ZodObject, ...z.ZodObject[]],
+  nonEmpty(
+    CLIENT_EVENT_TYPES.map((type) =>
+      z.object({
+        offset: z.number().int().positive(),
+        type: z.literal(type),
+        payload: clientViewPayloads[type],
+        createdAt: z.string(),
+      }),
+    ),
+  ),
 );
+
+/** The list as the non-empty tuple a zod union takes (the view always has event types). */
+function nonEmpty<T>(items: readonly T[]): [T, ...T[]] {
+  const [first, ...rest] = items;
+  if (first === undefined) throw new Error("the client view lists no event types");
+  return [first, ...rest];
+}
 
 /** What a stream reader decodes (src/streams/messages.ts StreamEvent, minus byte payloads). */
 export interface ViewInput {

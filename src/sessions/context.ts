@@ -9,7 +9,7 @@
  * rows and appends the events.
  */
 import type { ChatMessage } from "./events";
-import { SUMMARY_HEADING } from "./models/scripted";
+import { SUMMARY_HEADING } from "./models/scripted-plan";
 
 export interface MessageSize {
   index: number;

@@ -3,8 +3,8 @@
  * that they cannot drift: lifecycle (missing / live / soft-deleted, TTL expiry), appends with
  * idempotent producers, Stream-Seq, idempotency keys and closing, reads, forks and deletes.
  * The parts with rules of their own are their own modules: producers.ts (the producer state
- * machine), forks.ts (snapshots, copying, the release outbox) and append-input.ts (bodies,
- * reserved events and keys).
+ * machine), forks.ts (snapshots, copying, the release outbox), append-input.ts (bodies,
+ * reserved events and keys) and append-checks.ts (what an append must pass before it commits).
  *
  * Shape: every mutation validates first and then commits in one synchronous transaction
  * (see log.ts). The only awaits are on other streams (forks); state is re-checked after
@@ -14,13 +14,8 @@
 import { ulid } from "ulidx";
 import { conflict, gone, invalidInput, notFound } from "../errors/domain";
 import { trace } from "../trace";
-import {
-  type AppendBody,
-  checkClientKeys,
-  checkReserved,
-  messagesOf,
-  parseBody,
-} from "./append-input";
+import { type AppendRequest, checkAppend } from "./append-checks";
+import { checkClientKeys, checkReserved, parseBody } from "./append-input";
 import {
   DEFAULT_CONTENT_TYPE,
   isValidContentType,
@@ -40,29 +35,17 @@ import {
 import type { CloseStatus, StoredMessage, StreamLog, StreamMeta } from "./log";
 import { decodeEvent, type StreamEvent } from "./messages";
 import { encodeOffset, parseOffset } from "./offsets";
-import { checkProducer, type DuplicateAppend, type ProducerClaim } from "./producers";
+import type { DuplicateAppend, ProducerClaim } from "./producers";
 import type { SystemEventType } from "./system-events";
 import type { TailWaiters } from "./tail-waiters";
 
+export type { AppendRequest } from "./append-checks";
 export type { CreateRequest } from "./create-request";
 
 export type StreamState =
   | { kind: "missing" }
   | { kind: "gone"; meta: StreamMeta }
   | { kind: "live"; meta: StreamMeta };
-
-export interface AppendRequest {
-  body: AppendBody;
-  close?: { status: CloseStatus; reason: string | null };
-  producer?: ProducerClaim | null;
-  streamSeq?: string | null;
-  /** Optimistic concurrency: the offset the first new event must receive. */
-  expectedOffset?: number;
-  /** Set only by the Stream DO itself: allows events of the reserved `stream/` domain. */
-  system?: boolean;
-  /** A processor's own append: may use processor idempotency keys (idempotency-keys.ts). */
-  asProcessor?: boolean;
-}
 
 export type AppendOutcome =
   | {
@@ -248,44 +231,9 @@ export class StreamCore {
 
   append(request: AppendRequest, now = Date.now()): AppendOutcome {
     const meta = this.live(now);
-    let producerState: { epoch: number; seq: number } | null = null;
-    if (request.producer) {
-      const verdict = checkProducer(this.log.producer(request.producer.id), request.producer, meta);
-      if (verdict.kind === "duplicate") return verdict;
-      producerState = verdict.next;
-    }
-    if (meta.closed_at !== null) {
-      if (request.body === null && !request.producer)
-        return { kind: "already-closed", tail: meta.tail };
-      // The tail lets the protocol answer Stream-Closed with the final Stream-Next-Offset.
-      throw conflict(
-        "stream is closed; no more appends are accepted",
-        { tail: meta.tail },
-        "stream_closed",
-      );
-    }
-    const messages = messagesOf(request.body, meta);
-    const system = checkReserved(messages, request.system === true);
-    if (request.asProcessor !== true) checkClientKeys(messages);
-    if (request.expectedOffset !== undefined) {
-      const next = meta.tail + 1;
-      const fresh = messages.some(
-        (m) => m.idempotencyKey === null || this.log.offsetOfKey(m.idempotencyKey) === null,
-      );
-      if (fresh && request.expectedOffset !== next) {
-        throw conflict(
-          `expectedOffset ${request.expectedOffset} does not match the stream's next offset ${next}`,
-          { expectedOffset: request.expectedOffset, nextOffset: next },
-          "offset_conflict",
-        );
-      }
-    }
-    const seq = request.streamSeq ?? null;
-    if (seq !== null && meta.last_stream_seq !== null && seq <= meta.last_stream_seq) {
-      throw conflict(
-        `Stream-Seq ${JSON.stringify(seq)} is not greater than the last one, ${JSON.stringify(meta.last_stream_seq)}`,
-      );
-    }
+    const checked = checkAppend(this.log, meta, request);
+    if (checked.kind !== "accepted") return checked;
+    const { messages, system, producerState, seq } = checked;
     const result = this.log.transaction(() => {
       const appended = this.log.append(messages, now);
       for (const { index, type, payload } of system) {

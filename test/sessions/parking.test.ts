@@ -10,6 +10,7 @@ import { describe, expect, it } from "vitest";
 import type { SessionList } from "../../src/client/types";
 import type { SessionAgent } from "../../src/sessions/session-agent";
 import { streamStub } from "../../src/streams/stub";
+import { subscriberStub } from "../support/fixtures";
 import { evictDurableObject, rpcClient, runInDurableObject } from "../support/rpc";
 import {
   api,
@@ -112,16 +113,12 @@ describe("a stuck session processor", () => {
       },
       eventTypes: ["session/input-added"],
     });
-    const subscribers = (env as unknown as { TEST_SUBSCRIBERS: DurableObjectNamespace })
-      .TEST_SUBSCRIBERS;
-    const subscriber = subscribers.get(
-      subscribers.idFromName(
-        (
-          (await stream.listSubscriptions()).find((s) => s.key.endsWith("someone-else"))!
-            .callable as { name: string }
-        ).name,
-      ),
-    ) as unknown as { failNext(n: number): Promise<void> };
+    const subscriber = subscriberStub(
+      (
+        (await stream.listSubscriptions()).find((s) => s.key.endsWith("someone-else"))!
+          .callable as { name: string }
+      ).name,
+    );
     await subscriber.failNext(1_000);
     await sendMessage(id, "hi");
     await pumpUntil(stream, async () =>

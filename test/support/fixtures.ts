@@ -10,11 +10,16 @@ import { env } from "cloudflare:workers";
 import type { StartAt } from "../../src/streams/system-events";
 import type { TestHost, TestSubscriber } from "../fixtures/worker";
 
-/** The fixture objects' bindings (vitest.config.ts; not part of the production Env). */
-const bindings = env as unknown as {
-  TEST_HOSTS: DurableObjectNamespace;
-  TEST_SUBSCRIBERS: DurableObjectNamespace;
-};
+/**
+ * A test-only binding typed by the stub it answers (test/support/workers-env.d.ts declares
+ * TEST_HOSTS and TEST_SUBSCRIBERS so). Not `DurableObjectNamespace<TestSubscriber>`: its
+ * generated stub maps answers that carry events through workerd's `Rpc` types, which tsc
+ * gives up on (TS2589); see src/sessions/agent-rpc.ts.
+ */
+export interface FixtureNamespace<Stub> {
+  idFromName(name: string): DurableObjectId;
+  get(id: DurableObjectId): Stub;
+}
 
 /** A short random suffix for object and stream names. */
 export const uid = () => crypto.randomUUID().slice(0, 8);
@@ -31,6 +36,7 @@ export interface HostStub<State = any>
   extends DurableObjectStub,
     RpcMethods<
       TestHost,
+      | "deliver"
       | "deliverTo"
       | "effects"
       | "subscribe"
@@ -52,9 +58,7 @@ export interface SubscriberStub
 /** The TestHost named `name`. */
 // biome-ignore lint/suspicious/noExplicitAny: see HostStub
 export function hostStub<State = any>(name: string): HostStub<State> {
-  return bindings.TEST_HOSTS.get(
-    bindings.TEST_HOSTS.idFromName(name),
-  ) as unknown as HostStub<State>;
+  return env.TEST_HOSTS.get(env.TEST_HOSTS.idFromName(name));
 }
 
 /** A fresh TestHost. */
@@ -64,13 +68,15 @@ export function newHost<State = any>(label: string) {
   return { name, stub: hostStub<State>(name) };
 }
 
+/** The TestSubscriber named `name`. */
+export function subscriberStub(name: string): SubscriberStub {
+  return env.TEST_SUBSCRIBERS.get(env.TEST_SUBSCRIBERS.idFromName(name));
+}
+
 /** A fresh TestSubscriber. */
 export function newSubscriber(label: string) {
   const name = `${label}-${uid()}`;
-  const stub = bindings.TEST_SUBSCRIBERS.get(
-    bindings.TEST_SUBSCRIBERS.idFromName(name),
-  ) as unknown as SubscriberStub;
-  return { name, stub };
+  return { name, stub: subscriberStub(name) };
 }
 
 /**

@@ -20,9 +20,5 @@ export function runInDurableObject<R>(
   // biome-ignore lint/suspicious/noExplicitAny: the instance type is the test's to declare
   callback: (instance: any, state: DurableObjectState) => R | Promise<R>,
 ): Promise<R> {
-  const run = cf.runInDurableObject as unknown as (
-    stub: Stub,
-    callback: (instance: unknown, state: DurableObjectState) => R | Promise<R>,
-  ) => Promise<R>;
-  return run(rawStub(stub) as Stub, callback);
+  return cf.runInDurableObject<DurableObject, R>(rawStub(stub) as Stub, callback);
 }

@@ -6,8 +6,12 @@
 import { describe, expect, it } from "vitest";
 import { compactionInput, planCompaction, systemWithSummary } from "../../src/sessions/context";
 import { agentStateSchema, upgradeAgentState } from "../../src/sessions/conversation";
-import { compactionSummary, SCRIPTED_SUMMARY_MAX_CHARS } from "../../src/sessions/models/scripted";
+import {
+  compactionSummary,
+  SCRIPTED_SUMMARY_MAX_CHARS,
+} from "../../src/sessions/models/scripted-plan";
 import { chunkText } from "../../src/sessions/transcript";
+import { platformFake } from "../support/platform-fakes";
 
 const sizes = (...list: [string, number][]) =>
   list.map(([role, bytes], index) => ({ index, role, bytes }));
@@ -186,10 +190,13 @@ describe("upgradeAgentState", () => {
     const writes: unknown[][] = [];
     upgrade.write({
       name: (local) => `t_${local}`,
-      exec: ((query: string, ...bindings: unknown[]) => {
+      exec: <T extends Record<string, SqlStorageValue>>(query: string, ...bindings: unknown[]) => {
         writes.push([query.split(" ").slice(0, 3).join(" "), ...bindings]);
-        return { one: () => ({ n: 1 }), toArray: () => [{ text: "" }] };
-      }) as never,
+        return platformFake<SqlStorageCursor<T>>({
+          one: () => ({ n: 1 }),
+          toArray: () => [{ text: "" }],
+        });
+      },
     });
     const inserted = writes.filter((w) => String(w[0]).startsWith("INSERT INTO t_texts"));
     expect(inserted.map((w) => w.slice(1))).toEqual([

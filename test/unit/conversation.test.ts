@@ -5,7 +5,7 @@
 import { describe, expect, it } from "vitest";
 import { type AgentState, initialAgentState, reduceAgent } from "../../src/sessions/conversation";
 import type { SessionEventPayload, SessionEventType } from "../../src/sessions/events";
-import { obligations, type ToolCatalog } from "../../src/sessions/obligations";
+import { type Obligation, obligations, type ToolCatalog } from "../../src/sessions/obligations";
 import { initialSummary, reduceSummary, type SessionEvent } from "../../src/sessions/summary";
 
 const tools: ToolCatalog = {
@@ -18,6 +18,11 @@ let offset = 0;
 function ev<T extends SessionEventType>(type: T, payload: SessionEventPayload<T>): SessionEvent {
   offset += 1;
   return { offset, type, payload, createdAt: new Date(0).toISOString() } as SessionEvent;
+}
+
+/** The event an obligation becomes once the agent has appended it (at the next offset). */
+function appended<T extends SessionEventType>(obligation: Obligation<T>): SessionEvent {
+  return ev(obligation.type, obligation.payload);
 }
 
 function run(...events: SessionEvent[]): AgentState {
@@ -80,12 +85,10 @@ describe("obligations", () => {
       created(),
       ev("session/input-added", { messageId: "m1", content: "call echo {}" }),
     );
-    const [started, requested] = obligations(state, tools) as unknown as [
-      { payload: never },
-      { payload: never },
-    ];
-    state = reduceAgent(state, ev("turn/started", started.payload));
-    state = reduceAgent(state, ev("model/request-requested", requested.payload));
+    const [started, requested] = obligations(state, tools);
+    expect([started?.type, requested?.type]).toEqual(["turn/started", "model/request-requested"]);
+    state = reduceAgent(state, appended(started!));
+    state = reduceAgent(state, appended(requested!));
     expect(obligations(state, tools)).toEqual([]); // waiting for the model
     const toolCall = { toolCallId: "c1", toolName: "echo", input: '{"text":"x"}' };
     state = reduceAgent(
@@ -104,7 +107,7 @@ describe("obligations", () => {
       causeOffset: 5,
       payload: { needsApproval: false },
     });
-    state = reduceAgent(state, ev("tool/call-requested", callRequest!.payload as never));
+    state = reduceAgent(state, appended(callRequest!));
     expect(obligations(state, tools)).toEqual([]); // waiting for the tool
     state = reduceAgent(
       state,
@@ -122,7 +125,7 @@ describe("obligations", () => {
       causeOffset: 7,
       payload: { requestId: "req-7" },
     });
-    state = reduceAgent(state, ev("model/request-requested", next!.payload as never));
+    state = reduceAgent(state, appended(next!));
     state = reduceAgent(
       state,
       ev("model/request-completed", {

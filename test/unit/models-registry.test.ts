@@ -17,6 +17,7 @@ import {
   resolveModel,
 } from "../../src/sessions/models/registry";
 import { call, chatCompletionChunk as chunk, collect, modelError, user } from "../support/models";
+import { platformFake } from "../support/platform-fakes";
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -381,7 +382,7 @@ describe("registry", () => {
   });
 
   it("builds a Workers AI model from a binding, and explains a missing one", () => {
-    const fakeAi = { run: async () => ({ response: "hi" }) } as unknown as Ai;
+    const fakeAi = platformFake<Ai>({ run: async () => ({ response: "hi" }) });
     const model = resolveModel(
       "workers-ai:@cf/meta/llama-3.1-8b-instruct",
       readModelSettings({ AI: fakeAi }),

@@ -424,13 +424,13 @@ describe("reduceSessionView: chunked content", () => {
 
 describe("reduceSessionView: event shapes after issue 9", () => {
   // Newer events: turn/started names its input without embedding it, turn/completed has no
-  // text (casts: the catalog on this branch still requires the older fields).
-  const started = {
+  // text.
+  const started: SessionEventPayload<"turn/started"> = {
     turnId: "turn-2",
     messageId: "m1",
     inputOffset: 2,
-  } as unknown as SessionEventPayload<"turn/started">;
-  const completed = { turnId: "turn-2" } as unknown as SessionEventPayload<"turn/completed">;
+  };
+  const completed: SessionEventPayload<"turn/completed"> = { turnId: "turn-2" };
 
   it("takes the user message from its input and the reply from the completed request", () => {
     const l = log();
@@ -443,7 +443,7 @@ describe("reduceSessionView: event shapes after issue 9", () => {
       model: "scripted",
       messageCount: 1,
       throughOffset: 3,
-    } as unknown as SessionEventPayload<"model/request-requested">);
+    });
     l.ev("model/request-completed", {
       requestId: "r1",
       text: "hello",

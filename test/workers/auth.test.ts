@@ -33,7 +33,7 @@ async function callWith(overrides: Partial<Env>, path: string, init: RequestInit
   const ctx = createExecutionContext();
   const res = await createApp().fetch(
     new Request(`${ORIGIN}${path}`, init),
-    { ...(env as unknown as Env), ...overrides },
+    { ...env, ...overrides },
     ctx,
   );
   await waitOnExecutionContext(ctx);

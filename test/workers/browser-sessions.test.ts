@@ -9,7 +9,6 @@ import { env } from "cloudflare:workers";
 import { sign } from "hono/jwt";
 import { describe, expect, it } from "vitest";
 import { mintSessionToken } from "../../src/auth/session-tokens";
-import type { Env } from "../../src/env";
 import { createApp } from "../../src/http/app";
 import { encodeOffset } from "../../src/streams/offsets";
 import {
@@ -22,7 +21,7 @@ import {
 } from "../support/session-api";
 import { parseSse } from "../support/sse";
 
-const SECRET = (env as unknown as Env).SESSION_TOKEN_SECRET!;
+const SECRET = env.SESSION_TOKEN_SECRET!;
 const ADMIN = { authorization: "Bearer dev-admin-token", "content-type": "application/json" };
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
@@ -111,7 +110,7 @@ describe("session tokens", () => {
         headers: { "content-type": "application/json" },
         body: JSON.stringify({ scopes: ["read"] }),
       }),
-      { ...(env as unknown as Env), SESSION_TOKEN_SECRET: undefined },
+      { ...env, SESSION_TOKEN_SECRET: undefined },
       ctx,
     );
     await waitOnExecutionContext(ctx);
@@ -328,7 +327,7 @@ describe("CORS", () => {
     const ctx = createExecutionContext();
     const res = await createApp().fetch(
       new Request(`http://local${path}`, init),
-      { ...(env as unknown as Env), CORS_ORIGINS: origins },
+      { ...env, CORS_ORIGINS: origins },
       ctx,
     );
     await waitOnExecutionContext(ctx);
@@ -436,7 +435,7 @@ describe("one offset vocabulary", () => {
     expect(afterWire).toEqual(afterInt);
     // The session's lastOffset (GET) is accepted too.
     const session = await getSession(id);
-    const lastOffset = (session as unknown as { live: { lastOffset: number } }).live.lastOffset;
+    const lastOffset = session.live.lastOffset;
     await expectStatus(await api(`/v1/sessions/${id}/events?offset=${lastOffset}`), 200);
     // Beyond the tail, or not an offset: 400.
     await expectStatus(await api(`/v1/sessions/${id}/events?offset=${tail + 1}`), 400);

@@ -30,11 +30,6 @@ import { pause, waitFor } from "../support/wait";
 
 type SubscriptionStatusView = SubscriptionStatus;
 
-const _testEnv = env as unknown as {
-  TEST_HOSTS: DurableObjectNamespace;
-  TEST_SUBSCRIBERS: DurableObjectNamespace;
-};
-
 const streamStub = streamClient;
 
 async function newStream(label: string) {
@@ -67,6 +62,13 @@ const caughtUp = (stream: StreamClient, key: string) => async () =>
   (await status(stream, key)).lag === 0;
 
 /** Every event the subscriber received, in delivery order. */
+/** The id of a Durable Object instance (`ctx` is protected on the class, so read it checked). */
+function objectIdOf(instance: object): string | null {
+  const ctx: unknown = Reflect.get(instance, "ctx");
+  if (ctx === null || typeof ctx !== "object" || !("id" in ctx)) return null;
+  return String(ctx.id);
+}
+
 async function received(subscriber: SubscriberStub) {
   return (await subscriber.batches()).flatMap((b) => b.events);
 }
@@ -509,7 +511,7 @@ describe("retry scheduling", () => {
     const alarms = vi.spyOn(StreamObject.prototype, "alarm").mockImplementation(function (
       this: StreamObject,
     ) {
-      if ((this as unknown as { ctx: DurableObjectState }).ctx.id.toString() === id) fired += 1;
+      if (objectIdOf(this) === id) fired += 1;
       return original.call(this);
     });
     // The test is about alarms over a window of time: count them for one second.

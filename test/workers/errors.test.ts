@@ -8,7 +8,6 @@ import { describe, expect, it } from "vitest";
 import { RETRYABLE } from "../../src/errors/domain";
 import type { DeliveryBatch } from "../../src/streams/delivery";
 import { protocolErrorHeaders } from "../../src/streams/protocol/errors";
-import type { TestHost } from "../fixtures/worker";
 import { evictDurableObject, runInDurableObject } from "../support/rpc";
 import { http, nameOf, ORIGIN, pumpUntil, rpcError, stubFor, uniquePath } from "../support/streams";
 
@@ -100,7 +99,7 @@ describe("delivery classifies a host's refusal by its code", () => {
 
 describe("a host's corrupt processor state", () => {
   it("answers a delivery with corrupt_record naming the processor, which the stream does not retry", async () => {
-    const hosts = (env as unknown as { TEST_HOSTS: DurableObjectNamespace<TestHost> }).TEST_HOSTS;
+    const hosts = env.TEST_HOSTS;
     const hostName = `corrupt-${crypto.randomUUID()}`;
     const host = hosts.get(hosts.idFromName(hostName));
     await runInDurableObject(host, (_instance, state) => {

@@ -6,7 +6,7 @@
  * event; both are events naming who did it, over HTTP (tenant and admin) and RPC, and the
  * parked state survives eviction.
  */
-import { env, exports } from "cloudflare:workers";
+import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { EventInput, StreamEvent } from "../../src/streams/messages";
 import type { SubscriptionStatus } from "../../src/streams/stream-rpc";
@@ -14,10 +14,6 @@ import { newSubscriber, type SubscriberStub, subscribeRecorder, uid } from "../s
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "../support/rpc";
 import { pumpUntil, type StreamClient, streamClient } from "../support/streams";
 import { waitFor } from "../support/wait";
-
-const _testEnv = env as unknown as {
-  TEST_SUBSCRIBERS: DurableObjectNamespace;
-};
 
 const MAX_ATTEMPTS = 6;
 const ANONYMOUS = "tenant:default/key:none";

@@ -7,18 +7,13 @@
  * Batches are either hand-made and handed to the host directly (`deliverTo`), or delivered
  * for real by a Stream DO subscription.
  */
-import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { DeliveryBatch } from "../../src/streams/delivery";
-import type { StreamEvent } from "../../src/streams/messages";
+import type { JsonValue, StreamEvent } from "../../src/streams/messages";
 import { newHost, rejectionOf, uid } from "../support/fixtures";
 import { runInDurableObject } from "../support/rpc";
 import { pumpUntil, type StreamClient, streamClient } from "../support/streams";
 import { pause, waitFor } from "../support/wait";
-
-const _testEnv = env as unknown as {
-  TEST_HOSTS: DurableObjectNamespace;
-};
 
 /** A fresh JSON stream `default:/ph/<label>-<id>`. */
 async function newStream(label: string) {
@@ -30,7 +25,7 @@ async function newStream(label: string) {
 }
 
 /** A fresh host with a unique name (storage is shared by the tests of a file). */
-type RawEvent = [offset: number, type: string, payload: unknown];
+type RawEvent = [offset: number, type: string, payload: JsonValue];
 
 /** A hand-made delivery batch for `processor` on host `hostName`. */
 function batchOf(
@@ -48,7 +43,7 @@ function batchOf(
     events: events.map(([offset, type, payload]) => ({
       offset,
       type,
-      payload: payload as never,
+      payload,
       createdAt: new Date(0).toISOString(),
     })),
     nextOffset: options.nextOffset ?? last + 1,

@@ -8,7 +8,8 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { assembleContent, CHUNK_EVENT, type ContentRef } from "../../src/sessions/content";
-import { scriptedReplyText, splitWords } from "../../src/sessions/models/scripted";
+import { splitWords } from "../../src/sessions/models/scripted";
+import { scriptedReplyText } from "../../src/sessions/models/scripted-plan";
 import { blobText } from "../../src/sessions/tools/builtin";
 import type { StreamEvent } from "../../src/streams/messages";
 import { streamStub } from "../../src/streams/stub";

@@ -8,8 +8,7 @@
  * `failed` with `lastError` instead of retrying the delivery in silence.
  */
 import { DomainError, isFault } from "../../errors/domain";
-import type { StateOf, TypedEvent } from "../../processors/contract";
-import type { BatchHookArgs, ProjectArgs } from "../../processors/processor";
+import type { BatchHookArgs, ProjectArgs, ReduceArgs } from "../../processors/processor";
 import { StreamProcessor } from "../../processors/processor";
 import { agentContract } from "../contracts";
 import { projectAgent, reduceAgent, upgradeAgentState } from "../conversation";
@@ -26,13 +25,7 @@ export class AgentProcessor extends StreamProcessor<typeof agentContract> {
     super();
   }
 
-  reduce({
-    state,
-    event,
-  }: {
-    state: StateOf<typeof agentContract>;
-    event: TypedEvent<typeof agentContract>;
-  }) {
+  reduce({ state, event }: ReduceArgs<typeof agentContract>) {
     return reduceAgent(state, event as SessionEvent);
   }
 

@@ -13,8 +13,8 @@
  * own subscription is parked, it sees neither the event nor D1; the subscription's status
  * (`GET /v1/subscriptions`) and the stream's event still show it.
  */
-import type { StateOf, TypedEvent } from "../../processors/contract";
-import { type BatchHookArgs, StreamProcessor } from "../../processors/processor";
+import type { TypedEvent } from "../../processors/contract";
+import { type BatchHookArgs, type ReduceArgs, StreamProcessor } from "../../processors/processor";
 import { indexContract, type ParkedSubscription } from "../contracts";
 import type { SessionStatus } from "../events";
 import { reduceSummary, type SessionEvent, type SessionSummary } from "../summary";
@@ -43,13 +43,7 @@ export class IndexProcessor extends StreamProcessor<typeof indexContract> {
     super();
   }
 
-  reduce({
-    state,
-    event,
-  }: {
-    state: StateOf<typeof indexContract>;
-    event: TypedEvent<typeof indexContract>;
-  }) {
+  reduce({ state, event }: ReduceArgs<typeof indexContract>) {
     return {
       summary: reduceSummary(state.summary, event as SessionEvent),
       createdAt: state.createdAt ?? event.createdAt,

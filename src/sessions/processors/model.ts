@@ -24,16 +24,17 @@
  * prompt and are run as written. Building the prompt (references, compaction) is
  * model-context.ts.
  */
-import type { LanguageModelV4 } from "@ai-sdk/provider";
+import type { JSONSchema7, LanguageModelV4 } from "@ai-sdk/provider";
 import type { z } from "zod";
 import { DomainError, isFault } from "../../errors/domain";
 import { HTTP_STATUS } from "../../errors/http";
-import type { StateOf, TypedEvent } from "../../processors/contract";
+import type { StateOf } from "../../processors/contract";
 import {
   type BatchHookArgs,
   type EventHookArgs,
   type ProcessorTables,
   type ProjectArgs,
+  type ReduceArgs,
   StreamProcessor,
 } from "../../processors/processor";
 import {
@@ -106,13 +107,7 @@ export class ModelProcessor extends StreamProcessor<typeof modelContract> {
     return this.#running.size;
   }
 
-  reduce({
-    state,
-    event,
-  }: {
-    state: StateOf<typeof modelContract>;
-    event: TypedEvent<typeof modelContract>;
-  }) {
+  reduce({ state, event }: ReduceArgs<typeof modelContract>) {
     // Keys are request ids: a null-prototype copy and own-key lookups (never Object.prototype's).
     const requests: Record<string, Request> = Object.assign(Object.create(null), state.requests);
     switch (event.type) {
@@ -308,7 +303,7 @@ export class ModelProcessor extends StreamProcessor<typeof modelContract> {
               type: "function" as const,
               name: t.name,
               description: t.description,
-              inputSchema: t.inputSchema as never,
+              inputSchema: inputSchemaOf(t),
             })),
             abortSignal: signal,
             providerOptions: { scripted: { requestId, attempt } },
@@ -351,6 +346,23 @@ export class ModelProcessor extends StreamProcessor<typeof modelContract> {
       return;
     }
   }
+}
+
+/**
+ * A tool's stored `inputSchema` (any JSON) as the JSON Schema object a model call takes. The
+ * registry writes it with `z.toJSONSchema` (src/sessions/tools/define.ts), always an object;
+ * anything else fails the request rather than reach a provider.
+ */
+function inputSchemaOf(tool: ToolSpec): JSONSchema7 {
+  const schema = tool.inputSchema;
+  if (isJsonObject(schema)) return schema;
+  throw new ModelError(`tool ${tool.name}: inputSchema is not a JSON object`, {
+    retryable: false,
+  });
+}
+
+function isJsonObject(value: unknown): value is JSONSchema7 {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -19,12 +19,13 @@
  */
 
 import { DomainError, isFault } from "../../errors/domain";
-import type { StateOf, TypedEvent } from "../../processors/contract";
+import type { StateOf } from "../../processors/contract";
 import {
   type BatchHookArgs,
   type EventHookArgs,
   type ProcessorTables,
   type ProjectArgs,
+  type ReduceArgs,
   type StateUpgrade,
   StreamProcessor,
 } from "../../processors/processor";
@@ -64,13 +65,7 @@ export class ToolProcessor extends StreamProcessor<typeof toolsContract> {
     this.#executions = new ToolExecutions(registry, runtime);
   }
 
-  reduce({
-    state,
-    event,
-  }: {
-    state: StateOf<typeof toolsContract>;
-    event: TypedEvent<typeof toolsContract>;
-  }) {
+  reduce({ state, event }: ReduceArgs<typeof toolsContract>) {
     if (event.type === "session/created") return { ...state, enabled: event.payload.tools };
     // Keys are tool call ids chosen by the model: a null-prototype copy and own-key lookups, so
     // that `constructor` or `toString` is a call like any other, never Object.prototype's.
