@@ -221,24 +221,26 @@ export class ProcessorHost {
    */
   feed(target: { stream: string; streamName: string }, committed: StreamEvent[]): Promise<void> {
     if (committed.length === 0) return Promise.resolve();
+    const failed = (name: string) => (error: unknown) =>
+      console.warn(
+        JSON.stringify({
+          msg: "local feed failed; the delivery brings the events again",
+          processor: name,
+          stream: target.stream,
+          offsets: committed.map((e) => e.offset),
+          error: String((error as Error)?.message ?? error),
+        }),
+      );
     this.#paths.set(target.streamName, target.stream);
     const feeds: Promise<unknown>[] = [];
     for (const name of this.#processors.keys()) {
-      if (this.#store.boundTo(name) !== target.streamName) continue;
-      const fed = this.#enqueue(name, () => this.#feedOne(name, target, committed));
-      feeds.push(
-        fed.catch((error) =>
-          console.warn(
-            JSON.stringify({
-              msg: "local feed failed; the delivery brings the events again",
-              processor: name,
-              stream: target.stream,
-              offsets: committed.map((e) => e.offset),
-              error: String((error as Error)?.message ?? error),
-            }),
-          ),
-        ),
+      // Called right after a commit: nothing here may throw into the appender's call.
+      const fed = this.#enqueue(name, () =>
+        this.#store.boundTo(name) === target.streamName
+          ? this.#feedOne(name, target, committed)
+          : Promise.resolve(null),
       );
+      feeds.push(fed.catch(failed(name)));
     }
     return Promise.all(feeds).then(() => undefined);
   }
@@ -293,7 +295,7 @@ export class ProcessorHost {
   /** Runs `task` for a processor after everything already queued for it (batches, feeds). */
   #enqueue<T>(name: string, task: () => Promise<T>): Promise<T> {
     const previous = this.#queues.get(name) ?? Promise.resolve();
-    const next = previous.catch(() => undefined).then(task);
+    const next = previous.catch(() => undefined).then(() => task());
     this.#queues.set(name, next);
     return next;
   }
