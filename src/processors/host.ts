@@ -22,6 +22,15 @@
  * Never await processor catch-up inside `blockConcurrencyWhile`: deliveries are inbound calls,
  * and a closed input gate would deadlock them.
  *
+ * Local feed: events the host's processors (or its owner, through `feed`) append come back
+ * from the stream committed, with their offsets; the host reduces them at once for each of its
+ * processors bound to that stream, instead of waiting for the stream to deliver them. Only a
+ * processor known to have seen the stream up to the first appended offset is fed (its
+ * checkpoint, or the non-consumed events an earlier feed showed it, memory only); any gap (a
+ * foreign writer, an eviction, a failed feed) leaves it to the delivery, as before. A feed is
+ * queued like a batch, with the same anchor rule, and commits the same checkpoint, so the
+ * delivery that follows is acknowledged without being reduced again.
+ *
  * The host knows nothing of the app around it: it reaches streams through `ProcessorStreams`,
  * which its owner gives it (src/sessions/stream-access.ts binds it to the Stream DOs). State
  * lives in `ProcessorStateStore` (state-store.ts); checkpoint waits in `CheckpointWaiters`.
@@ -78,6 +87,15 @@ export class ProcessorHost {
   readonly #queues = new Map<string, Promise<unknown>>();
   readonly #store: ProcessorStateStore;
   readonly #waiters = new CheckpointWaiters();
+  /**
+   * Local feed bookkeeping, memory only (bounded by the processors and their streams):
+   * per processor, the offset through which a feed has shown it the stream past its checkpoint
+   * (events it does not consume) and the anchor of its subscription as last delivered; per
+   * stream name, its path (batches name both).
+   */
+  readonly #seen = new Map<string, number>();
+  readonly #anchors = new Map<string, number>();
+  readonly #paths = new Map<string, string>();
 
   constructor(
     private readonly ctx: DurableObjectState,
@@ -149,6 +167,8 @@ export class ProcessorHost {
 
   /** Forgets a processor's state, checkpoint and table rows (to rebuild it from its stream). */
   reset(name: string): void {
+    this.#seen.delete(name);
+    this.#anchors.delete(name);
     this.#store.reset(name, this.#processor(name));
   }
 
@@ -189,10 +209,95 @@ export class ProcessorHost {
       events: [],
       nextOffset: checkpoint + 1,
     };
+    return this.#enqueue(name, () => this.#process(name, batch, true)).then(() => undefined);
+  }
+
+  /**
+   * Local feed: `committed` are events just appended to `target`, as the stream answered them
+   * (committed, with offsets). Each processor bound to that stream is fed the run of them that
+   * continues exactly where it has seen the stream through, queued after its batches like a
+   * delivery; one with a gap before them is left to its delivery. Never rejects: a failed feed
+   * wrote nothing and the delivery brings the same events. Resolves once every feed has run.
+   */
+  feed(target: { stream: string; streamName: string }, committed: StreamEvent[]): Promise<void> {
+    if (committed.length === 0) return Promise.resolve();
+    const failed = (name: string) => (error: unknown) =>
+      console.warn(
+        JSON.stringify({
+          msg: "local feed failed; the delivery brings the events again",
+          processor: name,
+          stream: target.stream,
+          offsets: committed.map((e) => e.offset),
+          error: String((error as Error)?.message ?? error),
+        }),
+      );
+    this.#paths.set(target.streamName, target.stream);
+    const feeds: Promise<unknown>[] = [];
+    for (const name of this.#processors.keys()) {
+      // Called right after a commit: nothing here may throw into the appender's call.
+      const fed = this.#enqueue(name, () =>
+        this.#store.boundTo(name) === target.streamName
+          ? this.#feedOne(name, target, committed)
+          : Promise.resolve(null),
+      );
+      feeds.push(fed.catch(failed(name)));
+    }
+    return Promise.all(feeds).then(() => undefined);
+  }
+
+  async #feedOne(
+    name: string,
+    target: { stream: string; streamName: string },
+    committed: StreamEvent[],
+  ): Promise<{ ackOffset: number }> {
+    const checkpoint = this.#store.checkpoint(name);
+    const seen = Math.max(checkpoint, this.#seen.get(name) ?? 0);
+    const byOffset = new Map(committed.map((e) => [e.offset, e]));
+    const run: StreamEvent[] = [];
+    for (let next = seen + 1; byOffset.has(next); next++) run.push(byOffset.get(next)!);
+    const anchor = this.#anchors.get(name);
+    // A gap (someone else appended, or this instance does not know), or events its subscription
+    // was (re)configured after: the delivery decides.
+    if (run.length === 0 || (anchor !== undefined && anchor >= run[0]!.offset)) {
+      trace("host.feed.skipped", () => ({
+        stream: target.stream,
+        processor: name,
+        offsets: committed.map((e) => e.offset),
+        seen,
+      }));
+      return { ackOffset: checkpoint };
+    }
+    const through = run.at(-1)!.offset;
+    const wanted = new Set(consumedTypes(this.#processor(name).contract));
+    const events = run
+      .filter((e) => e.type !== null && wanted.has(e.type))
+      .map(({ idempotencyKey: _key, ...event }) => event);
+    trace("host.feed", () => ({
+      stream: target.stream,
+      processor: name,
+      offsets: events.map((e) => e.offset),
+      through,
+    }));
+    let ack = { ackOffset: checkpoint };
+    if (events.length > 0) {
+      ack = await this.#process(name, {
+        ...target,
+        subscriptionKey: `${name}@local`,
+        anchorOffset: anchor ?? run[0]!.offset - 1,
+        events,
+        nextOffset: through + 1,
+      });
+    }
+    this.#seen.set(name, Math.max(this.#seen.get(name) ?? 0, through));
+    return ack;
+  }
+
+  /** Runs `task` for a processor after everything already queued for it (batches, feeds). */
+  #enqueue<T>(name: string, task: () => Promise<T>): Promise<T> {
     const previous = this.#queues.get(name) ?? Promise.resolve();
-    const next = previous.catch(() => undefined).then(() => this.#process(name, batch, true));
+    const next = previous.catch(() => undefined).then(() => task());
     this.#queues.set(name, next);
-    return next.then(() => undefined);
+    return next;
   }
 
   /**
@@ -216,10 +321,11 @@ export class ProcessorHost {
   /** Processes a batch for one processor, after any batch already running for it. */
   deliverTo(name: string, batch: DeliveryBatch): Promise<{ ackOffset: number }> {
     this.#processor(name);
-    const previous = this.#queues.get(name) ?? Promise.resolve();
-    const next = previous.catch(() => undefined).then(() => this.#process(name, batch));
-    this.#queues.set(name, next);
-    return next;
+    return this.#enqueue(name, () => {
+      // What the stream delivers tells the anchor of the processor's subscription.
+      this.#anchors.set(name, batch.anchorOffset);
+      return this.#process(name, batch);
+    });
   }
 
   async #process(
@@ -230,6 +336,7 @@ export class ProcessorHost {
     const processor = this.#processor(name);
     const contract = processor.contract;
     this.#store.bind(name, batch.streamName);
+    this.#paths.set(batch.streamName, batch.stream);
     const { state: stored, checkpoint } = this.snapshot(name);
     const through = Math.max(batch.nextOffset - 1, ...batch.events.map((e) => e.offset));
     trace("host.batch", () => ({
@@ -340,6 +447,9 @@ export class ProcessorHost {
     // Processor keys (`<processor>/<key>@<offset>`) are reserved for processors' own appends.
     const committed = await this.streams.appendAsProcessor(streamName, events);
     trace("host.appended", () => ({ stream: streamName, offsets: committed.map((e) => e.offset) }));
+    // Not awaited: the appending processor's own feed queues behind the batch it is in.
+    const path = this.#paths.get(streamName);
+    if (path !== undefined) void this.feed({ stream: path, streamName }, committed);
     return committed;
   }
 }

@@ -176,6 +176,17 @@ export class ProcessorStateStore {
     this.#bound.set(name, streamName);
   }
 
+  /** The stream a processor is bound to, or null while it is bound to none. */
+  boundTo(name: string): string | null {
+    const known = this.#bound.get(name);
+    if (known !== undefined) return known;
+    const row = this.storage.sql
+      .exec<{ stream: string }>("SELECT stream FROM processor_streams WHERE processor = ?", name)
+      .toArray()[0];
+    if (row) this.#bound.set(name, row.stream);
+    return row?.stream ?? null;
+  }
+
   /**
    * Projection rows, state and checkpoint in one transaction; a state that fails its schema
    * (or a projection that throws) fails the batch and writes nothing.

@@ -103,6 +103,25 @@ export class SessionAgent extends DurableObject<Env> implements SessionAgentRpc 
     return streamAccess(this.env.STREAMS, this.#streamName());
   }
 
+  /**
+   * Appends to the session stream and feeds what was committed to the processors at once
+   * (host.feed: they need not wait for the stream to deliver this object's own appends).
+   */
+  #fed(): Pick<StreamAccess, "appendBatch"> {
+    const stream = this.#stream();
+    const target = {
+      stream: sessionPath(this.#self.get().sessionId),
+      streamName: this.#streamName(),
+    };
+    return {
+      appendBatch: async (...args) => {
+        const committed = await stream.appendBatch(...args);
+        void this.host.feed(target, committed);
+        return committed;
+      },
+    };
+  }
+
   /** Which of this session's processors a subscription key belongs to (null: none). */
   #processorOfKey(key: string): SessionProcessor | null {
     const identity = this.#self.orNull();
@@ -148,7 +167,7 @@ export class SessionAgent extends DurableObject<Env> implements SessionAgentRpc 
         system: input.system,
         tools: input.tools,
       };
-      const [created] = await stream.appendBatch([
+      const [created] = await this.#fed().appendBatch([
         { type: "session/created", payload, idempotencyKey: "session/created" },
       ]);
       await writeIndexRow(this.env.DB, input, {
@@ -173,7 +192,7 @@ export class SessionAgent extends DurableObject<Env> implements SessionAgentRpc 
     return this.#call(async () => {
       const summary = this.host.state<typeof this.agent.contract>("agent").summary;
       if (summary.status === "deleted") throw notFound("session not found");
-      const { event, payload } = await appendInput(this.#stream(), content, idempotencyKey);
+      const { event, payload } = await appendInput(this.#fed(), content, idempotencyKey);
       trace("agent.input.appended", () => ({
         stream: this.#streamName(),
         offsets: [event.offset],
@@ -220,7 +239,7 @@ export class SessionAgent extends DurableObject<Env> implements SessionAgentRpc 
         : ToolProcessor.finished(this.host.tables("tools"), toolCallId);
       const prior = priorDecision(call, toolCallId, approved);
       if (prior) return prior;
-      const [event] = await this.#stream().appendBatch([
+      const [event] = await this.#fed().appendBatch([
         {
           type: "tool/approval-decided",
           payload: { toolCallId, approved, reason },
@@ -235,7 +254,7 @@ export class SessionAgent extends DurableObject<Env> implements SessionAgentRpc 
   /** Requests cancellation of the running turn (its model request is aborted, approvals cancelled). */
   cancel(reason: string | null): Promise<RpcResult<{ offset: number }>> {
     return this.#call(async () => {
-      const [event] = await this.#stream().appendBatch([
+      const [event] = await this.#fed().appendBatch([
         { type: "session/cancel-requested", payload: { reason } },
       ]);
       return { offset: event!.offset };
