@@ -94,6 +94,7 @@ export class StreamObject extends DurableObject<Env> implements StreamRpc {
           subscriptions.skipped(skipped.key, skipped.cursor);
         }
       },
+      stored: (from, to, types) => this.#deliveries.passOver(from, to, types),
       committed: () => queueMicrotask(() => this.#deliveries.kick()),
       purged: () => subscriptions.clear(),
     });

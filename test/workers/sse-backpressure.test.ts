@@ -38,6 +38,7 @@ function freshCore(state: DurableObjectState): Core {
   return new StreamCore(new StreamLog(state.storage), new TailWaiters(), noPeers, {
     background: () => {},
     systemEvent: () => {},
+    stored: () => {},
     committed: () => {},
     purged: () => {},
   });
