@@ -12,7 +12,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
 import { type Env, readCallablePolicy, readSettings } from "../env";
-import { invalidInput } from "../errors/domain";
+import { DomainError, invalidInput } from "../errors/domain";
 import { type RpcResult, rpcClient, serveRpc } from "../rpc/result";
 import { type AppendOutcome, StreamCore } from "./core";
 import { DEFAULT_DELIVERY, Deliveries } from "./delivery";
@@ -28,6 +28,7 @@ import {
   type StreamEvent,
 } from "./messages";
 import { ChunkCache } from "./protocol/chunks";
+import { protocolErrorResponse } from "./protocol/errors";
 import { handleProtocol, type ProtocolContext } from "./protocol/handler";
 import { NO_VIEWS, type ReadViews } from "./protocol/views";
 import {
@@ -150,7 +151,15 @@ export class StreamObject extends DurableObject<Env> implements StreamRpc {
 
   override async fetch(request: Request): Promise<Response> {
     const response = await handleProtocol(this.#protocol, request);
-    await this.#armAlarm();
+    try {
+      await this.#armAlarm();
+    } catch (error) {
+      // Arming reads stored state (metadata, subscriptions): a corrupt record is answered
+      // with its own code, as the RPC door does, not thrown past the protocol as a 500 internal.
+      if (!(error instanceof DomainError)) throw error;
+      await response.body?.cancel().catch(() => {});
+      return protocolErrorResponse(error);
+    }
     return response;
   }
 
