@@ -3,6 +3,8 @@
  * with matching events past its durable cursor gets one batch at a time: filtered by event
  * type, ordered, bounded by count and bytes. The subscriber answers with the offset it has
  * durably processed and the cursor moves there (never backwards, never past the batch).
+ * A caught-up, healthy subscription that consumes nothing of a commit is moved past it in
+ * the commit's own transaction (passOver), so most commits start no run for most of them.
  *
  * Nothing lives only in memory: the cursor, health and retry time are in SQLite, and while
  * any subscription is behind the alarm stays armed (a watchdog), so an eviction at any point
