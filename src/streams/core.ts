@@ -68,6 +68,12 @@ export interface CoreHooks {
   background(work: Promise<unknown>): void;
   /** Reduces a committed `stream/` event; runs inside the committing transaction. */
   systemEvent(offset: number, type: SystemEventType, payload: unknown): void;
+  /**
+   * Inside an append's transaction, once its messages are stored and before its `stream/`
+   * events are reduced: `from` is the tail before them and `types` the types of the stored
+   * ones (offsets `from + 1` … `to`). Deliveries settle here what needs no delivery run.
+   */
+  stored(from: number, to: number, types: (string | null)[]): void;
   /** After a commit that stored messages (deliveries start here). */
   committed(tail: number): void;
   /** Inside the transaction that removes the stream: drop state kept outside the log. */
@@ -236,6 +242,12 @@ export class StreamCore {
     const { messages, system, producerState, seq } = checked;
     const result = this.log.transaction(() => {
       const appended = this.log.append(messages, now);
+      if (appended.stored > 0) {
+        const types = messages
+          .filter((_, i) => appended.offsets[i]! > meta.tail)
+          .map((m) => m.type);
+        this.hooks.stored(meta.tail, meta.tail + appended.stored, types);
+      }
       for (const { index, type, payload } of system) {
         const offset = appended.offsets[index]!;
         if (offset > meta.tail) this.hooks.systemEvent(offset, type, payload);

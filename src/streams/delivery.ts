@@ -3,6 +3,8 @@
  * with matching events past its durable cursor gets one batch at a time: filtered by event
  * type, ordered, bounded by count and bytes. The subscriber answers with the offset it has
  * durably processed and the cursor moves there (never backwards, never past the batch).
+ * A caught-up, healthy subscription that consumes nothing of a commit is moved past it in
+ * the commit's own transaction (passOver), so most commits start no run for most of them.
  *
  * Nothing lives only in memory: the cursor, health and retry time are in SQLite, and while
  * any subscription is behind the alarm stays armed (a watchdog), so an eviction at any point
@@ -115,6 +117,35 @@ export class Deliveries {
       if (this.#due(sub, meta, now) && !this.#inFlight.has(sub.key))
         this.deps.background(this.run(sub.key, sub));
     }
+  }
+
+  /**
+   * Inside an append's transaction (CoreHooks.stored): a subscription caught up to the tail
+   * before the append (`from`), active, not retrying and not out on a call, that consumes
+   * none of the stored `types`, has nothing to receive from this commit. Its cursor moves to
+   * `to` here, one UPDATE for all such subscriptions, instead of a delivery run each (a log
+   * scan, an UPDATE and row reads per subscription per commit). Any other subscription —
+   * lagging, failing, parked, in flight — is left to kick() exactly as before. Rows that
+   * cannot be read are left to kick() too (which reports them), so this never fails an append.
+   */
+  passOver(from: number, to: number, types: (string | null)[]): void {
+    if (this.table.count() === 0) return;
+    let subs: Subscription[];
+    try {
+      subs = this.table.all();
+    } catch {
+      return;
+    }
+    const keys: string[] = [];
+    for (const sub of subs) {
+      if (sub.cursor !== from || sub.health !== "active" || sub.nextRetryAt !== null) continue;
+      if (this.#inFlight.has(sub.key)) continue;
+      if (types.some((type) => matches(sub.eventTypes, type))) continue;
+      keys.push(sub.key);
+    }
+    if (keys.length === 0) return;
+    this.table.passedOver(keys, from, to);
+    trace("delivery.passed", () => ({ stream: this.log.meta()?.path, subscriptions: keys, to }));
   }
 
   #due(sub: Subscription, meta: StreamMeta, now: number): boolean {

@@ -28,6 +28,7 @@ import {
   type StreamEvent,
 } from "./messages";
 import { ChunkCache } from "./protocol/chunks";
+import { protocolErrorResponse } from "./protocol/errors";
 import { handleProtocol, type ProtocolContext } from "./protocol/handler";
 import { NO_VIEWS, type ReadViews } from "./protocol/views";
 import {
@@ -94,6 +95,7 @@ export class StreamObject extends DurableObject<Env> implements StreamRpc {
           subscriptions.skipped(skipped.key, skipped.cursor);
         }
       },
+      stored: (from, to, types) => this.#deliveries.passOver(from, to, types),
       committed: () => queueMicrotask(() => this.#deliveries.kick()),
       purged: () => subscriptions.clear(),
     });

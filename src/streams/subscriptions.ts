@@ -177,6 +177,22 @@ export class SubscriptionTable {
     );
   }
 
+  /**
+   * Moves caught-up cursors from `from` to `to` for a commit that holds nothing these
+   * subscriptions consume (Deliveries.passOver), in one UPDATE. A row that is no longer
+   * caught up, active and without a retry time is left alone.
+   */
+  passedOver(keys: string[], from: number, to: number): void {
+    this.sql.exec(
+      `UPDATE stream_subscriptions SET cursor = ?
+       WHERE cursor = ? AND health = 'active' AND next_retry_at IS NULL
+         AND key IN (SELECT value FROM json_each(?))`,
+      to,
+      from,
+      JSON.stringify(keys),
+    );
+  }
+
   /** Stops deliveries to the subscription until it is resumed or skipped. */
   parked(
     key: string,

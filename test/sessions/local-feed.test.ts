@@ -1,16 +1,7 @@
-/**
- * Local feed in a session: the SessionAgent's processors reduce the events it (and they)
- * append as soon as the stream commits them, without waiting for the stream to deliver them
- * back. With every delivery to the SessionAgent held, a turn still completes; released, the
- * held deliveries change nothing; and a crash mid-turn falls back to deliveries, once.
- * (This project runs the scripted model with a 25 ms per-word delay.)
- */
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { ProcessorHost } from "../../src/processors/host";
 import type { DeliveryBatch } from "../../src/streams/delivery";
-import type { StreamDurableObject } from "../../src/streams/stream-do";
-import { rpcClient, runInDurableObject } from "../support/rpc";
+import { runInDurableObject } from "../support/rpc";
 import {
   createSession,
   duplicateKeys,
@@ -21,15 +12,10 @@ import {
   settledSession,
   waitForSession,
 } from "../support/session-api";
+import { streamClient } from "../support/streams";
 import { waitFor } from "../support/wait";
 
-const sessionStream = (id: string) =>
-  rpcClient(
-    env.STREAMS.get(env.STREAMS.idFromName(`default:/sessions/${id}`)) as unknown as Pick<
-      StreamDurableObject,
-      "listSubscriptions"
-    >,
-  );
+const sessionStream = (id: string) => streamClient(`default:/sessions/${id}`);
 
 /** Every subscription of the session has been delivered the whole stream. */
 const deliveredAll = (id: string) => async () =>

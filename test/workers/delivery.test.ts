@@ -126,6 +126,48 @@ describe("filtered delivery", () => {
     expect((await sub.stub.batches()).length).toBe(batchesBefore);
   });
 
+  it("a commit with nothing for a caught-up subscription moves its cursor in the append itself, never a lagging one's", async () => {
+    const stream = await newStream("pass-over");
+    const quiet = newSubscriber("pass-over-quiet");
+    const busy = newSubscriber("pass-over-busy");
+    const quietKey = await subscribeRaw(stream.stub, quiet.name, ["test/a"]);
+    const busyKey = await subscribeRaw(stream.stub, busy.name, ["test/b"]);
+    await waitFor(caughtUp(stream.stub, quietKey));
+    await waitFor(caughtUp(stream.stub, busyKey));
+    const cursorsBefore = await eventsOf(stream.stub);
+    const start = cursorsBefore.at(-1)!.offset;
+
+    const cursors = await runInDurableObject(
+      stream.stub,
+      async (instance: StreamObject, state: DurableObjectState) => {
+        const cursorOf = (key: string) =>
+          state.storage.sql
+            .exec<{ cursor: number }>("SELECT cursor FROM stream_subscriptions WHERE key = ?", key)
+            .one().cursor;
+        // Both appends commit synchronously inside the calls, before any delivery can start
+        // (deliveries are kicked on a later microtask): what the table says right after each
+        // call is what the append's own transaction wrote.
+        const first = instance.appendBatch([ev("test/b", 1)]);
+        const afterFirst = { quiet: cursorOf(quietKey), busy: cursorOf(busyKey) };
+        const second = instance.appendBatch([ev("test/c", 2)]);
+        const afterSecond = { quiet: cursorOf(quietKey), busy: cursorOf(busyKey) };
+        await Promise.all([first, second]);
+        return { afterFirst, afterSecond };
+      },
+    );
+    // `quiet` consumes neither event and was caught up: moved by each commit, in it.
+    // `busy` had a matching event (+1) waiting after the first: the second commit, though it
+    // holds nothing for it, leaves its cursor to the delivery that brings it +1.
+    expect(cursors.afterFirst).toEqual({ quiet: start + 1, busy: start });
+    expect(cursors.afterSecond).toEqual({ quiet: start + 2, busy: start });
+
+    await waitFor(caughtUp(stream.stub, busyKey));
+    expect((await received(busy.stub)).map((e) => e.offset)).toEqual([start + 1]);
+    expect(await received(quiet.stub)).toEqual([]);
+    const st = await status(stream.stub, quietKey);
+    expect(st).toMatchObject({ cursor: start + 2, lag: 0, status: "active" });
+  });
+
   it("batches carry the documented shape", async () => {
     const stream = await newStream("shape");
     const sub = newSubscriber("shape");

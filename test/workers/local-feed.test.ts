@@ -1,37 +1,16 @@
-/**
- * ProcessorHost local feed: events appended to a stream come back committed with their
- * offsets, and the host reduces them at once for a processor that has seen the stream up to
- * them — without waiting for the stream's delivery. A gap (another writer in between) leaves
- * the processor to the delivery, in order; the delivery that follows a feed is acknowledged
- * without reducing or running side effects again.
- *
- * Deliveries to the TestHost are held in these tests (its host's `deliver` waits on a gate),
- * so anything reduced while they are held was fed locally.
- */
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { ProcessorHost } from "../../src/processors/host";
 import type { DeliveryBatch } from "../../src/streams/delivery";
 import type { EventInput, StreamEvent } from "../../src/streams/messages";
 import { newHost, uid } from "../support/fixtures";
-import { rpcClient, runInDurableObject } from "../support/rpc";
+import { runInDurableObject } from "../support/rpc";
+import { type StreamClient, streamClient } from "../support/streams";
 import { waitFor } from "../support/wait";
-
-interface StreamStub {
-  create(name: string, path: string): Promise<unknown>;
-  appendBatch(events: EventInput[]): Promise<StreamEvent[]>;
-  read(options: { after: number }): Promise<{ events: StreamEvent[] }>;
-  listSubscriptions(): Promise<{ key: string; lag: number; cursor: number }[]>;
-}
-
-const testEnv = env as unknown as { STREAMS: DurableObjectNamespace };
 
 async function newStream(label: string) {
   const path = `/lf/${label}-${uid()}`;
   const name = `default:${path}`;
-  const stub = rpcClient(
-    testEnv.STREAMS.get(testEnv.STREAMS.idFromName(name)),
-  ) as unknown as StreamStub;
+  const stub = streamClient(name);
   await stub.create(name, path);
   return { path, name, stub };
 }
@@ -79,7 +58,7 @@ async function counterOnStream(label: string) {
   return { stream, host, first: first! };
 }
 
-const caughtUp = (stream: StreamStub, hostName: string) => async () =>
+const caughtUp = (stream: StreamClient, hostName: string) => async () =>
   (await stream.listSubscriptions()).find((s) => s.key === `counter@TEST_HOSTS/${hostName}`)
     ?.lag === 0;
 

@@ -9,6 +9,12 @@
  * The pump reads chunks from the stream and writes what a framer renders of them until the
  * client leaves, the stream closes or ends, or the connection's maximum duration is reached;
  * while idle it waits on the tail waiters and sends keep-alive comments.
+ *
+ * Backpressure: the response body holds up to SSE_BUFFER_BYTES not yet taken by the client.
+ * Below that a write resolves at once, so the pump goes back to the log for the next commit
+ * instead of waiting for each frame to be pulled downstream (with the default, empty queue
+ * every frame waited for the previous one's flush). Above it the write waits, so a reader
+ * that stops reading holds at most that much plus one frame (one chunk, itself bounded).
  */
 import { trace } from "../../trace";
 import { isJsonType, isSseBinary } from "../content-type";
@@ -119,6 +125,8 @@ export const eventSourceFramer =
     view.eventSource(view.events(chunk.messages), chunk.closedAtEnd);
 
 const SSE_KEEPALIVE_MS = 15_000;
+/** Bytes an SSE response may hold for a slow reader before the pump waits (see above). */
+export const SSE_BUFFER_BYTES = 64 * 1024;
 
 /** An SSE response that pumps the stream from `start` through `framer`. */
 export function sseResponse(
@@ -130,7 +138,11 @@ export function sseResponse(
   framer: SseFramer,
   extraHeaders: Record<string, string> = {},
 ): Response {
-  const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
+  const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>(
+    undefined,
+    undefined,
+    new ByteLengthQueuingStrategy({ highWaterMark: SSE_BUFFER_BYTES }),
+  );
   const writer = writable.getWriter();
   const stop = new AbortController();
   request.signal?.addEventListener("abort", () => stop.abort());
@@ -157,7 +169,7 @@ export function sseResponse(
       position = chunk.next;
       if (chunk.closedAtEnd) break;
       if (!chunk.upToDate) continue;
-      // The write above awaited, so commits may have landed since the read: look again
+      // The write above may have waited, so commits may have landed since the read: look again
       // before waiting. The check and the registration below have no await between them.
       if (core.log.meta() && core.log.meta()!.tail > position) continue;
       const wait = Math.min(SSE_KEEPALIVE_MS, deadline - Date.now());
