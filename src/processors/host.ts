@@ -1,51 +1,13 @@
-/**
- * Lets any Durable Object own named processors as plain fields:
- *
- *   class MyObject extends DurableObject<Env> {
- *     host = new ProcessorHost(this.ctx, streamsOf(this.env), { binding: "MY_OBJECTS" });
- *     counter = this.host.register("counter", new CounterProcessor());
- *     deliver(batch: DeliveryBatch) { return this.host.deliver(batch); }  // the callable's method
- *   }
- *
- * Each processor's state and checkpoint live in the host's SQLite and are written in one
- * transaction with the batch that produced them, so a batch is reduced exactly once however
- * often it is delivered: offsets at or below the checkpoint write nothing and run no hooks.
- * Batches for one processor are serialised; a failed batch writes nothing and is redelivered.
- *
- * A processor may own tables (`tables` + `project`): what grows with the history lives in
- * rows written in that same transaction, namespaced per processor, cleared by `reset`. Its
- * stored state is validated on every read, and upgraded (with the rows it moves out of state)
- * in one transaction when the processor recognises an older shape. `waitForCheckpoint`
- * resolves when a commit brings a processor through an offset, so one processor can read
- * another's projection only once it is committed.
- *
- * Never await processor catch-up inside `blockConcurrencyWhile`: deliveries are inbound calls,
- * and a closed input gate would deadlock them.
- *
- * Local feed: events the host's processors (or its owner, through `feed`) append come back
- * from the stream committed, with their offsets; the host reduces them at once for each of its
- * processors bound to that stream, instead of waiting for the stream to deliver them. Only a
- * processor known to have seen the stream up to the first appended offset is fed (its
- * checkpoint, or the non-consumed events an earlier feed showed it, memory only); any gap (a
- * foreign writer, an eviction, a failed feed) leaves it to the delivery, as before. A feed is
- * queued like a batch, with the same anchor rule, and commits the same checkpoint, so the
- * delivery that follows is acknowledged without being reduced again.
- *
- * The host knows nothing of the app around it: it reaches streams through `ProcessorStreams`,
- * which its owner gives it (src/sessions/stream-access.ts binds it to the Stream DOs). State
- * lives in `ProcessorStateStore` (state-store.ts); checkpoint waits in `CheckpointWaiters`.
- */
-import type { z } from "zod";
 import { DomainError, internal, notFound } from "../errors/domain";
-import { issueText } from "../errors/parse";
 import { type RpcResult, rpcFail, rpcOk } from "../rpc/result";
 import type { DeliveryBatch } from "../streams/delivery";
 import type { StreamEvent } from "../streams/messages";
 import type { StartAt } from "../streams/system-events";
 import { trace } from "../trace";
 import { CheckpointWaiters } from "./checkpoint-waiters";
-import { type AnyContract, consumedTypes, type StateOf, type TypedEvent } from "./contract";
+import { type AnyContract, consumedTypes, type StateOf } from "./contract";
 import { processorOfKey, subscriptionKeyFor } from "./keys";
+import { type FeedTarget, LocalFeedState } from "./local-feed";
 import {
   type AppendRequest,
   currentRun,
@@ -53,7 +15,8 @@ import {
   type ProcessorTables,
   type StreamProcessor,
 } from "./processor";
-import { ProcessorStateStore, type ReducedStep } from "./state-store";
+import { reduceBatch } from "./reduce-batch";
+import { ProcessorStateStore } from "./state-store";
 
 export { processorOfKey, processorTableName, subscriptionKeyFor } from "./keys";
 
@@ -87,15 +50,8 @@ export class ProcessorHost {
   readonly #queues = new Map<string, Promise<unknown>>();
   readonly #store: ProcessorStateStore;
   readonly #waiters = new CheckpointWaiters();
-  /**
-   * Local feed bookkeeping, memory only (bounded by the processors and their streams):
-   * per processor, the offset through which a feed has shown it the stream past its checkpoint
-   * (events it does not consume) and the anchor of its subscription as last delivered; per
-   * stream name, its path (batches name both).
-   */
-  readonly #seen = new Map<string, number>();
-  readonly #anchors = new Map<string, number>();
-  readonly #paths = new Map<string, string>();
+  /** What local feeds may reduce (./local-feed.ts). */
+  readonly #feeds = new LocalFeedState();
 
   constructor(
     private readonly ctx: DurableObjectState,
@@ -167,8 +123,7 @@ export class ProcessorHost {
 
   /** Forgets a processor's state, checkpoint and table rows (to rebuild it from its stream). */
   reset(name: string): void {
-    this.#seen.delete(name);
-    this.#anchors.delete(name);
+    this.#feeds.forget(name);
     this.#store.reset(name, this.#processor(name));
   }
 
@@ -219,7 +174,7 @@ export class ProcessorHost {
    * delivery; one with a gap before them is left to its delivery. Never rejects: a failed feed
    * wrote nothing and the delivery brings the same events. Resolves once every feed has run.
    */
-  feed(target: { stream: string; streamName: string }, committed: StreamEvent[]): Promise<void> {
+  feed(target: FeedTarget, committed: StreamEvent[]): Promise<void> {
     if (committed.length === 0) return Promise.resolve();
     const failed = (name: string) => (error: unknown) =>
       console.warn(
@@ -231,7 +186,7 @@ export class ProcessorHost {
           error: String((error as Error)?.message ?? error),
         }),
       );
-    this.#paths.set(target.streamName, target.stream);
+    this.#feeds.knowPath(target);
     const feeds: Promise<unknown>[] = [];
     for (const name of this.#processors.keys()) {
       // Called right after a commit: nothing here may throw into the appender's call.
@@ -247,48 +202,32 @@ export class ProcessorHost {
 
   async #feedOne(
     name: string,
-    target: { stream: string; streamName: string },
+    target: FeedTarget,
     committed: StreamEvent[],
   ): Promise<{ ackOffset: number }> {
     const checkpoint = this.#store.checkpoint(name);
-    const seen = Math.max(checkpoint, this.#seen.get(name) ?? 0);
-    const byOffset = new Map(committed.map((e) => [e.offset, e]));
-    const run: StreamEvent[] = [];
-    for (let next = seen + 1; byOffset.has(next); next++) run.push(byOffset.get(next)!);
-    const anchor = this.#anchors.get(name);
-    // A gap (someone else appended, or this instance does not know), or events its subscription
-    // was (re)configured after: the delivery decides.
-    if (run.length === 0 || (anchor !== undefined && anchor >= run[0]!.offset)) {
+    const consumes = new Set(consumedTypes(this.#processor(name).contract));
+    const plan = this.#feeds.plan(name, target, committed, checkpoint, consumes);
+    if (plan.kind === "skip") {
       trace("host.feed.skipped", () => ({
         stream: target.stream,
         processor: name,
         offsets: committed.map((e) => e.offset),
-        seen,
+        seen: plan.seen,
       }));
       return { ackOffset: checkpoint };
     }
-    const through = run.at(-1)!.offset;
-    const wanted = new Set(consumedTypes(this.#processor(name).contract));
-    const events = run
-      .filter((e) => e.type !== null && wanted.has(e.type))
-      .map(({ idempotencyKey: _key, ...event }) => event);
-    trace("host.feed", () => ({
-      stream: target.stream,
-      processor: name,
-      offsets: events.map((e) => e.offset),
-      through,
-    }));
     let ack = { ackOffset: checkpoint };
-    if (events.length > 0) {
-      ack = await this.#process(name, {
-        ...target,
-        subscriptionKey: `${name}@local`,
-        anchorOffset: anchor ?? run[0]!.offset - 1,
-        events,
-        nextOffset: through + 1,
-      });
+    if (plan.kind === "reduce") {
+      trace("host.feed", () => ({
+        stream: target.stream,
+        processor: name,
+        offsets: plan.batch.events.map((e) => e.offset),
+        through: plan.through,
+      }));
+      ack = await this.#process(name, plan.batch);
     }
-    this.#seen.set(name, Math.max(this.#seen.get(name) ?? 0, through));
+    this.#feeds.advance(name, plan.through);
     return ack;
   }
 
@@ -323,7 +262,7 @@ export class ProcessorHost {
     this.#processor(name);
     return this.#enqueue(name, () => {
       // What the stream delivers tells the anchor of the processor's subscription.
-      this.#anchors.set(name, batch.anchorOffset);
+      this.#feeds.delivered(name, batch.anchorOffset);
       return this.#process(name, batch);
     });
   }
@@ -334,9 +273,9 @@ export class ProcessorHost {
     reconcile = false,
   ): Promise<{ ackOffset: number }> {
     const processor = this.#processor(name);
-    const contract = processor.contract;
+    const _contract = processor.contract;
     this.#store.bind(name, batch.streamName);
-    this.#paths.set(batch.streamName, batch.stream);
+    this.#feeds.knowPath(batch);
     const { state: stored, checkpoint } = this.snapshot(name);
     const through = Math.max(batch.nextOffset - 1, ...batch.events.map((e) => e.offset));
     trace("host.batch", () => ({
@@ -348,18 +287,7 @@ export class ProcessorHost {
     }));
     if (through <= checkpoint && !reconcile) return { ackOffset: checkpoint };
 
-    const wanted = new Set(consumedTypes(contract));
-    let state = stored;
-    const reduced: ReducedStep[] = [];
-    const sideEffects: ReducedStep[] = [];
-    for (const raw of batch.events) {
-      if (raw.offset <= checkpoint || raw.type === null || !wanted.has(raw.type)) continue;
-      const event = this.#parse(name, contract, raw);
-      const previousState = state;
-      state = processor.reduce({ state, event });
-      if (processor.project) reduced.push({ event, previousState, state });
-      if (event.offset > batch.anchorOffset) sideEffects.push({ event, previousState, state });
-    }
+    const { state, reduced, sideEffects } = reduceBatch(name, processor, stored, checkpoint, batch);
 
     const blocking: Promise<unknown>[] = [];
     const runFor = (sourceOffset: number): ProcessorRun => ({
@@ -403,25 +331,6 @@ export class ProcessorHost {
     return { ackOffset: Math.max(through, checkpoint) };
   }
 
-  #parse(
-    name: string,
-    contract: AnyContract,
-    raw: DeliveryBatch["events"][number],
-  ): TypedEvent<AnyContract> {
-    if (!Object.hasOwn(contract.events, raw.type!))
-      throw new Error(
-        `processor ${name}: event ${raw.offset} has type ${raw.type}, not in its contract`,
-      );
-    const schema = contract.events[raw.type!] as z.ZodType;
-    const parsed = schema.safeParse(raw.payload);
-    if (!parsed.success) {
-      throw new Error(
-        `processor ${name}: event ${raw.offset} (${raw.type}) payload invalid ${issueText(parsed.error)}`,
-      );
-    }
-    return { ...raw, type: raw.type!, payload: parsed.data } as TypedEvent<AnyContract>;
-  }
-
   #background(name: string, batch: DeliveryBatch, offset: number, work: Promise<unknown>): void {
     this.ctx.waitUntil(
       work.catch((error) => {
@@ -448,8 +357,8 @@ export class ProcessorHost {
     const committed = await this.streams.appendAsProcessor(streamName, events);
     trace("host.appended", () => ({ stream: streamName, offsets: committed.map((e) => e.offset) }));
     // Not awaited: the appending processor's own feed queues behind the batch it is in.
-    const path = this.#paths.get(streamName);
-    if (path !== undefined) void this.feed({ stream: path, streamName }, committed);
+    const target = this.#feeds.targetOf(streamName);
+    if (target !== null) void this.feed(target, committed);
     return committed;
   }
 }

@@ -24,3 +24,11 @@ export const sessionProcessorKey = (
   tenant: string,
   sessionId: string,
 ) => subscriptionKeyFor(processor, SESSION_BINDING, sessionObjectName(tenant, sessionId));
+
+/** Which of a session's processors a subscription key belongs to (null: none). */
+export const sessionProcessorOfKey = (
+  key: string,
+  tenant: string,
+  sessionId: string,
+): SessionProcessor | null =>
+  SESSION_PROCESSORS.find((p) => key === sessionProcessorKey(p, tenant, sessionId)) ?? null;

@@ -41,13 +41,14 @@ import {
   sessionObjectName,
   sessionPath,
   sessionProcessorKey,
+  sessionProcessorOfKey,
 } from "./naming";
 import type { AgentProcessor } from "./processors/agent";
 import { effectiveStatus, type IndexProcessor } from "./processors/index-mirror";
 import type { ModelProcessor } from "./processors/model";
 import { registerSessionProcessors } from "./processors/register";
 import { ToolProcessor } from "./processors/tools";
-import { processorStreams, type StreamAccess, streamAccess } from "./stream-access";
+import { feedingAppends, processorStreams, type StreamAccess, streamAccess } from "./stream-access";
 import { recentMessages, transcriptPage, transcriptStats } from "./transcript-pages";
 
 const WATCHDOG_MS = 10_000;
@@ -103,34 +104,19 @@ export class SessionAgent extends DurableObject<Env> implements SessionAgentRpc 
     return streamAccess(this.env.STREAMS, this.#streamName());
   }
 
-  /**
-   * Appends to the session stream and feeds what was committed to the processors at once
-   * (host.feed: they need not wait for the stream to deliver this object's own appends).
-   */
+  /** The session stream, its appends fed to the processors as soon as they are committed. */
   #fed(): Pick<StreamAccess, "appendBatch"> {
-    const stream = this.#stream();
     const target = {
       stream: sessionPath(this.#self.get().sessionId),
       streamName: this.#streamName(),
     };
-    return {
-      appendBatch: async (...args) => {
-        const committed = await stream.appendBatch(...args);
-        void this.host.feed(target, committed);
-        return committed;
-      },
-    };
+    return feedingAppends(this.#stream(), this.host, target);
   }
 
   /** Which of this session's processors a subscription key belongs to (null: none). */
   #processorOfKey(key: string): SessionProcessor | null {
     const identity = this.#self.orNull();
-    if (!identity) return null;
-    return (
-      SESSION_PROCESSORS.find(
-        (p) => key === sessionProcessorKey(p, identity.tenant, identity.sessionId),
-      ) ?? null
-    );
+    return identity ? sessionProcessorOfKey(key, identity.tenant, identity.sessionId) : null;
   }
 
   /** Runs an RPC body and answers its result envelope (expected errors as values). */

@@ -4,7 +4,8 @@
  * ProcessorHost is given (processors/ never sees the Env).
  */
 import type { Env } from "../env";
-import type { ProcessorStreams } from "../processors/host";
+import type { ProcessorHost, ProcessorStreams } from "../processors/host";
+import type { FeedTarget } from "../processors/local-feed";
 import { rpcClient, type Unwrapped } from "../rpc/result";
 import type { StreamRpc } from "../streams/stream-rpc";
 import { streamStub } from "../streams/stub";
@@ -24,5 +25,23 @@ export function processorStreams(streams: Env["STREAMS"]): ProcessorStreams {
       streamAccess(streams, name).configureSubscription(subscription),
     appendAsProcessor: (name, events) =>
       streamAccess(streams, name).appendBatch(events, { asProcessor: true }),
+  };
+}
+
+/**
+ * `stream`'s appends, each answer fed to `host` at once (ProcessorHost.feed): the processors
+ * need not wait for the stream to deliver their owner's own appends back.
+ */
+export function feedingAppends(
+  stream: StreamAccess,
+  host: Pick<ProcessorHost, "feed">,
+  target: FeedTarget,
+): Pick<StreamAccess, "appendBatch"> {
+  return {
+    appendBatch: async (...args) => {
+      const committed = await stream.appendBatch(...args);
+      void host.feed(target, committed);
+      return committed;
+    },
   };
 }

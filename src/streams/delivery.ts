@@ -27,6 +27,7 @@ import { RETRYABLE } from "../errors/domain";
 import { isRpcResult } from "../rpc/result";
 import { trace } from "../trace";
 import type { StreamCore } from "./core";
+import { failed, parked, recovered } from "./health-events";
 import type { StreamLog, StreamMeta } from "./log";
 import { decodeEvent, encodeEvent, type StreamEvent } from "./messages";
 import type { Subscription, SubscriptionTable } from "./subscriptions";
@@ -373,41 +374,4 @@ export class Deliveries {
       }
     });
   }
-}
-
-function failed(sub: Subscription, attempts: number, error: CallableError, nextRetryAt: number) {
-  return {
-    type: "stream/subscriber-failed",
-    payload: {
-      key: sub.key,
-      attempts,
-      error: error.message,
-      retryable: error.retryable,
-      nextRetryAt: new Date(nextRetryAt).toISOString(),
-    },
-  };
-}
-
-function parked(
-  sub: Subscription,
-  attempts: number,
-  error: CallableError,
-  stuck: { offset: number; through: number },
-) {
-  return {
-    type: "stream/subscriber-parked",
-    payload: {
-      key: sub.key,
-      attempts,
-      error: error.message,
-      retryable: error.retryable,
-      stuckOffset: stuck.offset,
-      stuckThrough: stuck.through,
-      cursor: sub.cursor,
-    },
-  };
-}
-
-function recovered(sub: Subscription) {
-  return { type: "stream/subscriber-recovered", payload: { key: sub.key, attempts: sub.attempts } };
 }

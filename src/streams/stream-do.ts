@@ -28,7 +28,6 @@ import {
   type StreamEvent,
 } from "./messages";
 import { ChunkCache } from "./protocol/chunks";
-import { protocolErrorResponse } from "./protocol/errors";
 import { handleProtocol, type ProtocolContext } from "./protocol/handler";
 import { NO_VIEWS, type ReadViews } from "./protocol/views";
 import {

@@ -1,0 +1,96 @@
+/**
+ * What a local feed may reduce, decided apart from the host that runs it. Events a host has
+ * just appended come back committed with their offsets; a processor may reduce them at once
+ * (instead of waiting for the stream to deliver them back) only if they continue exactly where
+ * it has seen the stream through — its checkpoint, or further when earlier feeds showed it
+ * events it does not consume — and lie past its subscription's anchor. Anything else (another
+ * writer appended in between, this instance does not know) is left to the delivery.
+ *
+ * Memory only, bounded by the processors and their streams: after an eviction it is empty and
+ * every processor falls back to deliveries until one tells it where it stands.
+ */
+import type { DeliveryBatch } from "../streams/delivery";
+import type { StreamEvent } from "../streams/messages";
+
+export interface FeedTarget {
+  stream: string;
+  streamName: string;
+}
+
+/** What to do for one processor with a run of committed events. */
+export type FeedPlan =
+  /** Leave them to the delivery (a gap before them, or at/under the anchor). */
+  | { kind: "skip"; seen: number }
+  /** Nothing it consumes: it has just seen the stream through `through`. */
+  | { kind: "pass"; through: number }
+  /** Reduce `batch` (as a delivery would), then it has seen the stream through `through`. */
+  | { kind: "reduce"; batch: DeliveryBatch; through: number };
+
+export class LocalFeedState {
+  /** Per processor, the offset a feed has shown it the stream through (past its checkpoint). */
+  readonly #seen = new Map<string, number>();
+  /** Per processor, the anchor of its subscription as last delivered. */
+  readonly #anchors = new Map<string, number>();
+  /** Per stream name, its path (a batch names both; an append knows only the name). */
+  readonly #paths = new Map<string, string>();
+
+  /** A delivery (or a feed) named this stream's path. */
+  knowPath(target: FeedTarget): void {
+    this.#paths.set(target.streamName, target.stream);
+  }
+
+  /** The stream's target, when a delivery or feed has named its path. */
+  targetOf(streamName: string): FeedTarget | null {
+    const stream = this.#paths.get(streamName);
+    return stream === undefined ? null : { stream, streamName };
+  }
+
+  /** A delivery to `name` tells the anchor of its subscription. */
+  delivered(name: string, anchorOffset: number): void {
+    this.#anchors.set(name, anchorOffset);
+  }
+
+  /** The processor's state was reset: forget what it was shown. */
+  forget(name: string): void {
+    this.#seen.delete(name);
+    this.#anchors.delete(name);
+  }
+
+  plan(
+    name: string,
+    target: FeedTarget,
+    committed: StreamEvent[],
+    checkpoint: number,
+    consumes: ReadonlySet<string>,
+  ): FeedPlan {
+    const seen = Math.max(checkpoint, this.#seen.get(name) ?? 0);
+    const byOffset = new Map(committed.map((e) => [e.offset, e]));
+    const run: StreamEvent[] = [];
+    for (let next = seen + 1; byOffset.has(next); next++) run.push(byOffset.get(next)!);
+    const anchor = this.#anchors.get(name);
+    if (run.length === 0 || (anchor !== undefined && anchor >= run[0]!.offset)) {
+      return { kind: "skip", seen };
+    }
+    const through = run.at(-1)!.offset;
+    const events = run
+      .filter((e) => e.type !== null && consumes.has(e.type))
+      .map(({ idempotencyKey: _key, ...event }) => event);
+    if (events.length === 0) return { kind: "pass", through };
+    return {
+      kind: "reduce",
+      through,
+      batch: {
+        ...target,
+        subscriptionKey: `${name}@local`,
+        anchorOffset: anchor ?? run[0]!.offset - 1,
+        events,
+        nextOffset: through + 1,
+      },
+    };
+  }
+
+  /** After a feed ran: the processor has seen the stream through `through`. */
+  advance(name: string, through: number): void {
+    this.#seen.set(name, Math.max(this.#seen.get(name) ?? 0, through));
+  }
+}
