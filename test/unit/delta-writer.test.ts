@@ -113,6 +113,44 @@ describe("DeltaWriter", () => {
   });
 });
 
+describe("DeltaWriter.finish", () => {
+  it("hands back the last deltas instead of writing them (they go out with the completion)", async () => {
+    const gate = gatedWrite();
+    const writer = new DeltaWriter(gate.write, { ...DEFAULT_DELTA_LIMITS, minIntervalMs: 0 });
+    writer.push("Hello ");
+    for (const word of ["big ", "wide ", "world"]) writer.push(word);
+    const finished = writer.finish();
+    gate.release(); // the first append completes; the drain must not take the rest
+    expect(await finished).toEqual([{ index: 1, text: "big wide world" }]);
+    expect(gate.appends).toEqual([[{ index: 0, text: "Hello " }]]);
+    expect(writer.events).toBe(2);
+  });
+
+  it("writes what exceeds one append first and hands back only the last append's deltas", async () => {
+    const appends: Delta[][] = [];
+    const limits = { ...DEFAULT_DELTA_LIMITS, maxEventBytes: 8, maxEvents: 2, minIntervalMs: 0 };
+    const writer = new DeltaWriter(async (batch) => {
+      appends.push(batch);
+    }, limits);
+    writer.push("abcdefgh".repeat(5)); // five 8-byte events; at most two per append
+    const last = await writer.finish();
+    expect(appends.map((a) => a.length)).toEqual([2, 2]);
+    expect(last).toEqual([{ index: 4, text: "abcdefgh" }]);
+    expect([...appends.flat(), ...last].map((d) => d.text).join("")).toBe("abcdefgh".repeat(5));
+  });
+
+  it("hands back nothing when every delta is already written", async () => {
+    const appends: Delta[][] = [];
+    const writer = new DeltaWriter(async (batch) => {
+      appends.push(batch);
+    });
+    writer.push("done");
+    await writer.flush();
+    expect(await writer.finish()).toEqual([]);
+    expect(appends).toEqual([[{ index: 0, text: "done" }]]);
+  });
+});
+
 describe("takeDeltas", () => {
   const limits = { maxEventBytes: 10, maxEvents: 3, maxAppendBytes: 25, minIntervalMs: 0 };
 

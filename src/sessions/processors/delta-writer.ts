@@ -77,6 +77,8 @@ export class DeltaWriter {
   /** Ends the current max-wait early (set while waiting). */
   #hurry: (() => void) | null = null;
   #hurried = false;
+  /** Set by `finish`: the drain stops after its in-flight append and leaves the rest. */
+  #finishing = false;
 
   constructor(
     private readonly write: (batch: Delta[]) => Promise<unknown>,
@@ -108,6 +110,7 @@ export class DeltaWriter {
       while (this.#pending.length > 0 && this.#error === null) {
         const wait = this.#lastAppendAt + this.limits.minIntervalMs - Date.now();
         if (wait > 0 && !this.#hurried) await this.#wait(wait);
+        if (this.#finishing) break;
         this.#lastAppendAt = Date.now();
         const { deltas, consumed } = takeDeltas(this.#pending, this.#next, this.limits);
         this.#pending = this.#pending.slice(consumed);
@@ -147,5 +150,27 @@ export class DeltaWriter {
       await this.#flushing;
     }
     if (this.#error !== null) throw this.#error;
+  }
+
+  /**
+   * Like `flush`, but hands the reply's last append of deltas to the caller instead of writing
+   * it, so that it can go out in one append with what ends the reply (one commit, not two).
+   * Text beyond one append's bounds is written as usual first; nothing may be pushed after.
+   */
+  async finish(): Promise<Delta[]> {
+    this.#finishing = true;
+    this.#hurried = true;
+    this.#hurry?.();
+    while (this.#flushing) await this.#flushing;
+    if (this.#error !== null) throw this.#error;
+    while (this.#pending.length > 0) {
+      const { deltas, consumed } = takeDeltas(this.#pending, this.#next, this.limits);
+      this.#pending = this.#pending.slice(consumed);
+      this.#next += deltas.length;
+      if (this.#pending.length === 0) return deltas;
+      this.#appends += 1;
+      await this.write(deltas);
+    }
+    return [];
   }
 }

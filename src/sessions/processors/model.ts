@@ -26,35 +26,23 @@
  */
 import type { JSONSchema7, LanguageModelV4 } from "@ai-sdk/provider";
 import type { z } from "zod";
-import { DomainError, isFault } from "../../errors/domain";
-import { HTTP_STATUS } from "../../errors/http";
 import type { StateOf } from "../../processors/contract";
 import {
   type BatchHookArgs,
+  type EmitInput,
   type EventHookArgs,
   type ProcessorTables,
   type ProjectArgs,
   type ReduceArgs,
   StreamProcessor,
 } from "../../processors/processor";
-import {
-  CHUNK_EVENT,
-  type ChunkEventLike,
-  type ContentRef,
-  needsChunks,
-  storeContent,
-} from "../content";
+import type { ChunkEventLike } from "../content";
 import { modelContract } from "../contracts";
 import type { SessionEventPayload, toolSpecSchema } from "../events";
-import {
-  type CollectedResponse,
-  collectStream,
-  ModelError,
-  retryDelayMs,
-  toModelError,
-} from "../models/collect";
+import { collectStream, ModelError, retryDelayMs, toModelError } from "../models/collect";
 import { toPrompt } from "../prompt";
-import { DeltaWriter } from "./delta-writer";
+import { type Delta, DeltaWriter } from "./delta-writer";
+import { appendCompletion } from "./model-completion";
 import { type Built, type Compaction, ModelContext } from "./model-context";
 
 type ToolSpec = z.infer<typeof toolSpecSchema>;
@@ -164,71 +152,6 @@ export class ModelProcessor extends StreamProcessor<typeof modelContract> {
     if (event.type === "turn/cancelled") this.#abort((turnId) => turnId === event.payload.turnId);
   }
 
-  #refused = new ModelError("", { retryable: false });
-
-  /**
-   * Appends the completion; a reply over the inline limit goes to chunk events first. An
-   * outcome the stream refuses (a 4xx: too large, invalid) must not leave the request retrying
-   * in silence: it returns false with the failure in `#refused`. Other errors propagate (the
-   * request is then run again, like after a crash).
-   */
-  async #complete(
-    requestId: string,
-    attempt: number,
-    cause: number,
-    result: CollectedResponse,
-  ): Promise<boolean> {
-    try {
-      await this.#appendCompletion(requestId, attempt, cause, result);
-      return true;
-    } catch (error) {
-      if (!(error instanceof DomainError) || isFault(error.code)) throw error;
-      // The event's `status` reads as HTTP statuses do (a provider's 429, the stream's 413).
-      this.#refused = new ModelError(`the reply could not be stored: ${error.message}`, {
-        status: HTTP_STATUS[error.code],
-        retryable: false,
-      });
-      return false;
-    }
-  }
-
-  async #appendCompletion(
-    requestId: string,
-    attempt: number,
-    cause: number,
-    result: CollectedResponse,
-  ): Promise<void> {
-    let text = result.text;
-    let textRef: ContentRef | undefined;
-    if (needsChunks(text)) {
-      textRef = await storeContent(`${requestId}-reply-${attempt}`, text, async (chunks) =>
-        (
-          await this.append(
-            ...chunks.map((chunk) => ({
-              type: CHUNK_EVENT,
-              payload: chunk,
-              key: `reply-${attempt}-chunk-${chunk.index}`,
-              causeOffset: cause,
-            })),
-          )
-        ).map((e) => e.offset),
-      );
-      text = "";
-    }
-    await this.append({
-      type: "model/request-completed",
-      payload: {
-        requestId,
-        text,
-        ...(textRef ? { textRef } : {}),
-        toolCalls: result.toolCalls,
-        finishReason: result.finishReason,
-      },
-      key: "completed",
-      causeOffset: cause,
-    });
-  }
-
   #abort(which: (turnId: string) => boolean) {
     for (const run of this.#running.values()) if (which(run.turnId)) run.abort.abort();
   }
@@ -258,22 +181,37 @@ export class ModelProcessor extends StreamProcessor<typeof modelContract> {
     for (;;) {
       attempt += 1;
       if (signal.aborted) return;
-      await this.append({
+      // `request-started` rides on the attempt's first append (its first text, usually) rather
+      // than costing a commit of its own before the model runs; `started()` appends it alone
+      // when an outcome comes first. Its key makes a repeat collapse at the stream.
+      const start: EmitInput<typeof modelContract> = {
         type: "model/request-started",
         payload: { requestId, attempt },
         key: `started-${attempt}`,
         causeOffset: cause,
-      });
-      const deltas = new DeltaWriter((batch) =>
-        this.append(
-          ...batch.map((d) => ({
-            type: "model/delta-produced" as const,
-            payload: { requestId, attempt, index: d.index, text: d.text },
-            key: `delta-${attempt}-${d.index}`,
-            causeOffset: cause,
-          })),
-        ),
-      );
+      };
+      let startSent = false;
+      const append = async (...events: EmitInput<typeof modelContract>[]) => {
+        const carries = !startSent;
+        startSent = true;
+        try {
+          return await this.append(...(carries ? [start, ...events] : events));
+        } catch (error) {
+          if (carries) startSent = false; // not known to be stored: the next append carries it
+          throw error;
+        }
+      };
+      const started = async () => {
+        if (!startSent) await append();
+      };
+      const deltaEvents = (batch: Delta[]) =>
+        batch.map((d) => ({
+          type: "model/delta-produced" as const,
+          payload: { requestId, attempt, index: d.index, text: d.text },
+          key: `delta-${attempt}-${d.index}`,
+          causeOffset: cause,
+        }));
+      const deltas = new DeltaWriter((batch) => append(...deltaEvents(batch)));
       let failure: ModelError;
       try {
         let built: Built;
@@ -289,7 +227,7 @@ export class ModelProcessor extends StreamProcessor<typeof modelContract> {
             model,
             signal,
             compacted,
-            (...events) => this.append(...events),
+            (...events) => append(...events),
           );
           compacted = context.compaction;
           built = context.built;
@@ -310,14 +248,21 @@ export class ModelProcessor extends StreamProcessor<typeof modelContract> {
           },
           (text) => deltas.push(text),
         );
-        await deltas.flush();
-        if (signal.aborted) return;
-        if (await this.#complete(requestId, attempt, cause, result)) return;
-        failure = this.#refused;
+        // The reply's last deltas go out with its completion, in one append.
+        const last = deltaEvents(await deltas.finish());
+        if (signal.aborted) {
+          if (last.length > 0) await append(...last);
+          return;
+        }
+        const refused = await appendCompletion(requestId, cause, result, { attempt, last, append });
+        if (refused === null) return;
+        failure = refused;
       } catch (error) {
         failure = error instanceof ModelError ? error : toModelError(error, signal);
       }
       if (signal.aborted || failure.cancelled) return;
+      // The attempt counts once it is recorded, whatever its outcome.
+      await started();
       // Persist the outcome before anything else; pending deltas are best effort.
       if (failure.retryable && attempt < this.runtime.maxAttempts) {
         await deltas.flush().catch(() => undefined);

@@ -1,0 +1,87 @@
+/**
+ * How many commits a reply costs: the model's `request-started` rides on the reply's first
+ * delta, and its completion on the reply's last deltas, so a short reply is two appends by the
+ * model instead of four (each append is a Stream DO commit and a round trip on the turn's path).
+ * The events and their order on the stream are as before.
+ */
+import { describe, expect, it } from "vitest";
+import type { ProcessorStreams } from "../../src/processors/host";
+import { runInDurableObject } from "../support/rpc";
+import {
+  createSession,
+  duplicateKeys,
+  sessionAgent,
+  sessionEvents,
+  sessionRpc,
+  settledSession,
+} from "../support/session-api";
+
+/** Records the event types of every append the SessionAgent's processors make. */
+async function recordAppends(id: string): Promise<string[][]> {
+  const batches: string[][] = [];
+  await runInDurableObject(
+    sessionAgent(id),
+    (instance: { host: { streams: ProcessorStreams } }) => {
+      const streams = instance.host.streams;
+      const original = streams.appendAsProcessor.bind(streams);
+      streams.appendAsProcessor = (name, events) => {
+        batches.push(events.map((e) => e.type));
+        return original(name, events);
+      };
+    },
+  );
+  return batches;
+}
+
+describe("the model's appends", () => {
+  it("a short reply is two appends: started with its first delta, completed with its last", async () => {
+    const id = await createSession();
+    await sessionRpc(id).sendMessage("warm up");
+    await settledSession(id, 2);
+    const batches = await recordAppends(id);
+    await sessionRpc(id).sendMessage("say something with several words please");
+    await settledSession(id, 4);
+
+    const model = batches.filter(
+      (b) =>
+        b.some((t) => t.startsWith("model/request-started")) ||
+        b.some((t) => t === "model/delta-produced" || t === "model/request-completed"),
+    );
+    expect(model.length).toBe(2);
+    expect(model[0]![0]).toBe("model/request-started");
+    expect(model[0]).toContain("model/delta-produced");
+    expect(model[1]!.at(-1)).toBe("model/request-completed");
+    expect(model[1]).toContain("model/delta-produced");
+
+    // The stream reads as before: started, deltas in index order, completed; nothing doubled.
+    const events = await sessionEvents(id);
+    const turn = events.slice(events.findLastIndex((e) => e.type === "session/input-added"));
+    const types = turn
+      .map((e) => e.type)
+      .filter((t) => t?.startsWith("model/") && t !== "model/request-requested");
+    expect(types[0]).toBe("model/request-started");
+    expect(types.at(-1)).toBe("model/request-completed");
+    const indexes = turn
+      .filter((e) => e.type === "model/delta-produced")
+      .map((e) => (e.payload as { index: number }).index);
+    expect(indexes).toEqual(indexes.map((_, i) => i));
+    expect(duplicateKeys(events)).toEqual([]);
+  });
+
+  it("a reply with no text still records its attempt (started rides on the completion)", async () => {
+    const id = await createSession();
+    await sessionRpc(id).sendMessage("warm up");
+    await settledSession(id, 2);
+    const batches = await recordAppends(id);
+    await sessionRpc(id).sendMessage("call clock_now {}");
+    await settledSession(id, 5);
+    const completions = batches.filter((b) => b.includes("model/request-completed"));
+    expect(completions.length).toBeGreaterThanOrEqual(1);
+    // Every attempt that completed was started in the same or an earlier append.
+    const events = await sessionEvents(id);
+    const started = events.filter((e) => e.type === "model/request-started").length;
+    const completed = events.filter((e) => e.type === "model/request-completed").length;
+    expect(started).toBe(completed);
+    expect(batches.some((b) => b.length === 1 && b[0] === "model/request-started")).toBe(false);
+  });
+});
