@@ -911,9 +911,12 @@ async function main() {
     for (const r of rows) {
       const ratio = r.ours / r.cf;
       const ahead = r.lower ? ratio < 1 : ratio > 1;
-      console.log(
-        `| ${r.metric} | ${fmt(r.ours, r.unit)} | ${fmt(r.cf, r.unit)} | ${ratio.toFixed(2)}${ahead ? " (ahead)" : ""} |`,
-      );
+      // A memory Δ at or below zero is the process's noise, not a measurement: no ratio.
+      const shown =
+        r.ours > 0 && r.cf > 0
+          ? `${ratio.toFixed(2)}${ahead ? " (ahead)" : ""}`
+          : "n/a (a Δ ≤ 0 is noise)";
+      console.log(`| ${r.metric} | ${fmt(r.ours, r.unit)} | ${fmt(r.cf, r.unit)} | ${shown} |`);
     }
     const result = {
       startedAt,
