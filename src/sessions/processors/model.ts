@@ -173,6 +173,8 @@ export class ModelProcessor extends StreamProcessor<typeof modelContract> {
 
   async #execute(requestId: string, request: Request, signal: AbortSignal): Promise<void> {
     const cause = request.offset;
+    // Delivered (or fed) to this instance, or resumed after a restart (read back).
+    const fresh = this.#delivered.has(requestId);
     const spec = this.#delivered.get(requestId) ?? (await this.runtime.readRequest(cause));
     this.#delivered.delete(requestId);
     const model = this.runtime.resolve(spec.model);
@@ -204,6 +206,9 @@ export class ModelProcessor extends StreamProcessor<typeof modelContract> {
       const started = async () => {
         if (!startSent) await append();
       };
+      // A resumed request records each attempt before running it: a crash that recurs before
+      // any output must still count against maxAttempts, not restart attempt n forever.
+      if (!fresh) await started();
       const deltaEvents = (batch: Delta[]) =>
         batch.map((d) => ({
           type: "model/delta-produced" as const,
