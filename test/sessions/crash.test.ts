@@ -52,6 +52,18 @@ function assistantMessages(view: Awaited<ReturnType<typeof getSession>>) {
   return view.live.messages.filter((m) => m.role === "assistant");
 }
 
+/** The turn ends idle with one reply, written once: no key twice, one completion. */
+async function finishedOnce(id: string) {
+  const done = await waitForSession(
+    id,
+    (s) => s.live.status === "idle" && assistantMessages(s).length === 1,
+  );
+  const events = await sessionEvents(id);
+  expect(duplicateKeys(events)).toEqual([]);
+  expect(events.filter((e) => e.type === "model/request-completed")).toHaveLength(1);
+  return { done, events };
+}
+
 describe("crash safety", () => {
   it("finishes a turn once when the SessionAgent is evicted gracefully mid-reply", async () => {
     const id = await createSession();
@@ -60,14 +72,8 @@ describe("crash safety", () => {
     // A graceful eviction lets background work (the streaming reply) drain first; the test
     // below kills the reply for real.
     await evictDurableObject(sessionAgent(id));
-    const done = await waitForSession(
-      id,
-      (s) => s.live.status === "idle" && assistantMessages(s).length === 1,
-    );
+    const { done, events } = await finishedOnce(id);
     expect(assistantMessages(done)[0]!.content).toBe(`You said: ${LONG}`);
-    const events = await sessionEvents(id);
-    expect(duplicateKeys(events)).toEqual([]);
-    expect(events.filter((e) => e.type === "model/request-completed")).toHaveLength(1);
     expect(events.filter((e) => e.type === "turn/completed")).toHaveLength(1);
   });
 
@@ -96,14 +102,8 @@ describe("crash safety", () => {
         `no second attempt within 5 s of reading the evicted session (attempts started: ${started.join(", ")}): only the 10 s watchdog resumes the reply`,
       );
     });
-    const done = await waitForSession(
-      id,
-      (s) => s.live.status === "idle" && assistantMessages(s).length === 1,
-    );
+    const { done } = await finishedOnce(id);
     expect(assistantMessages(done)[0]!.content).toBe(`You said: ${LONG}`);
-    const events = await sessionEvents(id);
-    expect(duplicateKeys(events)).toEqual([]);
-    expect(events.filter((e) => e.type === "model/request-completed")).toHaveLength(1);
     expect(await attemptsStarted()).toEqual([1, 2]);
   });
 
@@ -114,14 +114,8 @@ describe("crash safety", () => {
     await abortAllDurableObjects();
     // The watchdog alarm resumes the request; run it now instead of waiting for it.
     await runDurableObjectAlarm(sessionAgent(id));
-    const done = await waitForSession(
-      id,
-      (s) => s.live.status === "idle" && assistantMessages(s).length === 1,
-    );
+    const { done, events } = await finishedOnce(id);
     expect(assistantMessages(done)).toHaveLength(1);
-    const events = await sessionEvents(id);
-    expect(duplicateKeys(events)).toEqual([]);
-    expect(events.filter((e) => e.type === "model/request-completed")).toHaveLength(1);
     const attempts = events
       .filter((e) => e.type === "model/request-started")
       .map((e) => (e.payload as { attempt: number }).attempt);

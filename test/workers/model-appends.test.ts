@@ -16,6 +16,13 @@ import {
   settledSession,
 } from "../support/session-api";
 
+/** What the model appends while it runs an attempt. */
+const MODEL_OUTPUT = new Set([
+  "model/request-started",
+  "model/delta-produced",
+  "model/request-completed",
+]);
+
 /** Records the event types of every append the SessionAgent's processors make. */
 async function recordAppends(id: string): Promise<string[][]> {
   const batches: string[][] = [];
@@ -42,11 +49,7 @@ describe("the model's appends", () => {
     await sessionRpc(id).sendMessage("say something with several words please");
     await settledSession(id, 4);
 
-    const model = batches.filter(
-      (b) =>
-        b.some((t) => t.startsWith("model/request-started")) ||
-        b.some((t) => t === "model/delta-produced" || t === "model/request-completed"),
-    );
+    const model = batches.filter((b) => b.some((t) => MODEL_OUTPUT.has(t)));
     expect(model.length).toBe(2);
     expect(model[0]![0]).toBe("model/request-started");
     expect(model[0]).toContain("model/delta-produced");
