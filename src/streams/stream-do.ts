@@ -55,6 +55,10 @@ import { SubscriptionTable } from "./subscriptions";
 import type { Principal, SubscriptionConfigured, SystemEventPayload } from "./system-events";
 import { TailWaiters } from "./tail-waiters";
 
+/** Built once: a zod schema compiles its checks on first use, per instance. */
+const eventBatchSchema = z.array(eventInputSchema).min(1).max(1_000);
+const idempotencyKeySchema = z.string().min(1).max(512);
+
 export class StreamObject extends DurableObject<Env> implements StreamRpc {
   readonly #core: StreamCore;
   readonly #subscriptions: SubscriptionTable;
@@ -199,7 +203,7 @@ export class StreamObject extends DurableObject<Env> implements StreamRpc {
     options: AppendOptions = {},
   ): Promise<RpcResult<StreamEvent[]>> {
     return this.#rpc(() => {
-      const input = parse(z.array(eventInputSchema).min(1).max(1_000), events, "events");
+      const input = parse(eventBatchSchema, events, "events");
       const opts = parse(appendOptionsSchema, options, "append options");
       const messages = input.map(encodeEvent);
       const outcome = this.#core.append({
@@ -251,7 +255,7 @@ export class StreamObject extends DurableObject<Env> implements StreamRpc {
 
   getByIdempotencyKey(key: string): Promise<RpcResult<StreamEvent | null>> {
     return this.#rpc(() => {
-      const k = parse(z.string().min(1).max(512), key, "idempotency key");
+      const k = parse(idempotencyKeySchema, key, "idempotency key");
       this.#core.live(Date.now());
       const offset = this.#core.log.offsetOfKey(k);
       return offset === null ? null : this.#core.readEvents(offset - 1, 1).events[0]!;

@@ -58,6 +58,8 @@ const rowSchema = z.object({
   secret: z.string().nullable(),
 });
 
+const eventTypesSchema = z.array(z.string());
+
 type Config = Pick<Subscription, "callable" | "eventTypes" | "startAt">;
 /** Parsed configurations by their stored text; bounded (cleared when it outgrows the table). */
 const CONFIG_CACHE_MAX = 256;
@@ -69,7 +71,7 @@ function configOf(callable: string, eventTypes: string, startAt: string): Readon
   if (cached) return cached;
   const config: Config = Object.freeze({
     callable: Object.freeze(callableSchema.parse(JSON.parse(callable))),
-    eventTypes: Object.freeze(z.array(z.string()).parse(JSON.parse(eventTypes))) as string[],
+    eventTypes: Object.freeze(eventTypesSchema.parse(JSON.parse(eventTypes))) as string[],
     startAt: startAtSchema.parse(JSON.parse(startAt)),
   });
   if (configCache.size >= CONFIG_CACHE_MAX) configCache.clear();
