@@ -27,6 +27,8 @@ const workers = (name: string, include: string[], bindings: Record<string, unkno
           DELIVERY_RETRY_MAX_MS: "400",
           // Park a subscription after 6 failed attempts in a row (≈1.2 s of backoff here).
           DELIVERY_MAX_ATTEMPTS: "6",
+          // A self-feeding writer's lease (streams/feed-leases.ts): short, so expiry is testable.
+          DELIVERY_FEED_LEASE_MS: "1500",
           // Auth: the dev key and admin token of .dev.vars, and (test only) requests without
           // an Authorization header act as tenant "default", so tests that do not care about
           // auth need no key. Auth tests send explicit (bad) keys.

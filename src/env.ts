@@ -44,6 +44,8 @@ export interface Env {
   DELIVERY_RETRY_MAX_MS?: string;
   /** Failed delivery attempts in a row after which a subscription is parked (default 10). */
   DELIVERY_MAX_ATTEMPTS?: string;
+  /** How long a self-feeding SessionAgent's lease on its subscriptions lasts (streams/feed-leases.ts). */
+  DELIVERY_FEED_LEASE_MS?: string;
   /** Local development key (from `.dev.vars`): acts as tenant DEV_TENANT_ID. */
   DEV_API_KEY?: string;
   /** The tenant the dev key belongs to (default `dev`). */
@@ -78,6 +80,7 @@ const settingsSchema = z.object({
   DELIVERY_RETRY_BASE_MS: z.coerce.number().int().min(1).max(3_600_000).default(1_000),
   DELIVERY_RETRY_MAX_MS: z.coerce.number().int().min(1).max(86_400_000).default(300_000),
   DELIVERY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(1_000).default(10),
+  DELIVERY_FEED_LEASE_MS: z.coerce.number().int().min(10).max(60_000).default(5_000),
   MODEL_RETRY_BASE_MS: z.coerce.number().int().min(1).max(600_000).default(1_000),
   MODEL_CONTENT_MAX_BYTES: z.coerce
     .number()

@@ -2,6 +2,7 @@ import { DomainError, internal, notFound } from "../errors/domain";
 import { type RpcResult, rpcFail, rpcOk } from "../rpc/result";
 import type { DeliveryBatch } from "../streams/delivery";
 import type { StreamEvent } from "../streams/messages";
+import type { FeedReport, SelfFeed } from "../streams/stream-rpc";
 import type { StartAt } from "../streams/system-events";
 import { trace } from "../trace";
 import { CheckpointWaiters } from "./checkpoint-waiters";
@@ -41,9 +42,25 @@ export interface ProcessorSubscription {
  */
 export interface ProcessorStreams {
   configureSubscription(streamName: string, subscription: ProcessorSubscription): Promise<unknown>;
-  /** Appends as a processor (processor idempotency keys are reserved for processors). */
-  appendAsProcessor(streamName: string, events: AppendRequest[]): Promise<StreamEvent[]>;
+  /**
+   * Appends as a processor (processor idempotency keys are reserved for processors), with what
+   * this host says about feeding itself (streams/feed-leases.ts).
+   */
+  appendAsProcessor(
+    streamName: string,
+    events: AppendRequest[],
+    selfFeed: SelfFeed | null,
+  ): Promise<StreamEvent[]>;
+  /** Acknowledges what local feeds brought, and gives back leases, without an append. */
+  acknowledgeFeeds(streamName: string, report: FeedReport): Promise<unknown>;
 }
+
+/**
+ * How long the host waits for an append to carry the acknowledgements its feeds owe before it
+ * sends them on their own: a turn's appends follow each other closer than this, so most ride
+ * along; the last of a burst costs one small call instead of a delivery per processor.
+ */
+const ACK_IDLE_MS = 50;
 
 export class ProcessorHost {
   readonly #processors = new Map<string, StreamProcessor<AnyContract>>();
@@ -52,6 +69,8 @@ export class ProcessorHost {
   readonly #waiters = new CheckpointWaiters();
   /** What local feeds may reduce (./local-feed.ts). */
   readonly #feeds = new LocalFeedState();
+  /** Streams with acknowledgements waiting for an append to carry them (ACK_IDLE_MS). */
+  readonly #ackTimers = new Map<string, ReturnType<typeof setTimeout>>();
 
   constructor(
     private readonly ctx: DurableObjectState,
@@ -176,7 +195,7 @@ export class ProcessorHost {
    */
   feed(target: FeedTarget, committed: StreamEvent[]): Promise<void> {
     if (committed.length === 0) return Promise.resolve();
-    const failed = (name: string) => (error: unknown) =>
+    const failed = (name: string) => (error: unknown) => {
       console.warn(
         JSON.stringify({
           msg: "local feed failed; the delivery brings the events again",
@@ -186,6 +205,8 @@ export class ProcessorHost {
           error: String((error as Error)?.message ?? error),
         }),
       );
+      this.#release(name, target.streamName);
+    };
     this.#feeds.knowPath(target);
     const feeds: Promise<unknown>[] = [];
     for (const name of this.#processors.keys()) {
@@ -215,6 +236,8 @@ export class ProcessorHost {
         offsets: committed.map((e) => e.offset),
         seen: plan.seen,
       }));
+      // The stream may be holding this processor's deliveries for the feed: let them go.
+      this.#release(name, target.streamName);
       return { ackOffset: checkpoint };
     }
     let ack = { ackOffset: checkpoint };
@@ -228,7 +251,72 @@ export class ProcessorHost {
       ack = await this.#process(name, plan.batch);
     }
     this.#feeds.advance(name, plan.through);
+    this.#owe(target.streamName);
     return ack;
+  }
+
+  /** The processors bound to a stream. */
+  #boundTo(streamName: string): string[] {
+    return [...this.#processors.keys()].filter((n) => this.#store.boundTo(n) === streamName);
+  }
+
+  /**
+   * Appends to `streamName` through `send`, saying what this host feeds itself (the claim and
+   * the acknowledgements owed; handed back if the append fails), then feeds the answer to the
+   * processors bound to it. Every append this host or its owner makes goes through here.
+   */
+  async appendFeeding(
+    streamName: string,
+    send: (selfFeed: SelfFeed | null) => Promise<StreamEvent[]>,
+    target: FeedTarget | null = this.#feeds.targetOf(streamName),
+  ): Promise<StreamEvent[]> {
+    const names = this.#boundTo(streamName);
+    const claim = target === null ? null : this.#feeds.claim(names);
+    let committed: StreamEvent[];
+    try {
+      committed = await send(claim);
+    } catch (error) {
+      if (claim) this.#feeds.restore(names, claim.acks);
+      throw error;
+    }
+    // Not awaited: an appending processor's own feed queues behind the batch it is in.
+    if (target !== null) void this.feed(target, committed);
+    return committed;
+  }
+
+  /** Acknowledgements are owed to a stream: sent with the next append, or alone if none comes soon. */
+  #owe(streamName: string): void {
+    if (this.#ackTimers.has(streamName)) return;
+    const timer = setTimeout(() => {
+      this.#ackTimers.delete(streamName);
+      this.ctx.waitUntil(this.#report(streamName, []));
+    }, ACK_IDLE_MS);
+    this.#ackTimers.set(streamName, timer);
+  }
+
+  /** A processor's feed fell short: the stream delivers to it again (with any acks owed). */
+  #release(name: string, streamName: string): void {
+    const key = this.#feeds.leaseKey(name);
+    if (key !== null) this.ctx.waitUntil(this.#report(streamName, [key]));
+  }
+
+  /** Sends what is owed to a stream without an append; a failure only means deliveries come. */
+  async #report(streamName: string, release: string[]): Promise<void> {
+    const names = this.#boundTo(streamName);
+    const acks = this.#feeds.takeAcks(names);
+    if (acks.length === 0 && release.length === 0) return;
+    try {
+      await this.streams.acknowledgeFeeds(streamName, { acks, release });
+    } catch (error) {
+      this.#feeds.restore(names, acks);
+      console.warn(
+        JSON.stringify({
+          msg: "feed acknowledgement failed; the stream delivers instead",
+          stream: streamName,
+          error: String((error as Error)?.message ?? error),
+        }),
+      );
+    }
   }
 
   /** Runs `task` for a processor after everything already queued for it (batches, feeds). */
@@ -261,8 +349,8 @@ export class ProcessorHost {
   deliverTo(name: string, batch: DeliveryBatch): Promise<{ ackOffset: number }> {
     this.#processor(name);
     return this.#enqueue(name, () => {
-      // What the stream delivers tells the anchor of the processor's subscription.
-      this.#feeds.delivered(name, batch.anchorOffset);
+      // What the stream delivers tells the key and anchor of the processor's subscription.
+      this.#feeds.delivered(name, batch.subscriptionKey, batch.anchorOffset);
       return this.#process(name, batch);
     });
   }
@@ -354,11 +442,10 @@ export class ProcessorHost {
       types: events.map((e) => e.type),
     }));
     // Processor keys (`<processor>/<key>@<offset>`) are reserved for processors' own appends.
-    const committed = await this.streams.appendAsProcessor(streamName, events);
+    const committed = await this.appendFeeding(streamName, (selfFeed) =>
+      this.streams.appendAsProcessor(streamName, events, selfFeed),
+    );
     trace("host.appended", () => ({ stream: streamName, offsets: committed.map((e) => e.offset) }));
-    // Not awaited: the appending processor's own feed queues behind the batch it is in.
-    const target = this.#feeds.targetOf(streamName);
-    if (target !== null) void this.feed(target, committed);
     return committed;
   }
 }

@@ -6,11 +6,17 @@
  * events it does not consume — and lie past its subscription's anchor. Anything else (another
  * writer appended in between, this instance does not know) is left to the delivery.
  *
+ * It also keeps what the stream needs so as not to deliver those events back
+ * (streams/feed-leases.ts): per processor, its subscription's key and anchor (told by a
+ * delivery), which an append claims as fed by this host, and what the feeds have brought it
+ * through (the acknowledgements the next append or report carries).
+ *
  * Memory only, bounded by the processors and their streams: after an eviction it is empty and
  * every processor falls back to deliveries until one tells it where it stands.
  */
 import type { DeliveryBatch } from "../streams/delivery";
 import type { StreamEvent } from "../streams/messages";
+import type { FeedAck, SelfFeed } from "../streams/stream-rpc";
 
 export interface FeedTarget {
   stream: string;
@@ -33,6 +39,10 @@ export class LocalFeedState {
   readonly #anchors = new Map<string, number>();
   /** Per stream name, its path (a batch names both; an append knows only the name). */
   readonly #paths = new Map<string, string>();
+  /** Per processor, its subscription's key (told by a delivery). */
+  readonly #keys = new Map<string, string>();
+  /** Per processor, what feeds brought it through that the stream has not been told yet. */
+  readonly #acks = new Map<string, FeedAck>();
 
   /** A delivery (or a feed) named this stream's path. */
   knowPath(target: FeedTarget): void {
@@ -45,8 +55,10 @@ export class LocalFeedState {
     return stream === undefined ? null : { stream, streamName };
   }
 
-  /** A delivery to `name` tells the anchor of its subscription. */
-  delivered(name: string, anchorOffset: number): void {
+  /** A delivery to `name` tells the key and anchor of its subscription. */
+  delivered(name: string, key: string, anchorOffset: number): void {
+    if (this.#anchors.get(name) !== anchorOffset) this.#acks.delete(name);
+    this.#keys.set(name, key);
     this.#anchors.set(name, anchorOffset);
   }
 
@@ -54,6 +66,50 @@ export class LocalFeedState {
   forget(name: string): void {
     this.#seen.delete(name);
     this.#anchors.delete(name);
+    this.#acks.delete(name);
+  }
+
+  /** The subscription key of a processor the stream may hold a lease for (null: none known). */
+  leaseKey(name: string): string | null {
+    return this.#anchors.has(name) ? (this.#keys.get(name) ?? null) : null;
+  }
+
+  /**
+   * What an append to a stream says for `names` (the processors bound to it): the subscriptions
+   * this host will feed it to, and the acknowledgements owed (taken: hand them back with
+   * `restore` if the append fails). Null when there is nothing to say.
+   */
+  claim(names: Iterable<string>): SelfFeed | null {
+    const keys: string[] = [];
+    for (const name of names) {
+      const key = this.leaseKey(name);
+      if (key !== null) keys.push(key);
+    }
+    const acks = this.takeAcks(names);
+    return keys.length === 0 && acks.length === 0 ? null : { keys, acks };
+  }
+
+  /** The acknowledgements owed for `names`, taken. */
+  takeAcks(names: Iterable<string>): FeedAck[] {
+    const acks: FeedAck[] = [];
+    for (const name of names) {
+      const ack = this.#acks.get(name);
+      if (ack === undefined) continue;
+      this.#acks.delete(name);
+      acks.push(ack);
+    }
+    return acks;
+  }
+
+  /** Acknowledgements that did not reach the stream, owed again (unless overtaken). */
+  restore(names: Iterable<string>, acks: readonly FeedAck[]): void {
+    for (const name of names) {
+      const key = this.#keys.get(name);
+      const ack = acks.find((a) => a.key === key);
+      if (ack === undefined || this.#anchors.get(name) !== ack.anchorOffset) continue;
+      const owed = this.#acks.get(name);
+      if (owed === undefined || owed.offset < ack.offset) this.#acks.set(name, ack);
+    }
   }
 
   plan(
@@ -89,8 +145,15 @@ export class LocalFeedState {
     };
   }
 
-  /** After a feed ran: the processor has seen the stream through `through`. */
+  /**
+   * After a feed ran: the processor has seen the stream through `through`, durably (its
+   * checkpoint, or past it only over events it does not consume), which is owed to the stream.
+   */
   advance(name: string, through: number): void {
-    this.#seen.set(name, Math.max(this.#seen.get(name) ?? 0, through));
+    const seen = Math.max(this.#seen.get(name) ?? 0, through);
+    this.#seen.set(name, seen);
+    const key = this.leaseKey(name);
+    if (key !== null)
+      this.#acks.set(name, { key, anchorOffset: this.#anchors.get(name)!, offset: seen });
   }
 }

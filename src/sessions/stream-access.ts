@@ -23,25 +23,31 @@ export function processorStreams(streams: Env["STREAMS"]): ProcessorStreams {
   return {
     configureSubscription: (name, subscription) =>
       streamAccess(streams, name).configureSubscription(subscription),
-    appendAsProcessor: (name, events) =>
-      streamAccess(streams, name).appendBatch(events, { asProcessor: true }),
+    appendAsProcessor: (name, events, selfFeed) =>
+      streamAccess(streams, name).appendBatch(events, {
+        asProcessor: true,
+        ...(selfFeed ? { selfFeed } : {}),
+      }),
+    acknowledgeFeeds: (name, report) => streamAccess(streams, name).acknowledgeFeeds(report),
   };
 }
 
 /**
- * `stream`'s appends, each answer fed to `host` at once (ProcessorHost.feed): the processors
- * need not wait for the stream to deliver their owner's own appends back.
+ * `stream`'s appends made through `host` (ProcessorHost.appendFeeding): each says what the
+ * host feeds itself, and its answer is fed to the processors at once, so they need not wait
+ * for the stream to deliver their owner's own appends back.
  */
 export function feedingAppends(
   stream: StreamAccess,
-  host: Pick<ProcessorHost, "feed">,
+  host: Pick<ProcessorHost, "appendFeeding">,
   target: FeedTarget,
 ): Pick<StreamAccess, "appendBatch"> {
   return {
-    appendBatch: async (...args) => {
-      const committed = await stream.appendBatch(...args);
-      void host.feed(target, committed);
-      return committed;
-    },
+    appendBatch: (events, options = {}) =>
+      host.appendFeeding(
+        target.streamName,
+        (selfFeed) => stream.appendBatch(events, selfFeed ? { ...options, selfFeed } : options),
+        target,
+      ),
   };
 }

@@ -15,6 +15,7 @@ import {
 import type { CloseStatus, StreamLog, StreamMeta } from "./log";
 import type { EncodedMessage } from "./messages";
 import { checkProducer, type DuplicateAppend, type ProducerClaim } from "./producers";
+import type { SelfFeed } from "./stream-rpc";
 
 export interface AppendRequest {
   body: AppendBody;
@@ -27,6 +28,8 @@ export interface AppendRequest {
   system?: boolean;
   /** A processor's own append: may use processor idempotency keys (idempotency-keys.ts). */
   asProcessor?: boolean;
+  /** Its writer feeds itself this append (feed-leases.ts); handed to `CoreHooks.stored`. */
+  selfFeed?: SelfFeed;
 }
 
 /** An append that may commit: its messages, their reserved events, the producer's next state. */

@@ -36,6 +36,7 @@ import type { CloseStatus, StoredMessage, StreamLog, StreamMeta } from "./log";
 import { decodeEvent, type StreamEvent } from "./messages";
 import { encodeOffset, parseOffset } from "./offsets";
 import type { DuplicateAppend, ProducerClaim } from "./producers";
+import type { SelfFeed } from "./stream-rpc";
 import type { SystemEventType } from "./system-events";
 import type { TailWaiters } from "./tail-waiters";
 
@@ -71,9 +72,10 @@ export interface CoreHooks {
   /**
    * Inside an append's transaction, once its messages are stored and before its `stream/`
    * events are reduced: `from` is the tail before them and `types` the types of the stored
-   * ones (offsets `from + 1` … `to`). Deliveries settle here what needs no delivery run.
+   * ones (offsets `from + 1` … `to`), `selfFeed` what the writer feeds itself. Deliveries
+   * settle here what needs no delivery run.
    */
-  stored(from: number, to: number, types: (string | null)[]): void;
+  stored(from: number, to: number, types: (string | null)[], selfFeed?: SelfFeed): void;
   /** After a commit that stored messages (deliveries start here). */
   committed(tail: number): void;
   /** Inside the transaction that removes the stream: drop state kept outside the log. */
@@ -246,7 +248,7 @@ export class StreamCore {
         const types = messages
           .filter((_, i) => appended.offsets[i]! > meta.tail)
           .map((m) => m.type);
-        this.hooks.stored(meta.tail, meta.tail + appended.stored, types);
+        this.hooks.stored(meta.tail, meta.tail + appended.stored, types, request.selfFeed);
       }
       for (const { index, type, payload } of system) {
         const offset = appended.offsets[index]!;

@@ -4,7 +4,9 @@
  * type, ordered, bounded by count and bytes. The subscriber answers with the offset it has
  * durably processed and the cursor moves there (never backwards, never past the batch).
  * A caught-up, healthy subscription that consumes nothing of a commit is moved past it in
- * the commit's own transaction (passOver), so most commits start no run for most of them.
+ * the commit's own transaction (stored), so most commits start no run for most of them; and
+ * a subscriber that feeds itself what it appends holds a lease instead of being delivered its
+ * own events back (feed-leases.ts).
  *
  * Nothing lives only in memory: the cursor, health and retry time are in SQLite, and while
  * any subscription is behind the alarm stays armed (a watchdog), so an eviction at any point
@@ -27,9 +29,11 @@ import { RETRYABLE } from "../errors/domain";
 import { isRpcResult } from "../rpc/result";
 import { trace } from "../trace";
 import type { StreamCore } from "./core";
+import { FeedLeases } from "./feed-leases";
 import { failed, parked, recovered } from "./health-events";
 import type { StreamLog, StreamMeta } from "./log";
 import { decodeEvent, encodeEvent, type StreamEvent } from "./messages";
+import type { FeedAck, FeedReport, SelfFeed } from "./stream-rpc";
 import type { Subscription, SubscriptionTable } from "./subscriptions";
 import { isReservedType } from "./system-events";
 
@@ -42,6 +46,8 @@ export interface DeliverySettings {
   watchdogMs: number;
   /** Failed attempts in a row after which a subscription is parked. */
   maxAttempts: number;
+  /** How long a self-feeding writer's lease lasts past its last claim (feed-leases.ts). */
+  feedLeaseMs: number;
 }
 
 export const DEFAULT_DELIVERY: DeliverySettings = {
@@ -51,6 +57,7 @@ export const DEFAULT_DELIVERY: DeliverySettings = {
   maxBatchBytes: 256 * 1024,
   watchdogMs: 30_000,
   maxAttempts: 10,
+  feedLeaseMs: 5_000,
 };
 
 /** What a subscriber receives. A webhook gets exactly this as its JSON body. */
@@ -101,13 +108,16 @@ export interface DeliveryDeps {
 
 export class Deliveries {
   readonly #inFlight = new Set<string>();
+  readonly #leases: FeedLeases;
 
   constructor(
     private readonly log: StreamLog,
     private readonly table: SubscriptionTable,
     private readonly core: StreamCore,
     private readonly deps: DeliveryDeps,
-  ) {}
+  ) {
+    this.#leases = new FeedLeases(() => deps.settings().feedLeaseMs);
+  }
 
   /** Starts a delivery for every subscription that is behind and due. */
   kick(now = Date.now()): void {
@@ -120,23 +130,53 @@ export class Deliveries {
     }
   }
 
+  /** A subscriber restarted (`resumeDeliveries`): no lease stands, deliver whatever is due. */
+  resume(): void {
+    this.#leases.clear();
+    this.kick();
+  }
+
   /**
-   * Inside an append's transaction (CoreHooks.stored): a subscription caught up to the tail
-   * before the append (`from`), active, not retrying and not out on a call, that consumes
-   * none of the stored `types`, has nothing to receive from this commit. Its cursor moves to
-   * `to` here, one UPDATE for all such subscriptions, instead of a delivery run each (a log
-   * scan, an UPDATE and row reads per subscription per commit). Any other subscription —
-   * lagging, failing, parked, in flight — is left to kick() exactly as before. Rows that
-   * cannot be read are left to kick() too (which reports them), so this never fails an append.
+   * A self-feeding subscriber's report without an append: its acknowledgements move cursors
+   * (up to the tail), its released leases end, and whatever is then due is delivered.
    */
-  passOver(from: number, to: number, types: (string | null)[]): void {
+  acknowledge(report: FeedReport): void {
+    const meta = this.log.meta();
+    if (meta && !meta.soft_deleted) this.#acknowledged(report.acks, meta.tail);
+    this.#leases.release(report.release);
+    this.kick();
+  }
+
+  #acknowledged(acks: readonly FeedAck[], upTo: number): void {
+    for (const ack of acks)
+      this.table.acknowledged(ack.key, ack.anchorOffset, Math.min(ack.offset, upTo));
+  }
+
+  /**
+   * Inside an append's transaction (CoreHooks.stored), in this order:
+   * - the writer's acknowledgements (`selfFeed.acks`, of events before this append) move
+   *   cursors as a delivery's answer would;
+   * - a subscription caught up to the tail before the append (`from`), active, not retrying
+   *   and not out on a call, that consumes none of the stored `types`, has nothing to receive
+   *   from this commit: its cursor moves to `to` here, one UPDATE for all such subscriptions,
+   *   instead of a delivery run each (a log scan, an UPDATE and row reads per subscription);
+   * - leases (feed-leases.ts): the subscriptions the writer feeds itself keep or get one, all
+   *   others lose theirs.
+   * Any other subscription — lagging, failing, parked, in flight — is left to kick() exactly
+   * as before. Rows that cannot be read are left to kick() too (which reports them), so this
+   * never fails an append.
+   */
+  stored(from: number, to: number, types: (string | null)[], selfFeed?: SelfFeed): void {
     if (this.table.count() === 0) return;
+    if (selfFeed) this.#acknowledged(selfFeed.acks, from);
     let subs: Subscription[];
     try {
       subs = this.table.all();
     } catch {
+      this.#leases.clear();
       return;
     }
+    this.#leases.commit(subs, from, new Set(selfFeed?.keys), this.#inFlight, Date.now());
     const keys: string[] = [];
     for (const sub of subs) {
       if (sub.cursor !== from || sub.health !== "active" || sub.nextRetryAt !== null) continue;
@@ -153,7 +193,8 @@ export class Deliveries {
     return (
       sub.health !== "parked" &&
       sub.cursor < meta.tail &&
-      (sub.nextRetryAt === null || sub.nextRetryAt <= now)
+      (sub.nextRetryAt === null || sub.nextRetryAt <= now) &&
+      this.#leases.heldUntil(sub.key, now) === null
     );
   }
 
@@ -170,7 +211,9 @@ export class Deliveries {
       const watchdog = now + this.deps.settings().watchdogMs;
       const retrying =
         sub.nextRetryAt !== null && !(this.#inFlight.has(sub.key) && sub.nextRetryAt <= now);
-      const at = retrying ? sub.nextRetryAt! : watchdog;
+      // A leased subscription is delivered to when its lease ends, unless acknowledged first.
+      const leased = this.#leases.heldUntil(sub.key, now);
+      const at = retrying ? sub.nextRetryAt! : (leased ?? watchdog);
       next = next === null ? at : Math.min(next, at);
     }
     return next;

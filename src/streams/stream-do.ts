@@ -37,6 +37,8 @@ import {
   type CreateOptions,
   closeOptionsSchema,
   createOptionsSchema,
+  type FeedReport,
+  feedReportSchema,
   parse,
   type ReadOptions,
   readOptionsSchema,
@@ -98,7 +100,7 @@ export class StreamObject extends DurableObject<Env> implements StreamRpc {
           subscriptions.skipped(skipped.key, skipped.cursor);
         }
       },
-      stored: (from, to, types) => this.#deliveries.passOver(from, to, types),
+      stored: (from, to, types, selfFeed) => this.#deliveries.stored(from, to, types, selfFeed),
       committed: () => queueMicrotask(() => this.#deliveries.kick()),
       purged: () => subscriptions.clear(),
     });
@@ -118,6 +120,7 @@ export class StreamObject extends DurableObject<Env> implements StreamRpc {
       retryBaseMs: settings.DELIVERY_RETRY_BASE_MS,
       retryMaxMs: settings.DELIVERY_RETRY_MAX_MS,
       maxAttempts: settings.DELIVERY_MAX_ATTEMPTS,
+      feedLeaseMs: settings.DELIVERY_FEED_LEASE_MS,
     };
     this.#deliveries = new Deliveries(log, subscriptions, this.#core, {
       env,
@@ -210,6 +213,7 @@ export class StreamObject extends DurableObject<Env> implements StreamRpc {
         body: { kind: "messages", messages },
         expectedOffset: opts.expectedOffset,
         asProcessor: opts.asProcessor === true,
+        selfFeed: opts.selfFeed,
       });
       return this.#committed(outcome, messages);
     });
@@ -312,9 +316,23 @@ export class StreamObject extends DurableObject<Env> implements StreamRpc {
     return this.#rpc(() => this.#admin.skip(key, by, options));
   }
 
-  /** Starts any delivery that is due now (subscribers call this when they restart). */
+  /**
+   * Starts any delivery that is due now (subscribers call this when they restart). A restarted
+   * writer no longer feeds itself: every lease ends (feed-leases.ts).
+   */
   resumeDeliveries(): Promise<RpcResult<void>> {
-    return this.#rpc(() => this.#deliveries.kick());
+    return this.#rpc(() => this.#deliveries.resume());
+  }
+
+  /**
+   * A self-feeding subscriber's acknowledgements and released leases, when it has no append
+   * to carry them (feed-leases.ts). Acks of another configuration (anchor) are ignored.
+   */
+  acknowledgeFeeds(report: FeedReport): Promise<RpcResult<void>> {
+    return this.#rpc(() => {
+      this.#core.live(Date.now());
+      this.#deliveries.acknowledge(parse(feedReportSchema, report, "feed report"));
+    });
   }
 
   listSubscriptions(): Promise<RpcResult<SubscriptionStatus[]>> {

@@ -46,10 +46,40 @@ export const createOptionsSchema = z.strictObject({
 });
 export type CreateOptions = z.input<typeof createOptionsSchema>;
 
+/** A self-feeding subscriber has durably processed everything at or below `offset` (feed-leases.ts). */
+export const feedAckSchema = z.strictObject({
+  key: subscriptionKeySchema,
+  /** The subscription's anchor as the subscriber knows it: an ack for an older configuration is ignored. */
+  anchorOffset: z.number().int().nonnegative(),
+  offset: z.number().int().nonnegative(),
+});
+export type FeedAck = z.infer<typeof feedAckSchema>;
+
+/** Bounded by the subscriptions one writer can hold on a stream. */
+const FEED_KEYS_MAX = 64;
+
+/** What a writer that feeds itself says with an append (feed-leases.ts). */
+export const selfFeedSchema = z.strictObject({
+  /** Subscriptions whose subscriber is this writer and is fed this append by it. */
+  keys: z.array(subscriptionKeySchema).max(FEED_KEYS_MAX),
+  /** What it has durably processed since it last said (at most the tail before this append). */
+  acks: z.array(feedAckSchema).max(FEED_KEYS_MAX),
+});
+export type SelfFeed = z.infer<typeof selfFeedSchema>;
+
+/** Acknowledgements without an append, and leases given back (`acknowledgeFeeds`). */
+export const feedReportSchema = z.strictObject({
+  acks: z.array(feedAckSchema).max(FEED_KEYS_MAX),
+  release: z.array(subscriptionKeySchema).max(FEED_KEYS_MAX),
+});
+export type FeedReport = z.infer<typeof feedReportSchema>;
+
 export const appendOptionsSchema = z.strictObject({
   expectedOffset: z.number().int().positive().optional(),
   /** Set by ProcessorHost only: allows processor idempotency keys (see idempotency-keys.ts). */
   asProcessor: z.boolean().optional(),
+  /** Set by a processor host that feeds itself what it appends (feed-leases.ts). */
+  selfFeed: selfFeedSchema.optional(),
 });
 export type AppendOptions = z.input<typeof appendOptionsSchema>;
 
@@ -159,6 +189,7 @@ export interface StreamRpc {
     options?: SkipOptions,
   ): Promise<RpcResult<{ skipped: number[]; subscription: SubscriptionStatus }>>;
   resumeDeliveries(): Promise<RpcResult<void>>;
+  acknowledgeFeeds(report: FeedReport): Promise<RpcResult<void>>;
   listSubscriptions(): Promise<RpcResult<SubscriptionStatus[]>>;
   storageStats(): Promise<RpcResult<StorageStats>>;
   /** Stream-to-stream (forks): the source side of creating a fork. */

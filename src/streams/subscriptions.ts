@@ -180,6 +180,22 @@ export class SubscriptionTable {
   }
 
   /**
+   * A self-feeding subscriber's acknowledgement (feed-leases.ts): the cursor moves up to
+   * `offset` as on a delivery's answer, if the subscription still has the anchor the subscriber
+   * knows and is healthy (a failing or parked one is settled by its deliveries).
+   */
+  acknowledged(key: string, anchorOffset: number, offset: number): void {
+    this.sql.exec(
+      `UPDATE stream_subscriptions SET cursor = ? WHERE key = ? AND anchor_offset = ?
+         AND health = 'active' AND next_retry_at IS NULL AND cursor < ?`,
+      offset,
+      key,
+      anchorOffset,
+      offset,
+    );
+  }
+
+  /**
    * Moves caught-up cursors from `from` to `to` for a commit that holds nothing these
    * subscriptions consume (Deliveries.passOver), in one UPDATE. A row that is no longer
    * caught up, active and without a retry time is left alone.

@@ -31,9 +31,9 @@ async function recordAppends(id: string): Promise<string[][]> {
     (instance: { host: { streams: ProcessorStreams } }) => {
       const streams = instance.host.streams;
       const original = streams.appendAsProcessor.bind(streams);
-      streams.appendAsProcessor = (name, events) => {
+      streams.appendAsProcessor = (name, events, selfFeed) => {
         batches.push(events.map((e) => e.type));
-        return original(name, events);
+        return original(name, events, selfFeed);
       };
     },
   );
