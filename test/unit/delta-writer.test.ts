@@ -33,11 +33,16 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
+/** Lets the current task end (the writer's first append waits for that). */
+const nextTask = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+
 describe("DeltaWriter", () => {
-  it("sends the first text at once and coalesces what arrives during an append", async () => {
+  it("sends the first text when the current task ends and coalesces what arrives during an append", async () => {
     const gate = gatedWrite();
     const writer = new DeltaWriter(gate.write, { ...DEFAULT_DELTA_LIMITS, minIntervalMs: 0 });
     writer.push("Hello ");
+    expect(gate.appends).toEqual([]);
+    await nextTask();
     expect(gate.appends).toEqual([[{ index: 0, text: "Hello " }]]);
     for (const word of ["big ", "wide ", "world"]) writer.push(word);
     expect(gate.appends).toHaveLength(1); // still in flight: nothing more goes out
@@ -83,8 +88,8 @@ describe("DeltaWriter", () => {
       { ...DEFAULT_DELTA_LIMITS, minIntervalMs: 50 },
     );
     writer.push("a ");
+    await vi.advanceTimersByTimeAsync(0); // the task ends: the first append goes out and is done
     expect(appends).toEqual([[{ index: 0, text: "a " }]]);
-    await vi.advanceTimersByTimeAsync(0); // the append is done: nothing in flight
     writer.push("b ");
     await vi.advanceTimersByTimeAsync(10);
     writer.push("c ");
@@ -118,12 +123,25 @@ describe("DeltaWriter.finish", () => {
     const gate = gatedWrite();
     const writer = new DeltaWriter(gate.write, { ...DEFAULT_DELTA_LIMITS, minIntervalMs: 0 });
     writer.push("Hello ");
+    await nextTask(); // the first append is out, in flight
     for (const word of ["big ", "wide ", "world"]) writer.push(word);
     const finished = writer.finish();
     gate.release(); // the first append completes; the drain must not take the rest
     expect(await finished).toEqual([{ index: 1, text: "big wide world" }]);
     expect(gate.appends).toEqual([[{ index: 0, text: "Hello " }]]);
     expect(writer.events).toBe(2);
+  });
+
+  it("hands back a reply completed within one task whole: it goes out in one append with its outcome", async () => {
+    const appends: Delta[][] = [];
+    const writer = new DeltaWriter(async (batch) => {
+      appends.push(batch);
+    });
+    for (const word of ["You ", "said: ", "hi"]) writer.push(word);
+    expect(await writer.finish()).toEqual([{ index: 0, text: "You said: hi" }]);
+    expect(appends).toEqual([]);
+    await nextTask(); // nor is anything written later
+    expect(appends).toEqual([]);
   });
 
   it("writes what exceeds one append first and hands back only the last append's deltas", async () => {

@@ -5,8 +5,10 @@
  * than one append takes. Writing one event per provider delta piles thousands of events into
  * the next append and breaks the stream's batch limits (≤ 1,000 events); it also multiplies
  * the log's per-event overhead. So the writer keeps at most one append in flight: the first
- * text goes out at once (a live reader sees it within one append's latency), and everything
- * that arrives while an append is in flight goes out as ONE event in the next append. Appends
+ * text goes out as soon as the current task ends (a live reader sees it within one append's
+ * latency; text produced in the same task goes with it, so a reply that is complete at once
+ * — a cached or instant model — goes out with its outcome in one append, via `finish`), and
+ * everything that arrives while an append is in flight goes out as ONE event in the next append. Appends
  * also start at least `minIntervalMs` apart (a tiny max-wait), so a slow, token-by-token
  * provider does not write one event per token either: a reader sees text at most
  * `minIntervalMs` plus one append after it was produced. `flush` (end of the reply) skips
@@ -108,8 +110,10 @@ export class DeltaWriter {
   async #drain(): Promise<void> {
     try {
       while (this.#pending.length > 0 && this.#error === null) {
-        const wait = this.#lastAppendAt + this.limits.minIntervalMs - Date.now();
-        if (wait > 0 && !this.#hurried) await this.#wait(wait);
+        // The first append waits for the current task to end (0 ms), later ones the interval.
+        const wait =
+          this.#appends === 0 ? 0 : this.#lastAppendAt + this.limits.minIntervalMs - Date.now();
+        if ((wait > 0 || this.#appends === 0) && !this.#hurried) await this.#wait(wait);
         if (this.#finishing) break;
         this.#lastAppendAt = Date.now();
         const { deltas, consumed } = takeDeltas(this.#pending, this.#next, this.limits);
