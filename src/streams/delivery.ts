@@ -109,6 +109,8 @@ export interface DeliveryDeps {
 export class Deliveries {
   readonly #inFlight = new Set<string>();
   readonly #leases: FeedLeases;
+  /** A commit to this tail left nothing for kick() to start (set by `stored`, read once). */
+  #quietAt: number | null = null;
 
   constructor(
     private readonly log: StreamLog,
@@ -125,9 +127,16 @@ export class Deliveries {
     const meta = this.log.meta();
     if (!meta || meta.soft_deleted) return;
     for (const sub of this.table.all()) {
-      if (this.#due(sub, meta, now) && !this.#inFlight.has(sub.key))
+      if (this.#due(sub, meta.tail, now) && !this.#inFlight.has(sub.key))
         this.deps.background(this.run(sub.key, sub));
     }
+  }
+
+  /** After a commit to `tail`: starts what it made due (nothing, if `stored` settled it all). */
+  committed(tail: number): void {
+    const quiet = this.#quietAt === tail;
+    this.#quietAt = null;
+    if (!quiet) queueMicrotask(() => this.kick());
   }
 
   /** A subscriber restarted (`resumeDeliveries`): no lease stands, deliver whatever is due. */
@@ -176,23 +185,33 @@ export class Deliveries {
       this.#leases.clear();
       return;
     }
-    this.#leases.commit(subs, from, new Set(selfFeed?.keys), this.#inFlight, Date.now());
+    const now = Date.now();
+    this.#leases.commit(subs, from, new Set(selfFeed?.keys), this.#inFlight, now);
     const keys: string[] = [];
+    let due = false;
     for (const sub of subs) {
-      if (sub.cursor !== from || sub.health !== "active" || sub.nextRetryAt !== null) continue;
-      if (this.#inFlight.has(sub.key)) continue;
-      if (types.some((type) => matches(sub.eventTypes, type))) continue;
-      keys.push(sub.key);
+      const passed =
+        sub.cursor === from &&
+        sub.health === "active" &&
+        sub.nextRetryAt === null &&
+        !this.#inFlight.has(sub.key) &&
+        !types.some((type) => matches(sub.eventTypes, type));
+      if (passed) keys.push(sub.key);
+      // Behind after this commit, and nothing else (a run out, a lease, a retry time) on it.
+      else if (!this.#inFlight.has(sub.key)) due ||= this.#due(sub, to, now);
     }
+    // A `stream/` event in the commit may configure, resume or skip a subscription after this
+    // hook (CoreHooks.systemEvent): such a commit always kicks.
+    this.#quietAt = due || types.some(isReservedType) ? null : to;
     if (keys.length === 0) return;
     this.table.passedOver(keys, from, to);
     trace("delivery.passed", () => ({ stream: this.log.meta()?.path, subscriptions: keys, to }));
   }
 
-  #due(sub: Subscription, meta: StreamMeta, now: number): boolean {
+  #due(sub: Subscription, tail: number, now: number): boolean {
     return (
       sub.health !== "parked" &&
-      sub.cursor < meta.tail &&
+      sub.cursor < tail &&
       (sub.nextRetryAt === null || sub.nextRetryAt <= now) &&
       this.#leases.heldUntil(sub.key, now) === null
     );
@@ -230,7 +249,7 @@ export class Deliveries {
       for (let first = true; ; first = false) {
         const meta = this.log.meta();
         const sub = first && read ? read : this.table.get(key);
-        if (!meta || meta.soft_deleted || !sub || !this.#due(sub, meta, Date.now())) return;
+        if (!meta || meta.soft_deleted || !sub || !this.#due(sub, meta.tail, Date.now())) return;
         const batch = this.#batch(sub, meta);
         if (batch.events.length === 0) {
           // Nothing for it in the range: one UPDATE moves the cursor (atomic on its own).

@@ -101,7 +101,7 @@ export class StreamObject extends DurableObject<Env> implements StreamRpc {
         }
       },
       stored: (from, to, types, selfFeed) => this.#deliveries.stored(from, to, types, selfFeed),
-      committed: () => queueMicrotask(() => this.#deliveries.kick()),
+      committed: (tail) => this.#deliveries.committed(tail),
       purged: () => subscriptions.clear(),
     });
     const settings = readSettings(env);
