@@ -13,7 +13,7 @@ import { createDb } from "../db/client";
 import { findTenantByKey, parseApiKey } from "../db/tenants";
 import type { Env } from "../env";
 import { unauthorized } from "../errors/domain";
-import { secretsEqual } from "../secrets";
+import { digestMatches, sha256 } from "../secrets";
 
 export type AuthEnv = Pick<Env, "DB" | "DEV_API_KEY" | "DEV_TENANT_ID" | "INSECURE_DEFAULT_TENANT">;
 
@@ -40,12 +40,15 @@ export async function authenticate(
       "invalid_token",
     );
   }
-  if (env.DEV_API_KEY && (await secretsEqual(key, env.DEV_API_KEY))) {
-    return env.DEV_TENANT_ID || "dev";
+  // The presented key is hashed once per request: for the dev key's comparison and the D1 lookup.
+  let digest: Uint8Array | undefined;
+  if (env.DEV_API_KEY) {
+    digest = await sha256(key);
+    if (await digestMatches(digest, env.DEV_API_KEY)) return env.DEV_TENANT_ID || "dev";
   }
   const cached = keyCache.get(key);
   if (cached && cached.until > Date.now()) return cached.tenant;
-  const tenant = await findTenantByKey(createDb(env.DB), key);
+  const tenant = await findTenantByKey(createDb(env.DB), key, digest);
   if (tenant === null) throw unauthorized("invalid or revoked API key", "invalid_token");
   if (keyCache.size >= KEY_CACHE_MAX) keyCache.delete(keyCache.keys().next().value!);
   keyCache.set(key, { tenant, until: Date.now() + KEY_CACHE_TTL_MS });

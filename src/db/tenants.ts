@@ -82,12 +82,16 @@ export async function createApiKey(
 /**
  * The tenant a key belongs to, or null for an unknown, malformed or revoked key. The lookup
  * is by public prefix; the secret part is checked by comparing SHA-256 digests in constant
- * time.
+ * time. `digest` is the key's SHA-256 when the caller has already computed it.
  */
-export async function findTenantByKey(db: Db, key: string): Promise<string | null> {
+export async function findTenantByKey(
+  db: Db,
+  key: string,
+  digest?: Uint8Array,
+): Promise<string | null> {
   const parsed = parseApiKey(key);
   if (!parsed) return null;
-  const presented = await sha256(key);
+  const presented = digest ?? (await sha256(key));
   const row = await db
     .select({ tenantId: apiKeys.tenantId, hash: apiKeys.hash })
     .from(apiKeys)

@@ -84,8 +84,8 @@ export function createApp() {
   app.use("/v1/*", async (c, next) => {
     if (c.req.method === "OPTIONS") return next();
     admits ??= routeAccess(app.routes);
-    const route = admits(new URL(c.req.url).pathname);
-    const principal = await authenticateRequest(c.req.raw, c.env, route);
+    const url = new URL(c.req.url);
+    const principal = await authenticateRequest(c.req.raw, c.env, admits(url.pathname), url);
     c.set("principal", principal);
     c.set("tenant", principal.tenant);
     await next();
