@@ -44,11 +44,14 @@ export function createApp() {
   app.use("*", async (c, next) => {
     await next();
     if (c.res.status === 101) return; // a WebSocket upgrade (capnweb) passes as is
-    c.res = withStandardHeaders(
+    const res = withStandardHeaders(
       c.res,
       c.req.header("origin") ?? null,
       corsPolicy(c.env.CORS_ORIGINS),
     );
+    // Only a copy is assigned (hono's setter copies the response once more and merges the
+    // old headers back into it).
+    if (res !== c.res) c.res = res;
   });
 
   app.options("*", (c) =>
