@@ -80,6 +80,20 @@ export async function createApiKey(
 }
 
 /**
+ * The live key row of a prefix, as a drizzle prepared query: every API-key request reads it,
+ * so its SQL is built once per client (db/client.ts keeps one per binding).
+ */
+function prepareKeyLookup(db: Db) {
+  return db
+    .select({ tenantId: apiKeys.tenantId, hash: apiKeys.hash })
+    .from(apiKeys)
+    .where(and(eq(apiKeys.prefix, sql.placeholder("prefix")), isNull(apiKeys.revokedAt)))
+    .prepare();
+}
+
+const keyLookups = new WeakMap<Db, ReturnType<typeof prepareKeyLookup>>();
+
+/**
  * The tenant a key belongs to, or null for an unknown, malformed or revoked key. The lookup
  * is by public prefix; the secret part is checked by comparing SHA-256 digests in constant
  * time. `digest` is the key's SHA-256 when the caller has already computed it.
@@ -92,11 +106,12 @@ export async function findTenantByKey(
   const parsed = parseApiKey(key);
   if (!parsed) return null;
   const presented = digest ?? (await sha256(key));
-  const row = await db
-    .select({ tenantId: apiKeys.tenantId, hash: apiKeys.hash })
-    .from(apiKeys)
-    .where(and(eq(apiKeys.prefix, parsed.prefix), isNull(apiKeys.revokedAt)))
-    .get();
+  let lookup = keyLookups.get(db);
+  if (lookup === undefined) {
+    lookup = prepareKeyLookup(db);
+    keyLookups.set(db, lookup);
+  }
+  const row = await lookup.get({ prefix: parsed.prefix });
   if (!row) return null;
   const stored = fromHex(row.hash);
   return stored && bytesEqual(presented, stored) ? row.tenantId : null;
