@@ -56,8 +56,34 @@ export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   return crypto.subtle.timingSafeEqual(a, b);
 }
 
-/** Constant-time equality of two secrets of any length (compares their SHA-256 digests). */
+/**
+ * The SHA-256 of a secret this deployment is configured with (an env value such as
+ * DEV_API_KEY or ADMIN_TOKEN), computed once per distinct value instead of on every request.
+ * Only configured values come here, never what a client sent; bounded all the same.
+ */
+const configuredDigests = new Map<string, Uint8Array>();
+const MAX_CONFIGURED_DIGESTS = 8;
+
+export async function configuredDigest(secret: string): Promise<Uint8Array> {
+  const known = configuredDigests.get(secret);
+  if (known !== undefined) return known;
+  const digest = await sha256(secret);
+  if (configuredDigests.size >= MAX_CONFIGURED_DIGESTS) {
+    configuredDigests.delete(configuredDigests.keys().next().value as string);
+  }
+  configuredDigests.set(secret, digest);
+  return digest;
+}
+
+/** Whether `presented` (the SHA-256 of what a client sent) is the configured secret `expected`. */
+export async function digestMatches(presented: Uint8Array, expected: string): Promise<boolean> {
+  return bytesEqual(presented, await configuredDigest(expected));
+}
+
+/**
+ * Constant-time equality of a presented secret and a configured one, of any lengths (compares
+ * their SHA-256 digests; the configured side's is computed once, `configuredDigest`).
+ */
 export async function secretsEqual(presented: string, expected: string): Promise<boolean> {
-  const [a, b] = await Promise.all([sha256(presented), sha256(expected)]);
-  return bytesEqual(a, b);
+  return digestMatches(await sha256(presented), expected);
 }

@@ -45,12 +45,13 @@ async function fromToken(
   return { kind: "session-token", tenant: claims.tenant, token: claims };
 }
 
+/** `url`: the request's URL when the caller has already parsed it. */
 export async function authenticateRequest(
   request: Request,
   env: AuthEnv & Pick<Env, "SESSION_TOKEN_SECRET">,
   route: RouteAccess,
+  url = new URL(request.url),
 ): Promise<Principal> {
-  const url = new URL(request.url);
   const header = request.headers.get("authorization");
   const inQuery = url.searchParams.getAll("token");
   let principal: Principal;

@@ -10,6 +10,8 @@
  * also ends every token.
  *
  * Error messages never contain the token (hono's JWT errors do, so they are not passed on).
+ * The secret is imported as an HMAC key once per distinct secret (`signingKey`), not on every
+ * request; a CryptoKey is a value, not an I/O object, so it may be kept across requests.
  */
 import { sign, verify } from "hono/jwt";
 import { ulid } from "ulidx";
@@ -85,6 +87,27 @@ export function tokenSecret(env: Pick<Env, "SESSION_TOKEN_SECRET">): string {
   return secret;
 }
 
+const HMAC = { name: "HMAC", hash: "SHA-256" } as const;
+const signingKeys = new Map<string, Promise<CryptoKey>>();
+const MAX_SIGNING_KEYS = 4;
+
+/** The secret as an HS256 key, imported once per distinct secret (bounded). */
+function signingKey(secret: string): Promise<CryptoKey> {
+  const known = signingKeys.get(secret);
+  if (known !== undefined) return known;
+  const key = crypto.subtle.importKey("raw", new TextEncoder().encode(secret), HMAC, false, [
+    "sign",
+    "verify",
+  ]);
+  if (signingKeys.size >= MAX_SIGNING_KEYS) {
+    signingKeys.delete(signingKeys.keys().next().value as string);
+  }
+  signingKeys.set(secret, key);
+  // A failed import is not remembered: the next request tries again.
+  key.catch(() => signingKeys.delete(secret));
+  return key;
+}
+
 /** True when a bearer credential has the shape of a JWT (API keys never contain dots). */
 export function looksLikeToken(credential: string): boolean {
   return /^eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(credential);
@@ -113,7 +136,7 @@ export async function mintSessionToken(
     iat,
     exp,
   };
-  const token = await sign(claims, secret, "HS256");
+  const token = await sign(claims, await signingKey(secret), "HS256");
   return { token, expiresAt: new Date(exp * 1000).toISOString(), scopes: claims.scp };
 }
 
@@ -124,7 +147,7 @@ export async function verifySessionToken(
 ): Promise<SessionTokenClaims> {
   let payload: unknown;
   try {
-    payload = await verify(token, secret, { alg: "HS256", aud: AUDIENCE });
+    payload = await verify(token, await signingKey(secret), { alg: "HS256", aud: AUDIENCE });
   } catch (error) {
     const name = (error as Error)?.name ?? "";
     if (name === "JwtTokenExpired") throw invalidToken("session token expired");

@@ -2,6 +2,7 @@
  * Calls a callable with a JSON-serialisable payload and returns what the target answered.
  * Every failure comes back as a typed CallableError (see errors.ts); nothing else escapes.
  */
+import { durableIdFromName } from "../durable-ids";
 import type { Callable } from "./descriptor";
 import { CallableError } from "./errors";
 import { type CallablePolicy, checkCallable } from "./policy";
@@ -93,7 +94,7 @@ export async function invokeCallable(
           false,
         );
       }
-      return callMethod(ns.get(ns.idFromName(callable.name)), callable.method, payload);
+      return callMethod(ns.get(durableIdFromName(ns, callable.name)), callable.method, payload);
     }
     case "service":
       return callMethod(resolveTarget(callable, options.env), callable.method, payload);

@@ -39,14 +39,25 @@ export type SessionIndexRow = z.infer<typeof sessionRowSchema>;
 export const MAX_LIST_LIMIT = 100;
 
 /**
- * Inserts the row, or updates it when the incoming `lastOffset` is at least the stored one.
- * `createdAt` is kept from the first insert. Returns whether the row was written.
+ * The upsert below as a drizzle prepared query: its SQL is built once per client (the index
+ * processor writes a row a couple of times per turn), only the values change per call.
  */
-export async function upsertSessionRow(db: Db, row: SessionIndexRow): Promise<boolean> {
-  const value = sessionRowSchema.parse(row);
-  const written = await db
+function prepareUpsert(db: Db) {
+  const value = (name: keyof SessionIndexRow) => sql.placeholder(name);
+  return db
     .insert(sessions)
-    .values(value)
+    .values({
+      id: value("id"),
+      tenantId: value("tenantId"),
+      title: value("title"),
+      status: value("status"),
+      model: value("model"),
+      createdAt: value("createdAt"),
+      updatedAt: value("updatedAt"),
+      lastOffset: value("lastOffset"),
+      pendingApprovalCount: value("pendingApprovalCount"),
+      lastError: value("lastError"),
+    })
     .onConflictDoUpdate({
       target: [sessions.tenantId, sessions.id],
       set: {
@@ -60,7 +71,24 @@ export async function upsertSessionRow(db: Db, row: SessionIndexRow): Promise<bo
       },
       setWhere: sql`excluded.last_offset >= ${sessions.lastOffset}`,
     })
-    .returning({ id: sessions.id });
+    .returning({ id: sessions.id })
+    .prepare();
+}
+
+const upserts = new WeakMap<Db, ReturnType<typeof prepareUpsert>>();
+
+/**
+ * Inserts the row, or updates it when the incoming `lastOffset` is at least the stored one.
+ * `createdAt` is kept from the first insert. Returns whether the row was written.
+ */
+export async function upsertSessionRow(db: Db, row: SessionIndexRow): Promise<boolean> {
+  const value = sessionRowSchema.parse(row);
+  let upsert = upserts.get(db);
+  if (upsert === undefined) {
+    upsert = prepareUpsert(db);
+    upserts.set(db, upsert);
+  }
+  const written = await upsert.all(value);
   return written.length > 0;
 }
 

@@ -80,19 +80,38 @@ export async function createApiKey(
 }
 
 /**
- * The tenant a key belongs to, or null for an unknown, malformed or revoked key. The lookup
- * is by public prefix; the secret part is checked by comparing SHA-256 digests in constant
- * time.
+ * The live key row of a prefix, as a drizzle prepared query: every API-key request reads it,
+ * so its SQL is built once per client (db/client.ts keeps one per binding).
  */
-export async function findTenantByKey(db: Db, key: string): Promise<string | null> {
-  const parsed = parseApiKey(key);
-  if (!parsed) return null;
-  const presented = await sha256(key);
-  const row = await db
+function prepareKeyLookup(db: Db) {
+  return db
     .select({ tenantId: apiKeys.tenantId, hash: apiKeys.hash })
     .from(apiKeys)
-    .where(and(eq(apiKeys.prefix, parsed.prefix), isNull(apiKeys.revokedAt)))
-    .get();
+    .where(and(eq(apiKeys.prefix, sql.placeholder("prefix")), isNull(apiKeys.revokedAt)))
+    .prepare();
+}
+
+const keyLookups = new WeakMap<Db, ReturnType<typeof prepareKeyLookup>>();
+
+/**
+ * The tenant a key belongs to, or null for an unknown, malformed or revoked key. The lookup
+ * is by public prefix; the secret part is checked by comparing SHA-256 digests in constant
+ * time. `digest` is the key's SHA-256 when the caller has already computed it.
+ */
+export async function findTenantByKey(
+  db: Db,
+  key: string,
+  digest?: Uint8Array,
+): Promise<string | null> {
+  const parsed = parseApiKey(key);
+  if (!parsed) return null;
+  const presented = digest ?? (await sha256(key));
+  let lookup = keyLookups.get(db);
+  if (lookup === undefined) {
+    lookup = prepareKeyLookup(db);
+    keyLookups.set(db, lookup);
+  }
+  const row = await lookup.get({ prefix: parsed.prefix });
   if (!row) return null;
   const stored = fromHex(row.hash);
   return stored && bytesEqual(presented, stored) ? row.tenantId : null;

@@ -15,7 +15,11 @@ const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&
 
 /** A Hono path pattern (`/v1/sessions/:id`, `:id{[0-9]+}`, `*`) as a regular expression. */
 function patternOf(path: string): RegExp {
-  const source = path
+  return new RegExp(`^${sourceOf(path)}$`);
+}
+
+function sourceOf(path: string): string {
+  return path
     .split("/")
     .map((segment) => {
       if (segment === "*") return ".*";
@@ -23,7 +27,6 @@ function patternOf(path: string): RegExp {
       return escapeRegExp(segment);
     })
     .join("/");
-  return new RegExp(`^${source}$`);
 }
 
 /**
@@ -46,8 +49,12 @@ export function allowIndex(routes: readonly RouteEntry[]): (pathname: string) =>
   };
 }
 
-/** Whether a pathname is the path of one of `routes` (whatever their methods). */
+/**
+ * Whether a pathname is the path of one of `routes` (whatever their methods): one regular
+ * expression for all of them, built once, so a request pays one test, not one per route.
+ */
 export function pathIndex(routes: readonly RouteEntry[]): (pathname: string) => boolean {
-  const patterns = routes.map((r) => patternOf(r.path));
-  return (pathname) => patterns.some((pattern) => pattern.test(pathname));
+  if (routes.length === 0) return () => false;
+  const any = new RegExp(`^(?:${[...new Set(routes.map((r) => sourceOf(r.path)))].join("|")})$`);
+  return (pathname) => any.test(pathname);
 }

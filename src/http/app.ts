@@ -44,11 +44,14 @@ export function createApp() {
   app.use("*", async (c, next) => {
     await next();
     if (c.res.status === 101) return; // a WebSocket upgrade (capnweb) passes as is
-    c.res = withStandardHeaders(
+    const res = withStandardHeaders(
       c.res,
       c.req.header("origin") ?? null,
       corsPolicy(c.env.CORS_ORIGINS),
     );
+    // Only a copy is assigned (hono's setter copies the response once more and merges the
+    // old headers back into it).
+    if (res !== c.res) c.res = res;
   });
 
   app.options("*", (c) =>
@@ -84,8 +87,8 @@ export function createApp() {
   app.use("/v1/*", async (c, next) => {
     if (c.req.method === "OPTIONS") return next();
     admits ??= routeAccess(app.routes);
-    const route = admits(new URL(c.req.url).pathname);
-    const principal = await authenticateRequest(c.req.raw, c.env, route);
+    const url = new URL(c.req.url);
+    const principal = await authenticateRequest(c.req.raw, c.env, admits(url.pathname), url);
     c.set("principal", principal);
     c.set("tenant", principal.tenant);
     await next();

@@ -95,13 +95,29 @@ function applyCors(h: Headers, origin: string | null, policy: CorsPolicy): void 
   }
 }
 
+/**
+ * The response with the standard headers. Answers built here have mutable headers and get
+ * them in place; one whose headers are immutable (a Durable Object's answer, passed on) is
+ * copied first, as a Response must be to change its headers.
+ */
 export function withStandardHeaders(
   response: Response,
   origin: string | null,
   policy: CorsPolicy,
 ): Response {
+  try {
+    // The first `set` throws (a TypeError) before anything changed when the headers are immutable.
+    applyStandardHeaders(response.headers, origin, policy);
+    return response;
+  } catch (error) {
+    if (!(error instanceof TypeError)) throw error;
+  }
   const out = new Response(response.body, response);
-  const h = out.headers;
+  applyStandardHeaders(out.headers, origin, policy);
+  return out;
+}
+
+function applyStandardHeaders(h: Headers, origin: string | null, policy: CorsPolicy): void {
   h.set("x-content-type-options", "nosniff");
   h.set("cross-origin-resource-policy", "cross-origin");
   // Headers from a Durable Object's response may carry CORS of their own: ours decide.
@@ -109,7 +125,6 @@ export function withStandardHeaders(
   h.delete("access-control-allow-credentials");
   applyCors(h, origin, policy);
   h.set("access-control-expose-headers", EXPOSED);
-  return out;
 }
 
 export function preflight(origin: string | null, policy: CorsPolicy): Response {

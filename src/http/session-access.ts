@@ -49,6 +49,8 @@ export function access(scope: TokenScope | null): MiddlewareHandler<AppEnv> {
  * What each path admits, read from the route table: session tokens reach the paths of routes
  * that check a token scope (`access("read" | "write" | "approve")`), and `?token=` is taken
  * where a GET route's query schema declares `token` (the events route, for EventSource).
+ * Each answer is worked out when it is read: a request with an API key and no `?token=`
+ * (every turn of a server-side client) reads neither.
  */
 export function routeAccess(routes: readonly RouterRoute[]): (pathname: string) => RouteAccess {
   const scoped = routes.filter((r) => {
@@ -68,7 +70,11 @@ export function routeAccess(routes: readonly RouterRoute[]): (pathname: string) 
   const sessionTokens = pathIndex(scoped);
   const takesQueryToken = pathIndex(queryToken);
   return (pathname) => ({
-    sessionTokens: sessionTokens(pathname),
-    queryToken: takesQueryToken(pathname),
+    get sessionTokens() {
+      return sessionTokens(pathname);
+    },
+    get queryToken() {
+      return takesQueryToken(pathname);
+    },
   });
 }

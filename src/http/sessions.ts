@@ -182,7 +182,9 @@ export function sessionRoutes() {
       async (c) => {
         const { id } = c.req.valid("param");
         const body = c.req.valid("json");
-        const bytes = utf8Bytes(body.content);
+        // A UTF-16 code unit is at most 3 UTF-8 bytes: only long content needs encoding to count.
+        const bytes =
+          body.content.length * 3 > MAX_INPUT_CONTENT_BYTES ? utf8Bytes(body.content) : 0;
         if (bytes > MAX_INPUT_CONTENT_BYTES)
           throw tooLarge(
             `content of ${bytes} bytes exceeds the ${MAX_INPUT_CONTENT_BYTES}-byte limit of a message`,

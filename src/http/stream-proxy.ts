@@ -9,6 +9,7 @@ import { streamName } from "../streams/naming";
 import { validateStreamPath } from "../streams/path";
 import { INTERNAL, MAX_BODY_BYTES, tooLarge } from "../streams/protocol/handler";
 import { H } from "../streams/protocol/headers";
+import { streamStub } from "../streams/stub";
 import type { AppEnv } from "./app";
 
 /** The prefix under which the Durable Streams protocol is served. */
@@ -37,7 +38,7 @@ export function forwardToStream(
   // A body declared too large is refused here, before it is piped to the Durable Object (which
   // would answer 413 while the pipe still reads the client's body after the response).
   if (Number(c.req.header("content-length") ?? "0") > MAX_BODY_BYTES) throw tooLarge();
-  const stub = c.env.STREAMS.get(c.env.STREAMS.idFromName(streamName(tenant, path)));
+  const stub = streamStub(c.env, streamName(tenant, path));
   const hasBody = c.req.method !== "GET" && c.req.method !== "HEAD";
   // A session token in the query (EventSource) has done its work: it goes no further.
   const url = new URL(c.req.url);

@@ -16,6 +16,8 @@ export { parseJson, parseWith };
 
 export const MAX_JSON_BODY = 1024 * 1024;
 
+const decoder = new TextDecoder();
+
 const bodyTooLarge = (limit: number) =>
   tooLarge(`request body exceeds the ${limit}-byte limit`, { limitBytes: limit });
 
@@ -43,7 +45,7 @@ export async function readBodyText(request: Request, limit: number): Promise<str
     bytes.set(part, at);
     at += part.byteLength;
   }
-  return new TextDecoder().decode(bytes);
+  return decoder.decode(bytes);
 }
 
 /**

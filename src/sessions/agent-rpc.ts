@@ -8,6 +8,7 @@
  * checking both sides (the class against the interface, callers against the interface)
  * without a cast anywhere.
  */
+import { durableIdFromName } from "../durable-ids";
 import type { RpcResult } from "../rpc/result";
 import type { DeliveryBatch } from "../streams/delivery";
 import type { ChatMessage } from "./events";
@@ -87,11 +88,11 @@ export interface SessionAgentNamespace {
   get(id: DurableObjectId): SessionAgentStub;
 }
 
-/** The stub of one session's SessionAgent. */
+/** A fresh stub of one session's SessionAgent (its id computed once: src/durable-ids.ts). */
 export function sessionAgentStub(
   sessions: SessionAgentNamespace,
   tenant: string,
   sessionId: string,
 ): SessionAgentStub {
-  return sessions.get(sessions.idFromName(sessionObjectName(tenant, sessionId)));
+  return sessions.get(durableIdFromName(sessions, sessionObjectName(tenant, sessionId)));
 }

@@ -112,6 +112,19 @@ describe("authenticate()", () => {
       code: "unauthorized",
     });
   });
+
+  it("compares with the dev key configured now (its digest is remembered per value)", async () => {
+    const keyA = "das_dev_key_a_0000";
+    const keyB = "das_dev_key_b_0000";
+    expect(await authenticate(`Bearer ${keyA}`, { ...base, DEV_API_KEY: keyA })).toBe("dev");
+    await expect(
+      authenticate(`Bearer ${keyA}`, { ...base, DEV_API_KEY: keyB }),
+    ).rejects.toMatchObject({ code: "unauthorized" });
+    expect(await authenticate(`Bearer ${keyB}`, { ...base, DEV_API_KEY: keyB })).toBe("dev");
+    await expect(
+      authenticate(`Bearer ${keyB}`, { ...base, DEV_API_KEY: keyA }),
+    ).rejects.toMatchObject({ code: "unauthorized" });
+  });
 });
 
 describe("bearer keys on /v1", () => {
@@ -167,6 +180,39 @@ describe("bearer keys on /v1", () => {
     await expectUnauthorized(
       await call("/v1/subscriptions?stream=/a", { headers: { authorization } }),
     );
+  });
+
+  it("refuses a tenant key whose secret part is wrong, right after the key itself passed", async () => {
+    const { key } = await createTenantWithKey("wrong-secret");
+    const path = `/${unique("ws")}`;
+    const ok = await putJson(path, bearer(key));
+    await ok.body?.cancel();
+    expect(ok.status).toBe(201);
+    // Same public prefix, another secret: the lookup finds the row, the digests differ.
+    const last = key.at(-1) === "A" ? "B" : "A";
+    const forged = `${key.slice(0, -1)}${last}`;
+    await expectUnauthorized(
+      await call(`/v1/stream${path}?offset=-1`, { headers: bearer(forged) }),
+    );
+    const again = await call(`/v1/stream${path}?offset=-1`, { headers: bearer(key) });
+    await again.body?.cancel();
+    expect(again.status).toBe(200);
+  });
+
+  it("refuses a key revoked elsewhere (straight in D1, as another isolate would) on the very next request", async () => {
+    const { key, prefix } = await createTenantWithKey("revoked-elsewhere");
+    const path = `/${unique("re")}`;
+    const ok = await putJson(path, bearer(key));
+    await ok.body?.cancel();
+    expect(ok.status).toBe(201);
+    const read = await call(`/v1/stream${path}?offset=-1`, { headers: bearer(key) });
+    await read.body?.cancel();
+    expect(read.status).toBe(200);
+    // No admin route in this isolate: nothing here is told of the revocation.
+    await env.DB.prepare("UPDATE api_keys SET revoked_at = ? WHERE prefix = ?")
+      .bind(Date.now(), prefix)
+      .run();
+    await expectUnauthorized(await call(`/v1/stream${path}?offset=-1`, { headers: bearer(key) }));
   });
 
   it("lets the dev key act as the dev tenant", async () => {

@@ -355,6 +355,31 @@ describe("CORS", () => {
     expect(await errorCode(refused)).toBe("unauthorized");
   });
 
+  it("puts the standard headers, once, on answers built here and on answers of a stream's object", async () => {
+    const origin = { origin: "https://app.example.com" };
+    const own = await withOrigins(LIST, "/v1/sessions", { headers: origin });
+    await own.body?.cancel();
+    // A stream read is answered by the Stream DO: its headers reach the worker immutable.
+    const path = `/cors-${crypto.randomUUID()}`;
+    const put = await withOrigins(LIST, `/v1/stream${path}`, {
+      method: "PUT",
+      headers: { "content-type": "application/json" },
+    });
+    await put.body?.cancel();
+    expect(put.status).toBe(201);
+    const read = await withOrigins(LIST, `/v1/stream${path}?offset=-1`, { headers: origin });
+    await read.body?.cancel();
+    expect(read.status).toBe(200);
+    for (const res of [own, read]) {
+      expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+      expect(res.headers.get("cross-origin-resource-policy")).toBe("cross-origin");
+      expect(res.headers.get("access-control-allow-origin")).toBe("https://app.example.com");
+      expect(res.headers.get("access-control-allow-credentials")).toBe("true");
+      expect(res.headers.get("vary")).toBe("Origin");
+      expect(res.headers.get("access-control-expose-headers")).toContain("Stream-Next-Offset");
+    }
+  });
+
   it("gives other origins no Access-Control-Allow-Origin, and refuses their preflight", async () => {
     const res = await withOrigins(LIST, "/v1/sessions", {
       headers: { origin: "https://evil.example.com" },
