@@ -1,7 +1,6 @@
 /**
  * Resolves `Authorization: Bearer <key>` to a tenant id. The local development key from the
- * environment (`DEV_API_KEY` → `DEV_TENANT_ID`) is tried first, then the API keys in D1 (read
- * on every request, so that a revocation holds from the next request on).
+ * environment (`DEV_API_KEY` → `DEV_TENANT_ID`) is tried first, then the API keys in D1.
  * Anything else is a 401 with `WWW-Authenticate: Bearer`.
  *
  * `INSECURE_DEFAULT_TENANT` is a test-only setting: when it is set, a request that carries
@@ -11,7 +10,7 @@
  * deployment.
  */
 import { createDb } from "../db/client";
-import { findTenantByKey } from "../db/tenants";
+import { findTenantByKey, parseApiKey } from "../db/tenants";
 import type { Env } from "../env";
 import { unauthorized } from "../errors/domain";
 import { digestMatches, sha256 } from "../secrets";
@@ -47,9 +46,25 @@ export async function authenticate(
     digest = await sha256(key);
     if (await digestMatches(digest, env.DEV_API_KEY)) return env.DEV_TENANT_ID || "dev";
   }
-  // Looked up on every request (one indexed D1 read): a revoked key is refused on the very
-  // next request, in every isolate. No valid key is remembered.
+  const cached = keyCache.get(key);
+  if (cached && cached.until > Date.now()) return cached.tenant;
   const tenant = await findTenantByKey(createDb(env.DB), key, digest);
   if (tenant === null) throw unauthorized("invalid or revoked API key", "invalid_token");
+  if (keyCache.size >= KEY_CACHE_MAX) keyCache.delete(keyCache.keys().next().value!);
+  keyCache.set(key, { tenant, until: Date.now() + KEY_CACHE_TTL_MS });
   return tenant;
+}
+
+/**
+ * Valid keys are remembered per isolate for a short while, so that a burst of requests does
+ * not query D1 (and hash) for every one of them. The price: a revoked key keeps working for
+ * at most KEY_CACHE_TTL_MS in isolates that saw it. Only successful lookups are cached.
+ */
+const KEY_CACHE_TTL_MS = 30_000;
+const KEY_CACHE_MAX = 1_000;
+const keyCache = new Map<string, { tenant: string; until: number }>();
+
+/** Drops cached lookups of a revoked key (in this isolate; others expire within the TTL). */
+export function forgetKey(prefix: string): void {
+  for (const key of keyCache.keys()) if (parseApiKey(key)?.prefix === prefix) keyCache.delete(key);
 }

@@ -13,7 +13,7 @@
  */
 import { type Context, Hono } from "hono";
 import { z } from "zod";
-import { bearerToken } from "../auth/authenticate";
+import { bearerToken, forgetKey } from "../auth/authenticate";
 import { dbOf } from "../db/client";
 import { createApiKey, createTenant, revokeApiKey, tenantIdSchema } from "../db/tenants";
 import { DomainError, forbidden, notFound } from "../errors/domain";
@@ -75,6 +75,7 @@ export function adminRoutes() {
     })
     .delete("/tenants/:id/keys/:prefix", paramInput(keyParams), async (c) => {
       const { id, prefix } = c.req.valid("param");
+      forgetKey(prefix);
       if (!(await revokeApiKey(dbOf(c.env), id, prefix))) {
         throw notFound(`tenant ${id} has no key ${prefix}`);
       }

@@ -199,22 +199,6 @@ describe("bearer keys on /v1", () => {
     expect(again.status).toBe(200);
   });
 
-  it("refuses a key revoked elsewhere (straight in D1, as another isolate would) on the very next request", async () => {
-    const { key, prefix } = await createTenantWithKey("revoked-elsewhere");
-    const path = `/${unique("re")}`;
-    const ok = await putJson(path, bearer(key));
-    await ok.body?.cancel();
-    expect(ok.status).toBe(201);
-    const read = await call(`/v1/stream${path}?offset=-1`, { headers: bearer(key) });
-    await read.body?.cancel();
-    expect(read.status).toBe(200);
-    // No admin route in this isolate: nothing here is told of the revocation.
-    await env.DB.prepare("UPDATE api_keys SET revoked_at = ? WHERE prefix = ?")
-      .bind(Date.now(), prefix)
-      .run();
-    await expectUnauthorized(await call(`/v1/stream${path}?offset=-1`, { headers: bearer(key) }));
-  });
-
   it("lets the dev key act as the dev tenant", async () => {
     const path = `/${unique("dev")}`;
     const res = await putJson(path, bearer(DEV_KEY));
