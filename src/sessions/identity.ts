@@ -2,6 +2,10 @@
  * What a SessionAgent knows about itself in its own SQLite: which session it is (tenant, id,
  * creation time; written once by `create`) and the generation its session tokens carry
  * (bumped to revoke them all). Both rows are validated when read back.
+ *
+ * The identity row is written once and never changed or removed (a deleted session keeps it:
+ * `session/deleted` is an event), and nearly every call asks for it, so it is read from storage
+ * once per instance and kept; before `create` it is read each time (null is not kept).
  */
 import { z } from "zod";
 import { notFound } from "../errors/domain";
@@ -21,6 +25,8 @@ const identitySchema = z.object({
 const generationSchema = z.object({ generation: z.number().int().nonnegative() });
 
 export class SessionIdentityStore {
+  #known: SessionIdentity | null = null;
+
   constructor(private readonly sql: SqlStorage) {
     sql.exec(
       "CREATE TABLE IF NOT EXISTS session_identity (singleton INTEGER PRIMARY KEY CHECK (singleton = 1), tenant TEXT NOT NULL, session_id TEXT NOT NULL, created_at INTEGER NOT NULL)",
@@ -32,12 +38,18 @@ export class SessionIdentityStore {
 
   /** This object's session, or null before `create`. */
   orNull(): SessionIdentity | null {
+    if (this.#known) return this.#known;
     const row = this.sql
       .exec("SELECT tenant, session_id, created_at FROM session_identity")
       .toArray()[0];
     if (!row) return null;
     const parsed = identitySchema.parse(row);
-    return { tenant: parsed.tenant, sessionId: parsed.session_id, createdAt: parsed.created_at };
+    this.#known = Object.freeze({
+      tenant: parsed.tenant,
+      sessionId: parsed.session_id,
+      createdAt: parsed.created_at,
+    });
+    return this.#known;
   }
 
   /** This object's session; 404 before `create`. */
