@@ -5,7 +5,9 @@
  *
  * The identity row is written once and never changed or removed (a deleted session keeps it:
  * `session/deleted` is an event), and nearly every call asks for it, so it is read from storage
- * once per instance and kept; before `create` it is read each time (null is not kept).
+ * once per instance and kept; before `create` it is read each time (null is not kept). The
+ * token generation (every request with a session token checks it) is kept the same way,
+ * written through by `nextTokenGeneration`, the only writer.
  */
 import { z } from "zod";
 import { notFound } from "../errors/domain";
@@ -26,6 +28,8 @@ const generationSchema = z.object({ generation: z.number().int().nonnegative() }
 
 export class SessionIdentityStore {
   #known: SessionIdentity | null = null;
+  /** The token generation as read or written by this instance (null: not read yet). */
+  #generation: number | null = null;
 
   constructor(private readonly sql: SqlStorage) {
     sql.exec(
@@ -71,8 +75,10 @@ export class SessionIdentityStore {
 
   /** The generation session tokens are minted with and checked against (0 until a revoke). */
   tokenGeneration(): number {
+    if (this.#generation !== null) return this.#generation;
     const row = this.sql.exec("SELECT generation FROM session_token_generation").toArray()[0];
-    return row ? generationSchema.parse(row).generation : 0;
+    this.#generation = row ? generationSchema.parse(row).generation : 0;
+    return this.#generation;
   }
 
   /** Moves to the next generation: every token minted so far carries an older one. */
@@ -82,6 +88,8 @@ export class SessionIdentityStore {
       "INSERT INTO session_token_generation (singleton, generation) VALUES (1, ?) ON CONFLICT (singleton) DO UPDATE SET generation = excluded.generation",
       generation,
     );
+    // Kept once written (a failed write throws before this, leaving the stored value known).
+    this.#generation = generation;
     return generation;
   }
 }
