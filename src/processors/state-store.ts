@@ -19,6 +19,7 @@ import { issueText } from "../errors/parse";
 import type { AnyContract, StateOf, TypedEvent } from "./contract";
 import { processorTableName } from "./keys";
 import type { ProcessorTables, StreamProcessor } from "./processor";
+import { type StateParts, validateState } from "./state-validation";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS processor_state (
@@ -44,9 +45,13 @@ export class ProcessorStateStore {
   /**
    * Per processor, its stored row as this instance last read or committed it: the checkpoint
    * (0: no row), and the state as the text of its validated value (null: no row, the initial
-   * state; undefined: not read yet, only the checkpoint is known).
+   * state; undefined: not read yet, only the checkpoint is known), with its top-level parts
+   * (./state-validation.ts: a commit validates only the parts that changed).
    */
-  readonly #rows = new Map<string, { checkpoint: number; state?: string | null }>();
+  readonly #rows = new Map<
+    string,
+    { checkpoint: number; state?: string | null; parts?: StateParts | null }
+  >();
   /** Processors whose stream binding is stored (checked once per instance, not per batch). */
   readonly #bound = new Map<string, string>();
 
@@ -145,16 +150,16 @@ export class ProcessorStateStore {
       });
       stored = upgrade.state;
     }
-    const parsed = processor.contract.state.safeParse(stored);
-    if (!parsed.success) {
+    const valid = validateState(processor.contract.state, stored, null);
+    if (!valid.ok) {
       throw corruptRecord(
         `stored state of processor ${name}`,
-        `it does not match its schema ${issueText(parsed.error)}`,
+        `it does not match its schema ${issueText(valid.error)}`,
       );
     }
     // The validated value (defaults applied) is what every later read gets, as a copy.
-    const text = JSON.stringify(parsed.data);
-    this.#rows.set(name, { checkpoint: row.checkpoint, state: text });
+    const { text, parts } = valid;
+    this.#rows.set(name, { checkpoint: row.checkpoint, state: text, parts });
     return { state: JSON.parse(text) as StateOf<K>, checkpoint: row.checkpoint };
   }
 
@@ -218,7 +223,8 @@ export class ProcessorStateStore {
 
   /**
    * Projection rows, state and checkpoint in one transaction; a state that fails its schema
-   * (or a projection that throws) fails the batch and writes nothing.
+   * (or a projection that throws) fails the batch and writes nothing. Parts of the state that
+   * are the last validated ones again are not validated again (./state-validation.ts).
    */
   commit(
     name: string,
@@ -227,12 +233,17 @@ export class ProcessorStateStore {
     checkpoint: number,
     reduced: ReducedStep[],
   ): void {
-    const valid = processor.contract.state.safeParse(state);
-    if (!valid.success)
+    const last = this.#rows.get(name);
+    const valid = validateState(
+      processor.contract.state,
+      state,
+      typeof last?.state === "string" ? (last.parts ?? null) : null,
+    );
+    if (!valid.ok)
       throw new Error(
         `processor ${name}: reduced state does not match its schema ${issueText(valid.error)}`,
       );
-    const text = JSON.stringify(valid.data);
+    const { text, parts } = valid;
     const project = processor.project?.bind(processor);
     const tables = project ? this.tables(name, processor) : null;
     this.storage.transactionSync(() => {
@@ -252,6 +263,6 @@ export class ProcessorStateStore {
     // finds out what it holds.
     const known = this.#rows.get(name);
     if (!known) return;
-    if (checkpoint > known.checkpoint) this.#rows.set(name, { checkpoint, state: text });
+    if (checkpoint > known.checkpoint) this.#rows.set(name, { checkpoint, state: text, parts });
   }
 }
