@@ -1,15 +1,25 @@
 /**
  * Where a host keeps its processors' durable state, in its own SQLite: each processor's
  * reduced state and checkpoint (one row), the one stream it is bound to, and its own tables.
- * State is validated on every read (and upgraded, with the rows it moves out of state, in one
- * transaction when the processor recognises an older shape); a batch's projection rows, state
- * and checkpoint commit in one transaction, so a batch is reduced exactly once.
+ * State is validated on every read from storage (and upgraded, with the rows it moves out of
+ * state, in one transaction when the processor recognises an older shape); a batch's
+ * projection rows, state and checkpoint commit in one transaction, so a batch is reduced
+ * exactly once.
+ *
+ * Only this store writes `processor_state`, so it keeps each row it has read or written in
+ * memory, write-through: every local feed asks for a checkpoint and every batch and RPC for
+ * the state, and without the copy each was a SQL statement (and a JSON parse) per processor
+ * per append. The copy holds the validated state's text, is set only after the transaction
+ * that wrote it has committed (a failed commit leaves it at the old value), and is empty in a
+ * fresh instance (after an eviction), which reads — and validates — the row again. `commit`
+ * must not run inside an outer transaction that could still roll back.
  */
 import { conflict, corruptRecord } from "../errors/domain";
 import { issueText } from "../errors/parse";
 import type { AnyContract, StateOf, TypedEvent } from "./contract";
 import { processorTableName } from "./keys";
 import type { ProcessorTables, StreamProcessor } from "./processor";
+import { type StateParts, validateState } from "./state-validation";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS processor_state (
@@ -33,13 +43,15 @@ export interface ReducedStep {
 export class ProcessorStateStore {
   readonly #tables = new Map<string, ProcessorTables>();
   /**
-   * Per processor, the stored state text this store last validated and found in the schema's
-   * output shape (its own commit, or a read the schema left unchanged): reading back that
-   * exact text skips re-validation, since the schema would return it as it is. Every batch
-   * and RPC reads the state, so this is one JSON.parse instead of a full schema walk per read.
-   * Any other text (written behind its back, upgraded, reset) is validated as before.
+   * Per processor, its stored row as this instance last read or committed it: the checkpoint
+   * (0: no row), and the state as the text of its validated value (null: no row, the initial
+   * state; undefined: not read yet, only the checkpoint is known), with its top-level parts
+   * (./state-validation.ts: a commit validates only the parts that changed).
    */
-  readonly #validated = new Map<string, string>();
+  readonly #rows = new Map<
+    string,
+    { checkpoint: number; state?: string | null; parts?: StateParts | null }
+  >();
   /** Processors whose stream binding is stored (checked once per instance, not per batch). */
   readonly #bound = new Map<string, string>();
 
@@ -81,13 +93,19 @@ export class ProcessorStateStore {
 
   /** The offset through which a processor's state (and projection) is committed. */
   checkpoint(name: string): number {
+    const known = this.#rows.get(name);
+    if (known) return known.checkpoint;
     const row = this.storage.sql
       .exec<{ checkpoint: number }>(
         "SELECT checkpoint FROM processor_state WHERE processor = ?",
         name,
       )
       .toArray()[0];
-    return row?.checkpoint ?? 0;
+    const checkpoint = row?.checkpoint ?? 0;
+    if (!Number.isSafeInteger(checkpoint) || checkpoint < 0)
+      throw corruptRecord(`stored checkpoint of processor ${name}`, `${checkpoint} is no offset`);
+    this.#rows.set(name, row ? { checkpoint } : { checkpoint, state: null });
+    return checkpoint;
   }
 
   /** The processor's stored state (validated with its schema, defaults applied) and checkpoint. */
@@ -95,19 +113,23 @@ export class ProcessorStateStore {
     name: string,
     processor: StreamProcessor<AnyContract>,
   ): { state: StateOf<K>; checkpoint: number } {
+    const known = this.#rows.get(name);
+    if (known?.state !== undefined) return this.#copy<K>(processor, known.state, known.checkpoint);
     const row = this.storage.sql
       .exec<{ state: string; checkpoint: number }>(
         "SELECT state, checkpoint FROM processor_state WHERE processor = ?",
         name,
       )
       .toArray()[0];
-    if (!row)
-      return {
-        state: structuredClone(processor.contract.initialState) as StateOf<K>,
-        checkpoint: 0,
-      };
-    if (this.#validated.get(name) === row.state)
-      return { state: JSON.parse(row.state) as StateOf<K>, checkpoint: row.checkpoint };
+    if (!row) {
+      this.#rows.set(name, { checkpoint: 0, state: null });
+      return this.#copy<K>(processor, null, 0);
+    }
+    if (!Number.isSafeInteger(row.checkpoint) || row.checkpoint < 0)
+      throw corruptRecord(
+        `stored checkpoint of processor ${name}`,
+        `${row.checkpoint} is no offset`,
+      );
     let stored: unknown;
     try {
       stored = JSON.parse(row.state);
@@ -128,21 +150,33 @@ export class ProcessorStateStore {
       });
       stored = upgrade.state;
     }
-    const parsed = processor.contract.state.safeParse(stored);
-    if (!parsed.success) {
+    const valid = validateState(processor.contract.state, stored, null);
+    if (!valid.ok) {
       throw corruptRecord(
         `stored state of processor ${name}`,
-        `it does not match its schema ${issueText(parsed.error)}`,
+        `it does not match its schema ${issueText(valid.error)}`,
       );
     }
-    // Only a text already in the schema's output shape (defaults filled) can skip the schema.
-    if (!upgrade && JSON.stringify(parsed.data) === row.state) this.#validated.set(name, row.state);
-    return { state: parsed.data as StateOf<K>, checkpoint: row.checkpoint };
+    // The validated value (defaults applied) is what every later read gets, as a copy.
+    const { text, parts } = valid;
+    this.#rows.set(name, { checkpoint: row.checkpoint, state: text, parts });
+    return { state: JSON.parse(text) as StateOf<K>, checkpoint: row.checkpoint };
+  }
+
+  /** A fresh copy of a known state (callers may keep or change what they are given). */
+  #copy<K extends AnyContract>(
+    processor: StreamProcessor<AnyContract>,
+    text: string | null,
+    checkpoint: number,
+  ): { state: StateOf<K>; checkpoint: number } {
+    const state =
+      text === null ? structuredClone(processor.contract.initialState) : JSON.parse(text);
+    return { state: state as StateOf<K>, checkpoint };
   }
 
   /** Forgets a processor's state, checkpoint and table rows (to rebuild it from its stream). */
   reset(name: string, processor: StreamProcessor<AnyContract>): void {
-    this.#validated.delete(name);
+    this.#rows.delete(name);
     this.#bound.delete(name);
     this.storage.transactionSync(() => {
       for (const local of Object.keys(processor.tables ?? {}))
@@ -189,7 +223,8 @@ export class ProcessorStateStore {
 
   /**
    * Projection rows, state and checkpoint in one transaction; a state that fails its schema
-   * (or a projection that throws) fails the batch and writes nothing.
+   * (or a projection that throws) fails the batch and writes nothing. Parts of the state that
+   * are the last validated ones again are not validated again (./state-validation.ts).
    */
   commit(
     name: string,
@@ -198,14 +233,19 @@ export class ProcessorStateStore {
     checkpoint: number,
     reduced: ReducedStep[],
   ): void {
-    const valid = processor.contract.state.safeParse(state);
-    if (!valid.success)
+    const last = this.#rows.get(name);
+    const valid = validateState(
+      processor.contract.state,
+      state,
+      typeof last?.state === "string" ? (last.parts ?? null) : null,
+    );
+    if (!valid.ok)
       throw new Error(
         `processor ${name}: reduced state does not match its schema ${issueText(valid.error)}`,
       );
+    const { text, parts } = valid;
     const project = processor.project?.bind(processor);
     const tables = project ? this.tables(name, processor) : null;
-    const text = JSON.stringify(valid.data);
     this.storage.transactionSync(() => {
       if (project && tables) for (const step of reduced) project({ ...step, tables });
       this.storage.sql.exec(
@@ -218,6 +258,11 @@ export class ProcessorStateStore {
         Date.now(),
       );
     });
-    this.#validated.set(name, text);
+    // Committed. The row changed only past its checkpoint (the statement's condition); when
+    // this instance did not know the row (or a reset forgot it meanwhile), the next read
+    // finds out what it holds.
+    const known = this.#rows.get(name);
+    if (!known) return;
+    if (checkpoint > known.checkpoint) this.#rows.set(name, { checkpoint, state: text, parts });
   }
 }

@@ -2,6 +2,12 @@
  * What a SessionAgent knows about itself in its own SQLite: which session it is (tenant, id,
  * creation time; written once by `create`) and the generation its session tokens carry
  * (bumped to revoke them all). Both rows are validated when read back.
+ *
+ * The identity row is written once and never changed or removed (a deleted session keeps it:
+ * `session/deleted` is an event), and nearly every call asks for it, so it is read from storage
+ * once per instance and kept; before `create` it is read each time (null is not kept). The
+ * token generation (every request with a session token checks it) is kept the same way,
+ * written through by `nextTokenGeneration`, the only writer.
  */
 import { z } from "zod";
 import { notFound } from "../errors/domain";
@@ -21,6 +27,10 @@ const identitySchema = z.object({
 const generationSchema = z.object({ generation: z.number().int().nonnegative() });
 
 export class SessionIdentityStore {
+  #known: SessionIdentity | null = null;
+  /** The token generation as read or written by this instance (null: not read yet). */
+  #generation: number | null = null;
+
   constructor(private readonly sql: SqlStorage) {
     sql.exec(
       "CREATE TABLE IF NOT EXISTS session_identity (singleton INTEGER PRIMARY KEY CHECK (singleton = 1), tenant TEXT NOT NULL, session_id TEXT NOT NULL, created_at INTEGER NOT NULL)",
@@ -32,12 +42,18 @@ export class SessionIdentityStore {
 
   /** This object's session, or null before `create`. */
   orNull(): SessionIdentity | null {
+    if (this.#known) return this.#known;
     const row = this.sql
       .exec("SELECT tenant, session_id, created_at FROM session_identity")
       .toArray()[0];
     if (!row) return null;
     const parsed = identitySchema.parse(row);
-    return { tenant: parsed.tenant, sessionId: parsed.session_id, createdAt: parsed.created_at };
+    this.#known = Object.freeze({
+      tenant: parsed.tenant,
+      sessionId: parsed.session_id,
+      createdAt: parsed.created_at,
+    });
+    return this.#known;
   }
 
   /** This object's session; 404 before `create`. */
@@ -59,8 +75,10 @@ export class SessionIdentityStore {
 
   /** The generation session tokens are minted with and checked against (0 until a revoke). */
   tokenGeneration(): number {
+    if (this.#generation !== null) return this.#generation;
     const row = this.sql.exec("SELECT generation FROM session_token_generation").toArray()[0];
-    return row ? generationSchema.parse(row).generation : 0;
+    this.#generation = row ? generationSchema.parse(row).generation : 0;
+    return this.#generation;
   }
 
   /** Moves to the next generation: every token minted so far carries an older one. */
@@ -70,6 +88,8 @@ export class SessionIdentityStore {
       "INSERT INTO session_token_generation (singleton, generation) VALUES (1, ?) ON CONFLICT (singleton) DO UPDATE SET generation = excluded.generation",
       generation,
     );
+    // Kept once written (a failed write throws before this, leaving the stored value known).
+    this.#generation = generation;
     return generation;
   }
 }

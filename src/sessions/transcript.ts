@@ -59,13 +59,21 @@ export function readText(tables: ProcessorTables, key: string): string | null {
   return rows.length === 0 ? null : rows.map((r) => r.text).join("");
 }
 
-export function moveText(tables: ProcessorTables, from: string, to: string): boolean {
+/**
+ * Moves the text under `from` to `to` (replacing what `to` held) in one UPDATE, which answers
+ * the size of what it moved: its UTF-8 bytes, or null when `from` held nothing.
+ */
+export function moveText(tables: ProcessorTables, from: string, to: string): number | null {
   const name = tables.name("texts");
   tables.exec(`DELETE FROM ${name} WHERE key = ?`, to);
-  tables.exec(`UPDATE ${name} SET key = ? WHERE key = ?`, to, from);
-  return (
-    tables.exec<{ n: number }>(`SELECT count(*) AS n FROM ${name} WHERE key = ?`, to).one().n > 0
-  );
+  const moved = tables
+    .exec<{ bytes: number }>(
+      `UPDATE ${name} SET key = ? WHERE key = ? RETURNING length(CAST(text AS BLOB)) AS bytes`,
+      to,
+      from,
+    )
+    .toArray();
+  return moved.length === 0 ? null : moved.reduce((sum, row) => sum + row.bytes, 0);
 }
 
 export const inputKey = (offset: number) => `i:${offset}`;
@@ -102,6 +110,24 @@ function metaOf(message: ChatMessage): Record<string, unknown> {
   return message.contentRef ? { contentRef: message.contentRef } : {};
 }
 
+/** A message whose content is in chunk events: its size is the ref's (compaction plans by it). */
+function writeRefMessage(
+  tables: ProcessorTables,
+  seq: number,
+  ref: ContentRef,
+  contentFrom: string | undefined,
+): number {
+  if (contentFrom !== undefined) deleteText(tables, contentFrom);
+  writeText(tables, messageKey(seq), "");
+  return ref.bytes;
+}
+
+function writeContent(tables: ProcessorTables, seq: number, message: ChatMessage): number {
+  const content = contentOf(message);
+  writeText(tables, messageKey(seq), content);
+  return byteLength(content);
+}
+
 /** Writes message `seq`. Its content comes from `message`, or from an existing text key. */
 export function writeMessage(
   tables: ProcessorTables,
@@ -110,20 +136,11 @@ export function writeMessage(
   message: ChatMessage,
   contentFrom?: string,
 ): void {
-  let bytes: number;
   const ref = refOf(message);
-  if (ref) {
-    // The content is in chunk events; its size is the ref's (compaction plans by it).
-    if (contentFrom !== undefined) deleteText(tables, contentFrom);
-    writeText(tables, messageKey(seq), "");
-    bytes = ref.bytes;
-  } else if (contentFrom !== undefined && moveText(tables, contentFrom, messageKey(seq))) {
-    bytes = byteLength(readText(tables, messageKey(seq)) ?? "");
-  } else {
-    const content = contentOf(message);
-    writeText(tables, messageKey(seq), content);
-    bytes = byteLength(content);
-  }
+  const bytes = ref
+    ? writeRefMessage(tables, seq, ref, contentFrom)
+    : ((contentFrom !== undefined ? moveText(tables, contentFrom, messageKey(seq)) : null) ??
+      writeContent(tables, seq, message));
   tables.exec(
     `INSERT OR REPLACE INTO ${tables.name("messages")} (seq, at, role, meta, bytes) VALUES (?, ?, ?, ?, ?)`,
     seq,

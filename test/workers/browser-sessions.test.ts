@@ -11,12 +11,14 @@ import { describe, expect, it } from "vitest";
 import { mintSessionToken } from "../../src/auth/session-tokens";
 import { createApp } from "../../src/http/app";
 import { encodeOffset } from "../../src/streams/offsets";
+import { evictDurableObject } from "../support/rpc";
 import {
   api,
   createSession,
   getSession,
   post,
   sendMessage,
+  sessionAgent,
   waitForSession,
 } from "../support/session-api";
 import { parseSse } from "../support/sse";
@@ -301,6 +303,12 @@ describe("session tokens", () => {
     expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(/revoked/);
     const fresh = bearer((await mint(id, ["read"])).token);
     expect((await api(`/v1/sessions/${id}`, { headers: fresh })).status).toBe(200);
+    // A fresh instance reads the generation from storage: the revocation holds after eviction.
+    await evictDurableObject(sessionAgent(id));
+    await expectStatus(await api(`/v1/sessions/${id}`, { headers: old }), 401);
+    expect((await api(`/v1/sessions/${id}`, { headers: fresh })).status).toBe(200);
+    await expectStatus(await post(`/v1/sessions/${id}/tokens/revoke`), 204);
+    await expectStatus(await api(`/v1/sessions/${id}`, { headers: fresh }), 401);
 
     await expectStatus(await api(`/v1/sessions/${id}`, { method: "DELETE" }), 204);
     await expectStatus(

@@ -9,7 +9,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { TranscriptPage } from "../../src/sessions/agent-rpc";
 import { streamStub } from "../../src/streams/stub";
-import { rpcClient } from "../support/rpc";
+import { evictDurableObject, rpcClient } from "../support/rpc";
 import {
   api,
   createSession,
@@ -73,6 +73,8 @@ describe("stored data from before issue 9", () => {
         JSON.stringify(tools),
       );
     });
+    // Old rows come with a new version of the code: a fresh instance reads them.
+    await evictDurableObject(sessionAgent(id));
 
     await sessionRpc(id).sendMessage("history");
     const view = await settledSession(id, 4);

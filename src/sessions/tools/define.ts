@@ -49,6 +49,8 @@ export function defineTool<I extends z.ZodType>(tool: ToolDefinition<I>): Tool {
 
 export class ToolRegistry {
   readonly #tools = new Map<string, Tool>();
+  /** Specs built so far (a tool's spec never changes; every model request sends them). */
+  readonly #specs = new Map<string, z.output<typeof toolSpecSchema>>();
 
   constructor(tools: Tool[]) {
     for (const tool of tools) {
@@ -66,13 +68,17 @@ export class ToolRegistry {
   }
 
   spec(name: string) {
+    const known = this.#specs.get(name);
+    if (known) return known;
     const tool = this.get(name);
     if (!tool) return null;
-    return toolSpecSchema.parse({
+    const spec = toolSpecSchema.parse({
       name: tool.name,
       description: tool.description,
       inputSchema: z.toJSONSchema(tool.input),
     });
+    this.#specs.set(name, spec);
+    return spec;
   }
 
   needsApproval(name: string): boolean {
