@@ -7,8 +7,8 @@
  * (reading bodies, RPC), then mutate.
  *
  * Per append the statements are few (it is the hot path of every session turn): the
- * messages go in as one multi-row INSERT that skips stored idempotency keys (no lookup per
- * key unless a key repeats), and the metadata row, cached in memory, is written once, at
+ * messages go in as one multi-row INSERT, which the unique index on idempotency keys
+ * refuses if a key is already stored (only then are the keys looked up), and the metadata row, cached in memory, is written once, at
  * the end of the transaction, whatever changed in it. A transaction that throws drops
  * what it cached (the metadata is read back and validated again). The last committed
  * messages stay in memory (bounded) so that live readers and deliveries of a fresh commit
@@ -251,8 +251,8 @@ export class StreamLog {
    * key is already stored — earlier, or earlier in this batch — is not stored again; its
    * entry in `offsets` is the original's offset.
    *
-   * First try: every message is new (the common case), one INSERT per INSERT_ROWS rows that
-   * skips a row whose key is stored. If any row was skipped, the rows just inserted are
+   * First try: every message is new (the common case), one INSERT per INSERT_ROWS rows. If
+   * one is refused (a key is stored, or repeats in the batch), the rows just inserted are
    * taken out again and the batch is placed against the stored keys, looked up together.
    */
   append(messages: EncodedMessage[], now: number): { offsets: number[]; stored: number } {
@@ -263,11 +263,14 @@ export class StreamLog {
     const rows = messages.map((message, i) => this.#row(message, from + 1 + i, from + 1, now));
     let stored = rows;
     let offsets = rows.map((row) => row.offset);
-    const inserted = this.#insert(rows, true);
-    if (inserted < rows.length) {
-      // A key repeats: nothing of this batch stays (no row above `from` existed before it, or
-      // the INSERT would have failed on its offset).
-      if (inserted > 0) this.sql.exec("DELETE FROM stream_messages WHERE offset > ?", from);
+    try {
+      this.#insert(rows);
+    } catch {
+      // Most likely a stored (or repeated) key: SQLite undid the failing statement; rows of
+      // earlier statements are taken out (no row above `from` existed before, or the first
+      // statement would have failed on its offset). Any other failure fails again below.
+      if (rows.length > INSERT_ROWS)
+        this.sql.exec("DELETE FROM stream_messages WHERE offset > ?", from);
       const keys = messages.flatMap((m) => (m.idempotencyKey === null ? [] : [m.idempotencyKey]));
       const seen = this.offsetsOfKeys(keys);
       stored = [];
@@ -285,7 +288,7 @@ export class StreamLog {
         if (key !== null) seen.set(key, tail);
         offsets.push(tail);
       }
-      this.#insert(stored, false);
+      this.#insert(stored);
     }
     if (stored.length > 0) {
       this.update({ tail: from + stored.length });
@@ -306,27 +309,16 @@ export class StreamLog {
   }
 
   /**
-   * Inserts rows that share append start and time, INSERT_ROWS per statement, and answers
-   * how many went in. With `skipStoredKeys`, a row whose idempotency key is stored is
-   * skipped and the insert stops after the statement that skipped one (the caller undoes
-   * the batch); other conflicts always throw.
+   * Inserts rows that share append start and time, INSERT_ROWS per statement. A conflict
+   * (an offset or a key already stored) throws, and SQLite undoes that statement only.
    */
-  #insert(rows: StoredMessage[], skipStoredKeys: boolean): number {
-    let inserted = 0;
+  #insert(rows: StoredMessage[]): void {
     for (let i = 0; i < rows.length; i += INSERT_ROWS) {
       const part = rows.slice(i, i + INSERT_ROWS);
       const values: SqlStorageValue[] = [part[0]!.appendStart, part[0]!.createdAt];
       for (const row of part) values.push(row.offset, row.type, row.idempotencyKey, row.body);
-      const cursor = this.sql.exec(insertStatement(part.length, skipStoredKeys), ...values);
-      if (!skipStoredKeys) {
-        inserted += part.length;
-        continue;
-      }
-      const returned = Array.from(cursor.raw()).length;
-      inserted += returned;
-      if (returned < part.length) break;
+      this.sql.exec(insertStatement(part.length), ...values);
     }
-    return inserted;
   }
 
   close(now: number, status: CloseStatus, reason: string | null): void {
@@ -560,26 +552,18 @@ function cut<T>(
   return out;
 }
 
-const insertStatements = new Map<string, string>();
+const insertStatements: string[] = [];
 
-/**
- * `INSERT` of `rows` messages; ?1 and ?2 are the shared append start and time. Skipping
- * stored keys names the idempotency index, so that any other conflict still fails.
- */
-function insertStatement(rows: number, skipStoredKeys: boolean): string {
-  const key = `${rows}:${skipStoredKeys}`;
-  let sql = insertStatements.get(key);
+/** `INSERT` of `rows` messages; ?1 and ?2 are the shared append start and time. */
+function insertStatement(rows: number): string {
+  let sql = insertStatements[rows];
   if (sql === undefined) {
     const values = Array.from({ length: rows }, (_, i) => {
       const at = 3 + i * 4;
       return `(?${at}, ?1, ?${at + 1}, ?${at + 2}, ?${at + 3}, ?2)`;
     });
-    sql = `INSERT INTO stream_messages (offset, append_start, type, idempotency_key, body, created_at) VALUES ${values.join(", ")}${
-      skipStoredKeys
-        ? " ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING offset"
-        : ""
-    }`;
-    insertStatements.set(key, sql);
+    sql = `INSERT INTO stream_messages (offset, append_start, type, idempotency_key, body, created_at) VALUES ${values.join(", ")}`;
+    insertStatements[rows] = sql;
   }
   return sql;
 }
