@@ -44,7 +44,7 @@ const INSERT_ROWS = 24;
 const KEY_LOOKUP = 100;
 /** The recent committed messages kept in memory for live reads (count and bytes). */
 const RECENT_MESSAGES = 256;
-const RECENT_BYTES = 512 * 1024;
+const RECENT_BYTES = 256 * 1024;
 
 export class StreamLog {
   #meta: StreamMeta | null | undefined;
