@@ -8,11 +8,11 @@
  *
  * Per append the statements are few (it is the hot path of every session turn): the
  * messages go in as one multi-row INSERT, which the unique index on idempotency keys
- * refuses if a key is already stored (only then are the keys looked up), and the metadata row, cached in memory, is written once, at
- * the end of the transaction, whatever changed in it. A transaction that throws drops
- * what it cached (the metadata is read back and validated again). The last committed
- * messages stay in memory (bounded) so that live readers and deliveries of a fresh commit
- * do not read back what was just written.
+ * refuses if a key is already stored (only then are the keys looked up), and the metadata
+ * row, cached in memory, is written once at the end of the transaction, whatever changed
+ * in it. A transaction that throws drops what it cached (the metadata is read back and
+ * validated again). The last committed messages stay in memory (bounded) so that live
+ * readers and deliveries of a fresh commit do not read back what was just written.
  */
 import { corruptRecord } from "../errors/domain";
 import { issueText } from "../errors/parse";
@@ -359,7 +359,7 @@ export class StreamLog {
     maxBytes = Number.POSITIVE_INFINITY,
   ): StoredMessage[] {
     const recent = this.#recentRange(after, upTo);
-    if (recent) return cut(recent, limit, maxBytes, (m) => m);
+    if (recent) return cut(recent, limit, maxBytes, (m) => ({ ...m }));
     const out: StoredMessage[] = [];
     let bytes = 0;
     const rows = this.sql.exec(
