@@ -71,9 +71,9 @@ export function checkAppend(
   if (request.asProcessor !== true) checkClientKeys(messages);
   if (request.expectedOffset !== undefined) {
     const next = meta.tail + 1;
-    const fresh = messages.some(
-      (m) => m.idempotencyKey === null || log.offsetOfKey(m.idempotencyKey) === null,
-    );
+    const keys = messages.flatMap((m) => (m.idempotencyKey === null ? [] : [m.idempotencyKey]));
+    const fresh =
+      keys.length < messages.length || log.offsetsOfKeys(keys).size < new Set(keys).size;
     if (fresh && request.expectedOffset !== next) {
       throw conflict(
         `expectedOffset ${request.expectedOffset} does not match the stream's next offset ${next}`,

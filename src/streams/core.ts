@@ -310,7 +310,7 @@ export class StreamCore {
   readEvents(after: number, limit: number): { events: StreamEvent[]; meta: StreamMeta } {
     const now = Date.now();
     this.live(now);
-    this.log.transaction(() => this.log.touch(now));
+    this.log.touchForRead(now);
     const meta = this.live(now);
     if (after < 0 || after > meta.tail) {
       throw invalidInput(`after must be between 0 and ${meta.tail}`, undefined, "invalid_offset");

@@ -5,6 +5,14 @@
  * interleaving, so each mutation is one `transactionSync` with no await inside — an
  * eviction can only happen before or after it, never half-way. Callers await first
  * (reading bodies, RPC), then mutate.
+ *
+ * Per append the statements are few (it is the hot path of every session turn): the
+ * messages go in as one multi-row INSERT, which the unique index on idempotency keys
+ * refuses if a key is already stored (only then are the keys looked up), and the metadata
+ * row, cached in memory, is written once at the end of the transaction, whatever changed
+ * in it. A transaction that throws drops what it cached (the metadata is read back and
+ * validated again). The last committed messages stay in memory (bounded) so that live
+ * readers and deliveries of a fresh commit do not read back what was just written.
  */
 import { corruptRecord } from "../errors/domain";
 import { issueText } from "../errors/parse";
@@ -30,9 +38,26 @@ export type {
   StreamMeta,
 } from "./log-schema";
 
+/** Rows per multi-row INSERT: a statement binds at most 100 parameters (2 shared, 4 per row). */
+const INSERT_ROWS = 24;
+/** Keys per idempotency-key lookup (100 bound parameters at most). */
+const KEY_LOOKUP = 100;
+/** The recent committed messages kept in memory for live reads (count and bytes). */
+const RECENT_MESSAGES = 256;
+const RECENT_BYTES = 256 * 1024;
+
 export class StreamLog {
   #meta: StreamMeta | null | undefined;
+  /** Columns of the metadata row changed in memory and not yet written (see `transaction`). */
+  #dirty: Partial<StreamMeta> | null = null;
   #owed: number | undefined;
+  /** Nesting depth of `transaction`. */
+  #depth = 0;
+  /** The last committed messages, contiguous offsets, string bodies only (bounded). */
+  #recent: StoredMessage[] = [];
+  #recentBytes = 0;
+  /** Messages stored by the open transaction: recent once it commits, dropped if it throws. */
+  #pending: StoredMessage[] = [];
 
   constructor(private readonly storage: DurableObjectStorage) {
     storage.sql.exec(SCHEMA);
@@ -42,8 +67,45 @@ export class StreamLog {
     return this.storage.sql;
   }
 
+  /**
+   * Runs `fn` in one transaction (nested calls are savepoints). Metadata changes are written
+   * as one UPDATE when `fn` returns, and pending ones before a nested transaction starts, so
+   * that storage matches the cache wherever a rollback can land. If anything throws, the
+   * cached metadata is dropped (read back, validated, on next use), and so are the messages
+   * this transaction stored; they join the recent ones only when the outermost commits.
+   */
   transaction<T>(fn: () => T): T {
-    return this.storage.transactionSync(fn);
+    this.#flush();
+    this.#depth += 1;
+    try {
+      const result = this.storage.transactionSync(() => {
+        const value = fn();
+        this.#flush();
+        return value;
+      });
+      if (this.#depth === 1) this.#promote();
+      return result;
+    } catch (error) {
+      this.#meta = undefined;
+      this.#dirty = null;
+      this.#owed = undefined;
+      this.#pending = [];
+      throw error;
+    } finally {
+      this.#depth -= 1;
+    }
+  }
+
+  /** Writes the metadata columns changed in memory, in one statement. */
+  #flush(): void {
+    const dirty = this.#dirty;
+    if (dirty === null) return;
+    this.#dirty = null;
+    const keys = Object.keys(dirty) as (keyof StreamMeta)[];
+    this.sql.exec(
+      `UPDATE stream_meta SET ${keys.map((k) => `${k} = ?`).join(", ")} WHERE singleton = 1`,
+      ...keys.map((k) => dirty[k] ?? null),
+    );
   }
 
   /** The metadata row, validated when read back and cached (this object is its only writer). */
@@ -87,15 +149,13 @@ export class StreamLog {
     return { ...meta, ttl_seconds: repaired.ttlSeconds, expires_at: repaired.expiresAt };
   }
 
+  /** Changes the metadata row: in memory now, in storage when the transaction ends (see there). */
   private update(patch: Partial<StreamMeta>): void {
     const meta = this.meta();
     if (!meta) throw new Error("update of a stream that does not exist");
-    const keys = Object.keys(patch) as (keyof StreamMeta)[];
-    this.sql.exec(
-      `UPDATE stream_meta SET ${keys.map((k) => `${k} = ?`).join(", ")} WHERE singleton = 1`,
-      ...keys.map((k) => patch[k] ?? null),
-    );
     this.#meta = { ...meta, ...patch };
+    this.#dirty = { ...this.#dirty, ...patch };
+    if (this.#depth === 0) this.#flush();
   }
 
   /** Inserts the metadata row and any inherited (forked) messages. Call inside a transaction. */
@@ -116,6 +176,7 @@ export class StreamLog {
       stream.fork?.subOffset ?? null,
     );
     this.#meta = undefined;
+    this.#dirty = null;
     for (const m of inherited) this.insert(m);
     const last = inherited.at(-1);
     if (last) this.update({ tail: last.offset });
@@ -139,12 +200,21 @@ export class StreamLog {
       "DELETE FROM stream_messages; DELETE FROM stream_producers; DELETE FROM stream_forks; DELETE FROM stream_meta;",
     );
     this.#meta = null;
+    this.#dirty = null;
+    this.#recent = [];
+    this.#recentBytes = 0;
+    this.#pending = [];
   }
 
-  /** Extends a sliding TTL (reads and writes do; HEAD does not). */
+  /** Extends a sliding TTL (reads and writes do; HEAD does not). Call inside a transaction. */
   touch(now: number): void {
     const meta = this.meta();
     if (meta?.ttl_seconds != null) this.update({ expires_at: now + meta.ttl_seconds * 1000 });
+  }
+
+  /** A read's `touch`, in its own transaction, opened only when there is a sliding TTL to extend. */
+  touchForRead(now: number): void {
+    if (this.meta()?.ttl_seconds != null) this.transaction(() => this.touch(now));
   }
 
   offsetOfKey(key: string): number | null {
@@ -154,40 +224,101 @@ export class StreamLog {
     return row?.offset ?? null;
   }
 
+  /** The stored offsets of these idempotency keys (absent: not stored), in few statements. */
+  offsetsOfKeys(keys: string[]): Map<string, number> {
+    const found = new Map<string, number>();
+    const unique = [...new Set(keys)];
+    for (let i = 0; i < unique.length; i += KEY_LOOKUP) {
+      const part = unique.slice(i, i + KEY_LOOKUP);
+      const rows = this.sql
+        .exec(
+          `SELECT idempotency_key, offset FROM stream_messages WHERE idempotency_key IN (${part.map(() => "?").join(", ")})`,
+          ...part,
+        )
+        .raw();
+      for (const [key, offset] of rows) {
+        if (typeof key !== "string" || typeof offset !== "number") {
+          throw corruptRecord(`stored message ${String(offset)}`, "a column has the wrong type");
+        }
+        found.set(key, offset);
+      }
+    }
+    return found;
+  }
+
   /**
    * Appends messages as one batch (call inside a transaction). A message whose idempotency
    * key is already stored — earlier, or earlier in this batch — is not stored again; its
    * entry in `offsets` is the original's offset.
+   *
+   * First try: every message is new (the common case), one INSERT per INSERT_ROWS rows. If
+   * one is refused (a key is stored, or repeats in the batch), the rows just inserted are
+   * taken out again and the batch is placed against the stored keys, looked up together.
    */
   append(messages: EncodedMessage[], now: number): { offsets: number[]; stored: number } {
     const meta = this.meta();
     if (!meta) throw new Error("append to a stream that does not exist");
-    let tail = meta.tail;
-    const appendStart = tail + 1;
-    const offsets: number[] = [];
-    const seen = new Map<string, number>();
-    for (const message of messages) {
-      const key = message.idempotencyKey;
-      const earlier = key === null ? null : (seen.get(key) ?? this.offsetOfKey(key));
-      if (earlier !== null) {
-        offsets.push(earlier);
-        continue;
+    const from = meta.tail;
+    if (messages.length === 0) return { offsets: [], stored: 0 };
+    const rows = messages.map((message, i) => this.#row(message, from + 1 + i, from + 1, now));
+    let stored = rows;
+    let offsets = rows.map((row) => row.offset);
+    try {
+      this.#insert(rows);
+    } catch {
+      // Most likely a stored (or repeated) key: SQLite undid the failing statement; rows of
+      // earlier statements are taken out (no row above `from` existed before, or the first
+      // statement would have failed on its offset). Any other failure fails again below.
+      if (rows.length > INSERT_ROWS)
+        this.sql.exec("DELETE FROM stream_messages WHERE offset > ?", from);
+      const keys = messages.flatMap((m) => (m.idempotencyKey === null ? [] : [m.idempotencyKey]));
+      const seen = this.offsetsOfKeys(keys);
+      stored = [];
+      offsets = [];
+      let tail = from;
+      for (const message of messages) {
+        const key = message.idempotencyKey;
+        const earlier = key === null ? undefined : seen.get(key);
+        if (earlier !== undefined) {
+          offsets.push(earlier);
+          continue;
+        }
+        tail += 1;
+        stored.push(this.#row(message, tail, from + 1, now));
+        if (key !== null) seen.set(key, tail);
+        offsets.push(tail);
       }
-      tail += 1;
-      this.insert({
-        offset: tail,
-        appendStart,
-        type: message.type,
-        idempotencyKey: key,
-        body: message.body instanceof Uint8Array ? copyToArrayBuffer(message.body) : message.body,
-        createdAt: now,
-      });
-      if (key !== null) seen.set(key, tail);
-      offsets.push(tail);
+      this.#insert(stored);
     }
-    const stored = tail - meta.tail;
-    if (stored > 0) this.update({ tail });
-    return { offsets, stored };
+    if (stored.length > 0) {
+      this.update({ tail: from + stored.length });
+      if (this.#depth > 0) this.#pending.push(...stored);
+    }
+    return { offsets, stored: stored.length };
+  }
+
+  #row(message: EncodedMessage, offset: number, appendStart: number, now: number): StoredMessage {
+    return {
+      offset,
+      appendStart,
+      type: message.type,
+      idempotencyKey: message.idempotencyKey,
+      body: message.body instanceof Uint8Array ? copyToArrayBuffer(message.body) : message.body,
+      createdAt: now,
+    };
+  }
+
+  /**
+   * Inserts rows that share append start and time, INSERT_ROWS per statement. A conflict
+   * (an offset or a key already stored) throws, and SQLite undoes that statement only.
+   */
+  #insert(rows: StoredMessage[]): void {
+    for (let i = 0; i < rows.length; i += INSERT_ROWS) {
+      const part = rows.slice(i, i + INSERT_ROWS);
+      const values: SqlStorageValue[] = [part[0]!.appendStart, part[0]!.createdAt];
+      for (const row of part) values.push(row.offset, row.type, row.idempotencyKey, row.body);
+      this.sql.exec(insertStatement(part.length), ...values);
+    }
   }
 
   close(now: number, status: CloseStatus, reason: string | null): void {
@@ -227,6 +358,8 @@ export class StreamLog {
     limit: number,
     maxBytes = Number.POSITIVE_INFINITY,
   ): StoredMessage[] {
+    const recent = this.#recentRange(after, upTo);
+    if (recent) return cut(recent, limit, maxBytes, (m) => ({ ...m }));
     const out: StoredMessage[] = [];
     let bytes = 0;
     const rows = this.sql.exec(
@@ -248,9 +381,18 @@ export class StreamLog {
 
   /**
    * The hot path of catch-up and live reads: only offset, body and time, as raw rows (object
-   * rows and the other columns cost more than the read itself).
+   * rows and the other columns cost more than the read itself). A fresh commit is served
+   * from memory.
    */
   readPage(after: number, upTo: number, limit: number, maxBytes: number): PageMessage[] {
+    const recent = this.#recentRange(after, upTo);
+    if (recent) {
+      return cut(recent, limit, maxBytes, (m) => ({
+        offset: m.offset,
+        body: m.body,
+        createdAt: m.createdAt,
+      }));
+    }
     const out: PageMessage[] = [];
     let bytes = 0;
     const rows = this.sql
@@ -275,6 +417,45 @@ export class StreamLog {
       out.push({ offset, body, createdAt });
     }
     return out;
+  }
+
+  /** The recent messages with offset in (after, upTo], if that range is all in memory. */
+  #recentRange(after: number, upTo: number): StoredMessage[] | null {
+    const first = this.#recent[0];
+    if (!first || after < first.offset - 1 || upTo > this.#recent.at(-1)!.offset) return null;
+    return this.#recent.slice(after + 1 - first.offset, Math.max(0, upTo + 1 - first.offset));
+  }
+
+  /**
+   * The outermost transaction committed: its messages join the recent ones (kept contiguous
+   * and bounded; a byte body, or a gap, starts them over).
+   */
+  #promote(): void {
+    const pending = this.#pending;
+    if (pending.length === 0) return;
+    this.#pending = [];
+    const last = this.#recent.at(-1);
+    if (
+      (last !== undefined && pending[0]!.offset !== last.offset + 1) ||
+      pending.some((m) => typeof m.body !== "string")
+    ) {
+      this.#recent = [];
+      this.#recentBytes = 0;
+      if (pending.some((m) => typeof m.body !== "string")) return;
+    }
+    for (const message of pending) {
+      this.#recent.push(message);
+      this.#recentBytes += (message.body as string).length;
+    }
+    let drop = 0;
+    while (
+      drop < this.#recent.length &&
+      (this.#recent.length - drop > RECENT_MESSAGES || this.#recentBytes > RECENT_BYTES)
+    ) {
+      this.#recentBytes -= (this.#recent[drop]!.body as string).length;
+      drop += 1;
+    }
+    if (drop > 0) this.#recent = this.#recent.slice(drop);
   }
 
   /** The messages of the append that starts at `appendStart`, in order. */
@@ -350,6 +531,41 @@ export class StreamLog {
       fork,
     );
   }
+}
+
+/** The first `limit` messages, cut after about `maxBytes` (at least one), as `read` answers. */
+function cut<T>(
+  messages: StoredMessage[],
+  limit: number,
+  maxBytes: number,
+  as: (message: StoredMessage) => T,
+): T[] {
+  const out: T[] = [];
+  let bytes = 0;
+  for (const message of messages) {
+    if (out.length >= limit) break;
+    const size = typeof message.body === "string" ? message.body.length : message.body.byteLength;
+    if (out.length > 0 && bytes + size > maxBytes) break;
+    bytes += size;
+    out.push(as(message));
+  }
+  return out;
+}
+
+const insertStatements: string[] = [];
+
+/** `INSERT` of `rows` messages; ?1 and ?2 are the shared append start and time. */
+function insertStatement(rows: number): string {
+  let sql = insertStatements[rows];
+  if (sql === undefined) {
+    const values = Array.from({ length: rows }, (_, i) => {
+      const at = 3 + i * 4;
+      return `(?${at}, ?1, ?${at + 1}, ?${at + 2}, ?${at + 3}, ?2)`;
+    });
+    sql = `INSERT INTO stream_messages (offset, append_start, type, idempotency_key, body, created_at) VALUES ${values.join(", ")}`;
+    insertStatements[rows] = sql;
+  }
+  return sql;
 }
 
 function copyToArrayBuffer(bytes: Uint8Array): ArrayBuffer {

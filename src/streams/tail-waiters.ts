@@ -36,6 +36,26 @@ export class TailWaiters {
     });
   }
 
+  /**
+   * A wait with no timer or signal of its own, for a reader that waits many times (an SSE
+   * connection keeps one timer and one abort listener for all its waits and calls `wake`):
+   * `woken` resolves on a commit past `after`, a close or delete, or `wake`, whichever is first.
+   */
+  park(after: number): { woken: Promise<WakeReason>; wake: (reason: WakeReason) => void } {
+    let wake!: (reason: WakeReason) => void;
+    const woken = new Promise<WakeReason>((resolve) => {
+      const waiter: Waiter = {
+        after,
+        wake: (reason) => {
+          if (this.#waiters.delete(waiter)) resolve(reason);
+        },
+      };
+      this.#waiters.add(waiter);
+      wake = waiter.wake;
+    });
+    return { woken, wake };
+  }
+
   /** Wakes every waiter positioned before `tail`. */
   notifyData(tail: number): void {
     for (const waiter of [...this.#waiters]) if (waiter.after < tail) waiter.wake("data");

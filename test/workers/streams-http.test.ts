@@ -202,6 +202,41 @@ describe("live readers are woken by commits", () => {
     }
   });
 
+  it("an SSE reader parked between commits gets each one, then its response ends at the maximum duration", {
+    timeout: 30_000,
+  }, async () => {
+    const path = uniquePath("sse-parked");
+    await createJsonStream(path);
+    const stub = stubFor(path);
+    const res = await http(path, undefined, "?offset=now&live=sse");
+    const sse = sseReader(res);
+    try {
+      await nextMatching(sse, (e) => e.event === "control");
+      for (let i = 1; i <= 5; i++) {
+        const event = await stub.append({ type: "live/n", payload: i });
+        const data = await nextMatching(sse, (e) => e.event === "data");
+        expect(JSON.parse(data.data)).toEqual([{ type: "live/n", payload: i }]);
+        const control = await nextMatching(sse, (e) => e.event === "control");
+        expect(JSON.parse(control.data)).toMatchObject({
+          streamNextOffset: encodeOffset(event.offset),
+          upToDate: true,
+        });
+      }
+      // SSE_MAX_DURATION_MS (5 s here): the server ends the response; the client reconnects.
+      expect(await sse.next()).toBeNull();
+    } finally {
+      await sse.cancel();
+    }
+    // The object serves the next reader as before.
+    const again = sseReader(await http(path, undefined, "?offset=-1&live=sse"));
+    try {
+      const data = await nextMatching(again, (e) => e.event === "data");
+      expect(JSON.parse(data.data)).toHaveLength(5);
+    } finally {
+      await again.cancel();
+    }
+  });
+
   it("an SSE reader from -1 catches up, then sees a close", { timeout: 20_000 }, async () => {
     const path = uniquePath("sse-close");
     await createJsonStream(path);

@@ -158,6 +158,74 @@ describe("idempotency keys", () => {
   });
 });
 
+describe("large batches (one INSERT per 24 rows)", () => {
+  it("a 60-event batch is stored densely in order and read back whole", async () => {
+    const { stub } = await newStream("batch-60");
+    await stub.append({ type: "test/first", payload: 0 });
+    const events = await stub.appendBatch(
+      range(1, 60).map((i) => ({ type: "test/n", payload: i, idempotencyKey: `n-${i}` })),
+    );
+    expect(events.map((e) => e.offset)).toEqual(range(2, 61));
+    const { events: stored, head } = await stub.read({ after: 0, limit: 1_000 });
+    expect(head.eventCount).toBe(61);
+    expect(stored.slice(1).map((e) => [e.offset, e.payload, e.idempotencyKey])).toEqual(
+      range(1, 60).map((i) => [i + 1, i, `n-${i}`]),
+    );
+  });
+
+  it("stored keys in a later statement of a batch undo its earlier rows: only the new ones are stored, densely", async () => {
+    const { stub } = await newStream("batch-repeats");
+    const [stored] = await stub.appendBatch([
+      { type: "test/old", payload: "original", idempotencyKey: "old" },
+    ]);
+    // Rows 1..24 go in with the first statement; "old" (row 40) and the repeat of "k-3"
+    // (row 50) are met by the second and third, after rows were inserted.
+    const batch = range(1, 60).map((i) =>
+      i === 40
+        ? { type: "test/old", payload: "retry", idempotencyKey: "old" }
+        : i === 50
+          ? { type: "test/n", payload: "again", idempotencyKey: "k-3" }
+          : { type: "test/n", payload: i, idempotencyKey: `k-${i}` },
+    );
+    const events = await stub.appendBatch(batch);
+    const fresh = range(1, 60).filter((i) => i !== 40 && i !== 50);
+    // New events take offsets 2..59 in input order; the repeats answer their originals.
+    const byInput = new Map(fresh.map((i, n) => [i, n + 2]));
+    expect(events.map((e) => e.offset)).toEqual(
+      range(1, 60).map((i) => (i === 40 ? 1 : i === 50 ? byInput.get(3)! : byInput.get(i)!)),
+    );
+    expect(events[39]).toEqual(stored);
+    expect(events[49]).toEqual(events[2]);
+    expect(events[49]!.payload).toBe(3);
+    const { events: all, head } = await stub.read({ after: 0, limit: 1_000 });
+    expect(head.eventCount).toBe(59);
+    expect(all.map((e) => e.offset)).toEqual(range(1, 59));
+    expect(all.slice(1).map((e) => e.payload)).toEqual(fresh);
+    // And the next append continues densely after them.
+    expect((await stub.append({ type: "test/after", payload: null })).offset).toBe(60);
+  });
+
+  it("with expectedOffset, a batch of only stored keys is a retry; one new event among them needs the right offset", async () => {
+    const { stub } = await newStream("batch-expected");
+    await stub.appendBatch(
+      range(1, 30).map((i) => ({ type: "test/n", payload: i, idempotencyKey: `e-${i}` })),
+    );
+    const retry = await stub.appendBatch(
+      range(1, 30).map((i) => ({ type: "test/n", payload: i, idempotencyKey: `e-${i}` })),
+      { expectedOffset: 1 },
+    );
+    expect(retry.map((e) => e.offset)).toEqual(range(1, 30));
+    const mixed = [
+      ...range(1, 30).map((i) => ({ type: "test/n", payload: i, idempotencyKey: `e-${i}` })),
+      { type: "test/n", payload: 31, idempotencyKey: "e-31" },
+    ];
+    const stale = await rpcError(stub.appendBatch(mixed, { expectedOffset: 1 }));
+    expect(stale).toMatchObject({ code: "offset_conflict", details: { nextOffset: 31 } });
+    const ok = await stub.appendBatch(mixed, { expectedOffset: 31 });
+    expect(ok.map((e) => e.offset)).toEqual(range(1, 31));
+  });
+});
+
 describe("getByIdempotencyKey", () => {
   it("finds the event stored under a key and answers null for an unknown key", async () => {
     const { stub } = await newStream("by-key");

@@ -93,7 +93,7 @@ function eventSource(ctx: ProtocolContext, request: Request, view: ReadView): Re
   } else {
     after = core.position(acceptIntegerOffset(offsetParam(new URL(request.url))), meta);
   }
-  core.log.transaction(() => core.log.touch(Date.now()));
+  core.log.touchForRead(Date.now());
   const framer = eventSourceFramer(view);
   return sseResponse(core, ctx.chunks, request, after, ctx.settings.sseMaxDurationMs, framer);
 }
@@ -280,7 +280,7 @@ async function read(
   if (live !== null && rawOffset === null)
     throw invalidInput(`live=${live} needs an offset`, undefined, "invalid_offset");
   const start = core.position(rawOffset, meta);
-  core.log.transaction(() => core.log.touch(now));
+  core.log.touchForRead(now);
   if (live === "sse") {
     const binary = isSseBinary(meta.content_type);
     const framer = protocolFramer(chunks, meta.content_type, url.searchParams.get("cursor"), view);

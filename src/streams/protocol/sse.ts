@@ -8,7 +8,8 @@
  *
  * The pump reads chunks from the stream and writes what a framer renders of them until the
  * client leaves, the stream closes or ends, or the connection's maximum duration is reached;
- * while idle it waits on the tail waiters and sends keep-alive comments.
+ * while idle it waits on the tail waiters and sends keep-alive comments (at most one per
+ * SSE_KEEPALIVE_MS, from one timer per connection).
  *
  * Backpressure: the response body holds up to SSE_BUFFER_BYTES not yet taken by the client.
  * Below that a write resolves at once, so the pump goes back to the log for the next commit
@@ -20,6 +21,7 @@ import { trace } from "../../trace";
 import { isJsonType, isSseBinary } from "../content-type";
 import type { StreamCore } from "../core";
 import { encodeOffset } from "../offsets";
+import type { WakeReason } from "../tail-waiters";
 import type { Chunk, ChunkCache } from "./chunks";
 import { nextCursor } from "./cursor";
 import { H } from "./headers";
@@ -148,9 +150,25 @@ export function sseResponse(
   request.signal?.addEventListener("abort", () => stop.abort());
   const deadline = Date.now() + maxDurationMs;
 
+  // One keep-alive timer, one deadline timer and one abort listener per connection, not per
+  // wait: a live reader waits once per commit, and a timer per wait cost more than the read.
+  let parked: { wake: (reason: WakeReason) => void } | null = null;
+  const wakeParked = (reason: WakeReason) => parked?.wake(reason);
+  const onStop = () => wakeParked("aborted");
+  stop.signal.addEventListener("abort", onStop);
+  const keepAliveTimer = setInterval(() => wakeParked("timeout"), SSE_KEEPALIVE_MS);
+  let expired = false;
+  const deadlineTimer = setTimeout(
+    () => {
+      expired = true;
+      wakeParked("timeout");
+    },
+    Math.max(1, maxDurationMs),
+  );
+
   const pump = async () => {
     let position = start;
-    while (!stop.signal.aborted && Date.now() < deadline) {
+    while (!stop.signal.aborted && !expired && Date.now() < deadline) {
       const state = core.state(Date.now());
       if (state.kind !== "live") break;
       const chunk = chunks.read(core.log, state.meta, position);
@@ -172,15 +190,24 @@ export function sseResponse(
       // The write above may have waited, so commits may have landed since the read: look again
       // before waiting. The check and the registration below have no await between them.
       if (core.log.meta() && core.log.meta()!.tail > position) continue;
-      const wait = Math.min(SSE_KEEPALIVE_MS, deadline - Date.now());
-      const reason = await core.waiters.wait(position, Math.max(1, wait), stop.signal);
-      if (reason === "timeout" && Date.now() < deadline) await writer.write(utf8(keepAlive));
+      if (stop.signal.aborted) break;
+      const wait = core.waiters.park(position);
+      parked = wait;
+      const reason = await wait.woken;
+      parked = null;
+      if (reason === "timeout" && !stop.signal.aborted && !expired && Date.now() < deadline)
+        await writer.write(utf8(keepAlive));
     }
   };
 
   pump()
     .catch(() => stop.abort())
-    .finally(() => writer.close().catch(() => {}));
+    .finally(() => {
+      clearInterval(keepAliveTimer);
+      clearTimeout(deadlineTimer);
+      stop.signal.removeEventListener("abort", onStop);
+      return writer.close().catch(() => {});
+    });
 
   const headers = new Headers({
     "content-type": "text/event-stream",
