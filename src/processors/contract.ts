@@ -94,3 +94,15 @@ export function defineContract<
 export function consumedTypes(contract: AnyContract): string[] {
   return contract.consumes === "*" ? Object.keys(contract.events) : [...contract.consumes];
 }
+
+const consumedSets = new WeakMap<AnyContract, ReadonlySet<string>>();
+
+/** The same as a set, built once per contract (asked on every batch and local feed). */
+export function consumedTypeSet(contract: AnyContract): ReadonlySet<string> {
+  let set = consumedSets.get(contract);
+  if (!set) {
+    set = new Set(consumedTypes(contract));
+    consumedSets.set(contract, set);
+  }
+  return set;
+}

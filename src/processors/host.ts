@@ -6,7 +6,7 @@ import type { FeedReport, SelfFeed } from "../streams/stream-rpc";
 import type { StartAt } from "../streams/system-events";
 import { trace } from "../trace";
 import { CheckpointWaiters } from "./checkpoint-waiters";
-import { type AnyContract, consumedTypes, type StateOf } from "./contract";
+import { type AnyContract, consumedTypeSet, consumedTypes, type StateOf } from "./contract";
 import { processorOfKey, subscriptionKeyFor } from "./keys";
 import { type FeedTarget, LocalFeedState } from "./local-feed";
 import {
@@ -227,7 +227,7 @@ export class ProcessorHost {
     committed: StreamEvent[],
   ): Promise<{ ackOffset: number }> {
     const checkpoint = this.#store.checkpoint(name);
-    const consumes = new Set(consumedTypes(this.#processor(name).contract));
+    const consumes = consumedTypeSet(this.#processor(name).contract);
     const plan = this.#feeds.plan(name, target, committed, checkpoint, consumes);
     if (plan.kind === "skip") {
       trace("host.feed.skipped", () => ({
@@ -364,16 +364,18 @@ export class ProcessorHost {
     const _contract = processor.contract;
     this.#store.bind(name, batch.streamName);
     this.#feeds.knowPath(batch);
-    const { state: stored, checkpoint } = this.snapshot(name);
     const through = Math.max(batch.nextOffset - 1, ...batch.events.map((e) => e.offset));
+    const seen = this.#store.checkpoint(name);
     trace("host.batch", () => ({
       stream: batch.stream,
       processor: name,
       offsets: batch.events.map((e) => e.offset),
       types: batch.events.map((e) => e.type),
-      checkpoint,
+      checkpoint: seen,
     }));
-    if (through <= checkpoint && !reconcile) return { ackOffset: checkpoint };
+    // Already processed (a delivery after a local feed): nothing to read or reduce.
+    if (through <= seen && !reconcile) return { ackOffset: seen };
+    const { state: stored, checkpoint } = this.snapshot(name);
 
     const { state, reduced, sideEffects } = reduceBatch(name, processor, stored, checkpoint, batch);
 

@@ -7,7 +7,7 @@
 import type { z } from "zod";
 import { issueText } from "../errors/parse";
 import type { DeliveryBatch } from "../streams/delivery";
-import { type AnyContract, consumedTypes, type StateOf, type TypedEvent } from "./contract";
+import { type AnyContract, consumedTypeSet, type StateOf, type TypedEvent } from "./contract";
 import type { StreamProcessor } from "./processor";
 import type { ReducedStep } from "./state-store";
 
@@ -27,7 +27,7 @@ export function reduceBatch(
   batch: DeliveryBatch,
 ): ReducedBatch {
   const contract = processor.contract;
-  const wanted = new Set(consumedTypes(contract));
+  const wanted = consumedTypeSet(contract);
   let state = stored;
   const reduced: ReducedStep[] = [];
   const sideEffects: ReducedStep[] = [];
