@@ -305,6 +305,7 @@ export class ProcessorHost {
     const names = this.#boundTo(streamName);
     const acks = this.#feeds.takeAcks(names);
     if (acks.length === 0 && release.length === 0) return;
+    trace("host.report", () => ({ stream: streamName, acks: acks.length, release }));
     try {
       await this.streams.acknowledgeFeeds(streamName, { acks, release });
     } catch (error) {
