@@ -277,7 +277,39 @@ export class SubscriptionTable {
   }
 }
 
+/**
+ * Validated rows by their stored values. Rows are read on every commit and RPC (deliveries,
+ * the alarm's next wake) but change only when a cursor or health moves; a row read back with
+ * exactly the values of one already validated is that same (frozen) subscription. Bounded.
+ */
+const ROW_CACHE_MAX = 512;
+const rowCache = new Map<string, Readonly<Subscription>>();
+const COLUMNS = Object.keys(rowSchema.shape) as (keyof typeof rowSchema.shape)[];
+
+/** The row's values as one unambiguous text, or null when a value is not plain (left to validation). */
+function rowText(raw: Record<string, SqlStorageValue>): string | null {
+  const values: SqlStorageValue[] = [];
+  for (const column of COLUMNS) {
+    const value = raw[column];
+    if (value !== null && typeof value === "object") return null;
+    values.push(value ?? null);
+  }
+  return JSON.stringify(values);
+}
+
 function toSubscription(raw: Record<string, SqlStorageValue>): Subscription {
+  const text = rowText(raw);
+  const cached = text === null ? undefined : rowCache.get(text);
+  if (cached) return cached;
+  const sub = Object.freeze(parseRow(raw));
+  if (text !== null) {
+    if (rowCache.size >= ROW_CACHE_MAX) rowCache.clear();
+    rowCache.set(text, sub);
+  }
+  return sub;
+}
+
+function parseRow(raw: Record<string, SqlStorageValue>): Subscription {
   const parsed = rowSchema.safeParse(raw);
   let config: Readonly<Config>;
   try {
