@@ -236,8 +236,8 @@ export class ProcessorHost {
         offsets: committed.map((e) => e.offset),
         seen: plan.seen,
       }));
-      // The stream may be holding this processor's deliveries for the feed: let them go.
-      this.#release(name, target.streamName);
+      // Events it cannot feed: the stream may be holding them for the feed, let them go.
+      if (plan.gap) this.#release(name, target.streamName);
       return { ackOffset: checkpoint };
     }
     let ack = { ackOffset: checkpoint };

@@ -25,8 +25,11 @@ export interface FeedTarget {
 
 /** What to do for one processor with a run of committed events. */
 export type FeedPlan =
-  /** Leave them to the delivery (a gap before them, or at/under the anchor). */
-  | { kind: "skip"; seen: number }
+  /**
+   * Leave them to the delivery: `gap` when some are past what it has seen but do not continue
+   * from it (another writer's events lie between), else they are all seen or at/under the anchor.
+   */
+  | { kind: "skip"; seen: number; gap: boolean }
   /** Nothing it consumes: it has just seen the stream through `through`. */
   | { kind: "pass"; through: number }
   /** Reduce `batch` (as a delivery would), then it has seen the stream through `through`. */
@@ -124,9 +127,9 @@ export class LocalFeedState {
     const run: StreamEvent[] = [];
     for (let next = seen + 1; byOffset.has(next); next++) run.push(byOffset.get(next)!);
     const anchor = this.#anchors.get(name);
-    if (run.length === 0 || (anchor !== undefined && anchor >= run[0]!.offset)) {
-      return { kind: "skip", seen };
-    }
+    if (run.length === 0)
+      return { kind: "skip", seen, gap: committed.some((e) => e.offset > seen) };
+    if (anchor !== undefined && anchor >= run[0]!.offset) return { kind: "skip", seen, gap: false };
     const through = run.at(-1)!.offset;
     const events = run
       .filter((e) => e.type !== null && consumes.has(e.type))

@@ -118,4 +118,29 @@ describe("LocalFeedState claims and acknowledgements", () => {
     feeds.forget("agent");
     expect(feeds.claim(["agent"])).toBeNull();
   });
+
+  it("a skipped run is a gap only when some of it lies past what was seen", () => {
+    const feeds = new LocalFeedState();
+    const target = { stream: "/s", streamName: "t:/s" };
+    const event = (offset: number) => ({
+      offset,
+      type: "x",
+      payload: {},
+      metadata: undefined,
+      idempotencyKey: undefined,
+      createdAt: "2026-12-02T00:00:00.000Z",
+    });
+    const consumes = new Set(["x"]);
+    // Already seen (an idempotent repeat answers the originals): nothing to hand over.
+    expect(feeds.plan("p", target, [event(4), event(5)], 5, consumes)).toMatchObject({
+      kind: "skip",
+      gap: false,
+    });
+    // Another writer's events (6) lie between: the delivery must bring 6..8.
+    expect(feeds.plan("p", target, [event(7), event(8)], 5, consumes)).toMatchObject({
+      kind: "skip",
+      gap: true,
+    });
+    expect(feeds.plan("p", target, [event(6)], 5, consumes)).toMatchObject({ kind: "reduce" });
+  });
 });
