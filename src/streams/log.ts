@@ -43,8 +43,8 @@ const INSERT_ROWS = 24;
 /** Keys per idempotency-key lookup (100 bound parameters at most). */
 const KEY_LOOKUP = 100;
 /** The recent committed messages kept in memory for live reads (count and bytes). */
-const RECENT_MESSAGES = 256;
-const RECENT_BYTES = 256 * 1024;
+const RECENT_MESSAGES = 64;
+const RECENT_BYTES = 64 * 1024;
 
 export class StreamLog {
   #meta: StreamMeta | null | undefined;
