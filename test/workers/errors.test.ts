@@ -67,6 +67,37 @@ describe("a corrupt stored record", () => {
   });
 });
 
+describe("a corrupt subscription row", () => {
+  it.each([
+    ["a negative cursor", "cursor = -1"],
+    ["a cursor that is not a number", "cursor = 'x'"],
+    ["an unknown health", "health = 'sleepy'"],
+  ])(
+    "is refused as corrupt_record even after the same row was read and validated (%s)",
+    async (_what, change) => {
+      const { stub } = await newStream("corrupt-sub");
+      await stub.configureSubscription({
+        key: "corrupt",
+        callable: {
+          kind: "durable-object",
+          binding: "TEST_SUBSCRIBERS",
+          name: "nobody",
+          method: "receive",
+        },
+        eventTypes: ["test/a"],
+      });
+      // Read (and remembered as validated) while intact.
+      expect((await stub.listSubscriptions()).map((s) => s.key)).toEqual(["corrupt"]);
+      await runInDurableObject(stub, (_instance, state) => {
+        state.storage.sql.exec(`UPDATE stream_subscriptions SET ${change} WHERE key = 'corrupt'`);
+      });
+      const error = await rpcError(stub.listSubscriptions());
+      expect(error.code).toBe("corrupt_record");
+      expect(error.message).toMatch(/stored subscription corrupt/);
+    },
+  );
+});
+
 describe("delivery classifies a host's refusal by its code", () => {
   it("a host without the named processor (not_found) parks the subscription at its first failure", async () => {
     const { stub } = await newStream("no-processor");
