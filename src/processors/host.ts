@@ -1,12 +1,13 @@
-import { DomainError, internal, notFound } from "../errors/domain";
+import { DomainError, internal, isFault, notFound } from "../errors/domain";
 import { type RpcResult, rpcFail, rpcOk } from "../rpc/result";
 import type { DeliveryBatch } from "../streams/delivery";
-import type { StreamEvent } from "../streams/messages";
+import type { EventInput, StreamEvent } from "../streams/messages";
 import type { FeedReport, SelfFeed } from "../streams/stream-rpc";
 import type { StartAt } from "../streams/system-events";
 import { trace } from "../trace";
 import { CheckpointWaiters } from "./checkpoint-waiters";
 import { type AnyContract, consumedTypeSet, consumedTypes, type StateOf } from "./contract";
+import { owedAfter, predictedBatch } from "./fused-appends";
 import { processorOfKey, subscriptionKeyFor } from "./keys";
 import { type FeedTarget, LocalFeedState } from "./local-feed";
 import {
@@ -44,15 +45,24 @@ export interface ProcessorStreams {
   configureSubscription(streamName: string, subscription: ProcessorSubscription): Promise<unknown>;
   /**
    * Appends as a processor (processor idempotency keys are reserved for processors), with what
-   * this host says about feeding itself (streams/feed-leases.ts).
+   * this host says about feeding itself (streams/feed-leases.ts) and, for a fused append, its
+   * guards (./fused-appends.ts).
    */
   appendAsProcessor(
     streamName: string,
-    events: AppendRequest[],
-    selfFeed: SelfFeed | null,
+    events: EventInput[],
+    options: FeedingOptions,
   ): Promise<StreamEvent[]>;
   /** Acknowledges what local feeds brought, and gives back leases, without an append. */
   acknowledgeFeeds(streamName: string, report: FeedReport): Promise<unknown>;
+}
+
+/** What an append made through `appendFeeding` adds to the caller's options. */
+export interface FeedingOptions {
+  selfFeed?: SelfFeed;
+  /** A fused append: it lands right after the tail the host knows, all new, or not at all. */
+  expectedOffset?: number;
+  onlyNew?: boolean;
 }
 
 /**
@@ -69,6 +79,10 @@ export class ProcessorHost {
   readonly #waiters = new CheckpointWaiters();
   /** What local feeds may reduce (./local-feed.ts). */
   readonly #feeds = new LocalFeedState();
+  /** Processors whose last batch failed: nothing is fused on their behalf until one succeeds. */
+  readonly #failing = new Set<string>();
+  /** Per processor, how many tasks are queued or running (absent: idle). */
+  readonly #busy = new Map<string, number>();
   /** Streams with acknowledgements waiting for an append to carry them (ACK_IDLE_MS). */
   readonly #ackTimers = new Map<string, ReturnType<typeof setTimeout>>();
 
@@ -261,27 +275,85 @@ export class ProcessorHost {
   }
 
   /**
-   * Appends to `streamName` through `send`, saying what this host feeds itself (the claim and
-   * the acknowledgements owed; handed back if the append fails), then feeds the answer to the
-   * processors bound to it. Every append this host or its owner makes goes through here.
+   * Appends `events` to `streamName` through `send`, saying what this host feeds itself (the
+   * claim and the acknowledgements owed; handed back if the append fails), with what its idle
+   * processors owe because of them fused in when that can be predicted (./fused-appends.ts),
+   * then feeds the answer to the processors bound to it. Answers the committed `events` (not
+   * the fused ones). Every append this host or its owner makes goes through here.
    */
   async appendFeeding(
     streamName: string,
-    send: (selfFeed: SelfFeed | null) => Promise<StreamEvent[]>,
+    events: EventInput[],
+    send: (events: EventInput[], options: FeedingOptions) => Promise<StreamEvent[]>,
     target: FeedTarget | null = this.#feeds.targetOf(streamName),
+    { fuse = true }: { fuse?: boolean } = {},
   ): Promise<StreamEvent[]> {
     const names = this.#boundTo(streamName);
     const claim = target === null ? null : this.#feeds.claim(names);
-    let committed: StreamEvent[];
+    const selfFeed = claim ? { selfFeed: claim } : {};
+    let committed: StreamEvent[] | null = null;
     try {
-      committed = await send(claim);
+      const fused = target === null || !fuse ? null : this.#fuse(target, names, events);
+      if (fused) {
+        try {
+          committed = await send([...events, ...fused.owed], {
+            ...selfFeed,
+            expectedOffset: fused.expectedOffset,
+            onlyNew: true,
+          });
+          trace("host.fused", () => ({
+            stream: streamName,
+            offsets: committed!.map((e) => e.offset),
+            owed: fused.owed.map((e) => e.type),
+          }));
+        } catch (error) {
+          // The prediction did not hold (another append came first, a repeat) or the stream
+          // refused the whole: nothing was written, so append the events alone, as unfused.
+          if (!(error instanceof DomainError) || isFault(error.code)) throw error;
+        }
+      }
+      committed ??= await send(events, selfFeed);
     } catch (error) {
       if (claim) this.#feeds.restore(names, claim.acks);
       throw error;
     }
-    // Not awaited: an appending processor's own feed queues behind the batch it is in.
-    if (target !== null) void this.feed(target, committed);
-    return committed;
+    if (target !== null) {
+      this.#feeds.noteTail(target, committed);
+      // Not awaited: an appending processor's own feed queues behind the batch it is in.
+      void this.feed(target, committed);
+    }
+    return committed.slice(0, events.length);
+  }
+
+  /**
+   * What idle processors owe because of `events`, if those are committed right after the tail
+   * this host knows: each processor that declares `owed`, has nothing queued, knows its
+   * subscription and has seen the stream exactly to that tail. Null when there is nothing to
+   * fuse or it cannot be predicted (a failure to reduce ahead is the processor's to meet later).
+   */
+  #fuse(
+    target: FeedTarget,
+    names: string[],
+    events: EventInput[],
+  ): { owed: AppendRequest[]; expectedOffset: number } | null {
+    const tail = this.#feeds.tailOf(target.streamName);
+    if (tail === null) return null;
+    const owed: AppendRequest[] = [];
+    for (const name of names) {
+      const processor = this.#processor(name);
+      if (!processor.owed || this.#busy.has(name) || this.#failing.has(name)) continue;
+      if (this.#feeds.leaseKey(name) === null) continue;
+      try {
+        const { state, checkpoint } = this.snapshot(name);
+        if (this.#feeds.seenThrough(name, checkpoint) !== tail) continue;
+        const anchor = this.#feeds.anchorOf(name)!;
+        const batch = predictedBatch(target, events, tail, anchor, new Date().toISOString());
+        owed.push(...owedAfter(name, processor, state, checkpoint, batch));
+      } catch {
+        return null;
+      }
+    }
+    return owed.length === 0 ? null : { owed, expectedOffset: tail + 1 };
   }
 
   /** Acknowledgements are owed to a stream: sent with the next append, or alone if none comes soon. */
@@ -323,7 +395,15 @@ export class ProcessorHost {
   /** Runs `task` for a processor after everything already queued for it (batches, feeds). */
   #enqueue<T>(name: string, task: () => Promise<T>): Promise<T> {
     const previous = this.#queues.get(name) ?? Promise.resolve();
-    const next = previous.catch(() => undefined).then(() => task());
+    this.#busy.set(name, (this.#busy.get(name) ?? 0) + 1);
+    const next = previous
+      .catch(() => undefined)
+      .then(() => task())
+      .finally(() => {
+        const left = (this.#busy.get(name) ?? 1) - 1;
+        if (left === 0) this.#busy.delete(name);
+        else this.#busy.set(name, left);
+      });
     this.#queues.set(name, next);
     return next;
   }
@@ -356,10 +436,26 @@ export class ProcessorHost {
     });
   }
 
+  /** Processes a batch, remembering whether the processor's last batch failed (see #fuse). */
   async #process(
     name: string,
     batch: DeliveryBatch,
     reconcile = false,
+  ): Promise<{ ackOffset: number }> {
+    try {
+      const ack = await this.#runBatch(name, batch, reconcile);
+      this.#failing.delete(name);
+      return ack;
+    } catch (error) {
+      this.#failing.add(name);
+      throw error;
+    }
+  }
+
+  async #runBatch(
+    name: string,
+    batch: DeliveryBatch,
+    reconcile: boolean,
   ): Promise<{ ackOffset: number }> {
     const processor = this.#processor(name);
     const _contract = processor.contract;
@@ -445,8 +541,8 @@ export class ProcessorHost {
       types: events.map((e) => e.type),
     }));
     // Processor keys (`<processor>/<key>@<offset>`) are reserved for processors' own appends.
-    const committed = await this.appendFeeding(streamName, (selfFeed) =>
-      this.streams.appendAsProcessor(streamName, events, selfFeed),
+    const committed = await this.appendFeeding(streamName, events, (all, options) =>
+      this.streams.appendAsProcessor(streamName, all, options),
     );
     trace("host.appended", () => ({ stream: streamName, offsets: committed.map((e) => e.offset) }));
     return committed;

@@ -46,6 +46,8 @@ export class LocalFeedState {
   readonly #keys = new Map<string, string>();
   /** Per processor, what feeds brought it through that the stream has not been told yet. */
   readonly #acks = new Map<string, FeedAck>();
+  /** Per stream name, the highest offset this host's appends were answered with. */
+  readonly #tails = new Map<string, number>();
 
   /** A delivery (or a feed) named this stream's path. */
   knowPath(target: FeedTarget): void {
@@ -70,6 +72,29 @@ export class LocalFeedState {
     this.#seen.delete(name);
     this.#anchors.delete(name);
     this.#acks.delete(name);
+  }
+
+  /** An append to the stream was answered with `committed`. */
+  noteTail(target: FeedTarget, committed: readonly StreamEvent[]): void {
+    const known = this.#tails.get(target.streamName) ?? 0;
+    let tail = known;
+    for (const event of committed) if (event.offset > tail) tail = event.offset;
+    if (tail > known) this.#tails.set(target.streamName, tail);
+  }
+
+  /** The stream's tail as this host last saw it (another writer may have moved it since). */
+  tailOf(streamName: string): number | null {
+    return this.#tails.get(streamName) ?? null;
+  }
+
+  /** What the processor has seen the stream through, given its checkpoint. */
+  seenThrough(name: string, checkpoint: number): number {
+    return Math.max(checkpoint, this.#seen.get(name) ?? 0);
+  }
+
+  /** The anchor of the processor's subscription, as a delivery told it (null: not yet). */
+  anchorOf(name: string): number | null {
+    return this.#anchors.get(name) ?? null;
   }
 
   /** The subscription key of a processor the stream may hold a lease for (null: none known). */

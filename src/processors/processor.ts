@@ -145,6 +145,16 @@ export abstract class StreamProcessor<K extends AnyContract> {
   /** Pure: the next state after one event. Never performs side effects. */
   abstract reduce(args: ReduceArgs<K>): StateOf<K>;
 
+  /**
+   * Pure: the events this processor owes the stream in `state` (obligations kept in state),
+   * each with its `causeOffset`. Declaring it is a promise: the batch hooks append exactly
+   * these (same keys and causes) whenever they are owed, and nothing else that depends on the
+   * batch. The host may then append them in the same commit as the events that cause them
+   * (./fused-appends.ts), and the processor finds them already stored instead of appending
+   * them one commit later.
+   */
+  owed?(state: StateOf<K>): EmitInput<K>[];
+
   /** Side effects of one event past the anchor. */
   processEvent?(args: EventHookArgs<K>): void | Promise<void>;
 
@@ -163,32 +173,41 @@ export abstract class StreamProcessor<K extends AnyContract> {
   /** Appends events this processor emits to the stream it consumes. */
   protected async append(...events: EmitInput<K>[]): Promise<StreamEvent[]> {
     const current = run("append");
-    const requests = events.map((event) => {
-      const type = event.type as string;
-      if (
-        !(this.contract.emits as readonly string[]).includes(type) ||
-        !Object.hasOwn(this.contract.events, type)
-      ) {
-        throw new Error(`processor ${current.processor} does not emit ${type} (see its contract)`);
-      }
-      const schema = this.contract.events[type] as z.ZodType;
-      const parsed = schema.safeParse(event.payload);
-      if (!parsed.success) {
-        throw new Error(`${type} payload invalid ${issueText(parsed.error)}`);
-      }
-      return {
-        type,
-        payload: parsed.data,
-        ...(event.metadata ? { metadata: event.metadata } : {}),
-        idempotencyKey: processorKey(
-          current.processor,
-          event.key,
-          event.causeOffset ?? current.sourceOffset,
-        ),
-      };
-    });
+    const requests = events.map((event) =>
+      emitRequest(this.contract, current.processor, event, current.sourceOffset),
+    );
     return current.appendTo(current.streamName, requests);
   }
+}
+
+/**
+ * An emitted event as appended: its type checked against the contract, its payload parsed,
+ * keyed `<processor>/<key>@<cause>` (the cause defaults to the event being processed).
+ */
+export function emitRequest<K extends AnyContract>(
+  contract: K,
+  processor: string,
+  event: EmitInput<K>,
+  sourceOffset: number,
+): AppendRequest {
+  const type = event.type as string;
+  if (
+    !(contract.emits as readonly string[]).includes(type) ||
+    !Object.hasOwn(contract.events, type)
+  ) {
+    throw new Error(`processor ${processor} does not emit ${type} (see its contract)`);
+  }
+  const schema = contract.events[type] as z.ZodType;
+  const parsed = schema.safeParse(event.payload);
+  if (!parsed.success) {
+    throw new Error(`${type} payload invalid ${issueText(parsed.error)}`);
+  }
+  return {
+    type,
+    payload: parsed.data,
+    ...(event.metadata ? { metadata: event.metadata } : {}),
+    idempotencyKey: processorKey(processor, event.key, event.causeOffset ?? sourceOffset),
+  };
 }
 
 function run(what: string): ProcessorRun {

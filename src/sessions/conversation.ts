@@ -18,6 +18,8 @@ import { deleteText, inputKey, writeMessage, writeText } from "./transcript";
 
 const turnSchema = z.object({
   turnId: z.string(),
+  /** Offset of the message the turn answers (null in states stored before it was kept). */
+  inputOffset: z.number().int().nullable().default(null),
   /** The model request in flight, if any. */
   requestId: z.string().nullable(),
   /** Offset of the event after which the turn needs (another) model request. */
@@ -106,6 +108,10 @@ export function reduceAgent(previous: AgentState, event: SessionEvent): AgentSta
         messageCount: state.messageCount + 1,
         turn: {
           turnId: event.payload.turnId,
+          inputOffset:
+            event.payload.inputOffset ??
+            state.queue.find((q) => q.messageId === event.payload.messageId)?.offset ??
+            null,
           requestId: null,
           readyAt: at,
           calls: [],

@@ -199,9 +199,14 @@ export class SessionAgent extends DurableObject<Env> implements SessionAgentRpc 
         stream: this.#streamName(),
         offsets: [event.offset],
       }));
-      const state = this.host.state<typeof this.agent.contract>("agent");
+      // The agent may already be past the message (its turn can start in the same commit,
+      // processors/fused-appends.ts): a running turn makes it queued only if it answers an
+      // earlier message.
+      const { turn, queue } = this.host.state<typeof this.agent.contract>("agent");
       const queued =
-        !caughtUp || state.turn !== null || state.queue.some((q) => q.offset < event.offset);
+        !caughtUp ||
+        queue.some((q) => q.offset < event.offset) ||
+        (turn !== null && (turn.inputOffset === null || turn.inputOffset < event.offset));
       return { offset: event.offset, messageId: payload.messageId, queued };
     });
   }

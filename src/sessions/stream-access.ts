@@ -23,19 +23,17 @@ export function processorStreams(streams: Env["STREAMS"]): ProcessorStreams {
   return {
     configureSubscription: (name, subscription) =>
       streamAccess(streams, name).configureSubscription(subscription),
-    appendAsProcessor: (name, events, selfFeed) =>
-      streamAccess(streams, name).appendBatch(events, {
-        asProcessor: true,
-        ...(selfFeed ? { selfFeed } : {}),
-      }),
+    appendAsProcessor: (name, events, options) =>
+      streamAccess(streams, name).appendBatch(events, { ...options, asProcessor: true }),
     acknowledgeFeeds: (name, report) => streamAccess(streams, name).acknowledgeFeeds(report),
   };
 }
 
 /**
  * `stream`'s appends made through `host` (ProcessorHost.appendFeeding): each says what the
- * host feeds itself, and its answer is fed to the processors at once, so they need not wait
- * for the stream to deliver their owner's own appends back.
+ * host feeds itself and may carry what its processors owe because of it, and its answer is fed
+ * to the processors at once, so they need not wait for the stream to deliver their owner's own
+ * appends back. An append with its own `expectedOffset` is sent as it is (not fused).
  */
 export function feedingAppends(
   stream: StreamAccess,
@@ -46,8 +44,16 @@ export function feedingAppends(
     appendBatch: (events, options = {}) =>
       host.appendFeeding(
         target.streamName,
-        (selfFeed) => stream.appendBatch(events, selfFeed ? { ...options, selfFeed } : options),
+        events,
+        // Fused events are the processors' own (processor idempotency keys).
+        (all, feeding) =>
+          stream.appendBatch(all, {
+            ...options,
+            ...feeding,
+            ...(all.length > events.length ? { asProcessor: true } : {}),
+          }),
         target,
+        { fuse: options.expectedOffset === undefined },
       ),
   };
 }

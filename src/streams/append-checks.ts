@@ -30,6 +30,8 @@ export interface AppendRequest {
   asProcessor?: boolean;
   /** Its writer feeds itself this append (feed-leases.ts); handed to `CoreHooks.stored`. */
   selfFeed?: SelfFeed;
+  /** Refuse the batch if any of its idempotency keys is stored (no partial repeat). */
+  onlyNew?: boolean;
 }
 
 /** An append that may commit: its messages, their reserved events, the producer's next state. */
@@ -69,6 +71,11 @@ export function checkAppend(
   const messages = messagesOf(request.body, meta);
   const system = checkReserved(messages, request.system === true);
   if (request.asProcessor !== true) checkClientKeys(messages);
+  if (request.onlyNew === true) {
+    const keys = messages.flatMap((m) => (m.idempotencyKey === null ? [] : [m.idempotencyKey]));
+    if (new Set(keys).size < keys.length || (keys.length > 0 && log.offsetsOfKeys(keys).size > 0))
+      throw conflict("an event of this batch is already stored (onlyNew)", { onlyNew: true });
+  }
   if (request.expectedOffset !== undefined) {
     const next = meta.tail + 1;
     const keys = messages.flatMap((m) => (m.idempotencyKey === null ? [] : [m.idempotencyKey]));

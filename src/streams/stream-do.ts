@@ -214,6 +214,7 @@ export class StreamObject extends DurableObject<Env> implements StreamRpc {
         expectedOffset: opts.expectedOffset,
         asProcessor: opts.asProcessor === true,
         selfFeed: opts.selfFeed,
+        onlyNew: opts.onlyNew === true,
       });
       return this.#committed(outcome, messages);
     });

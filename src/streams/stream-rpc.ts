@@ -80,6 +80,12 @@ export const appendOptionsSchema = z.strictObject({
   asProcessor: z.boolean().optional(),
   /** Set by a processor host that feeds itself what it appends (feed-leases.ts). */
   selfFeed: selfFeedSchema.optional(),
+  /**
+   * All or nothing new: refuse the batch (409 conflict) if any of its idempotency keys is
+   * already stored, instead of answering that event's original. With `expectedOffset`, the
+   * batch then lands exactly at the predicted offsets or not at all (processors/fused-appends.ts).
+   */
+  onlyNew: z.boolean().optional(),
 });
 export type AppendOptions = z.input<typeof appendOptionsSchema>;
 

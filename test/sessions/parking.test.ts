@@ -32,12 +32,19 @@ async function d1Row(id: string) {
     .first<{ status: string; last_error: string | null }>();
 }
 
-/** Makes the agent processor fail every batch, as when it cannot append its reply. */
+/**
+ * Makes the agent processor fail on every message it is given, as when it cannot append its
+ * reply. (It fails in `reduce`, so its host cannot work out ahead what it would owe and append
+ * that for it either: processors/fused-appends.ts.)
+ */
 async function breakAgent(id: string) {
   await runInDurableObject(sessionAgent(id), (instance: SessionAgent) => {
-    // An own property shadows the prototype's hook; it is lost when the object is evicted.
-    instance.agent.processBatch = async () => {
-      throw new Error("agent could not append its reply (simulated)");
+    // An own property shadows the prototype's method; it is lost when the object is evicted.
+    const reduce = instance.agent.reduce.bind(instance.agent);
+    instance.agent.reduce = (args) => {
+      if (args.event.type === "session/input-added")
+        throw new Error("agent could not append its reply (simulated)");
+      return reduce(args);
     };
   });
 }

@@ -62,7 +62,8 @@ describe("turn tracing", () => {
       (l) =>
         l.trace === "stream.committed" && (l.types as string[]).includes("session/input-added"),
     );
-    expect(input?.offsets).toEqual([offset]);
+    // The message's commit may also carry what the agent owes for it (a fused append).
+    expect((input?.offsets as number[] | undefined)?.[0]).toBe(offset);
     const processors = new Set(
       lines.filter((l) => l.trace === "host.batch").map((l) => l.processor),
     );

@@ -3,9 +3,11 @@
  * deliveries the stream makes back to the SessionAgent, and the SQL statements each object
  * runs. Counts are deterministic, so they can guard the work per turn against creeping back
  * (issue 10) where a timing could only flake. The scripted model replies at once here, so the
- * reply is one append (DeltaWriter); the bounds leave a little headroom for harmless change
- * (an alarm that happens to fire during the turn). At 81beec4 the same turn took 5 commits,
- * 9 deliveries back, and 101 (SessionAgent) + 81 (Stream DO) statements; now 4, 0, 28 + 35.
+ * reply is one append (DeltaWriter), and what the agent owes because of the message and of the
+ * reply goes out in the same commits (processors/fused-appends.ts). The bounds leave a little
+ * headroom for harmless change (an alarm that happens to fire during the turn). At 81beec4 the
+ * same turn took 5 commits, 9 deliveries back, and 101 (SessionAgent) + 81 (Stream DO)
+ * statements; now 2, 0, 26 + 26.
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
@@ -69,7 +71,7 @@ const caughtUp = (id: string) => async () =>
   );
 
 describe("the cost of a warm turn", () => {
-  it("is four commits, no delivery back to the SessionAgent, and a bounded number of SQL statements", async () => {
+  it("is two commits, no delivery back to the SessionAgent, and a bounded number of SQL statements", async () => {
     const id = await createSession();
     for (let turn = 1; turn <= 2; turn++) {
       await sendMessage(id, `warm up ${turn}`);
@@ -81,10 +83,10 @@ describe("the cost of a warm turn", () => {
     await settledSession(id, 6);
     await waitFor(caughtUp(id));
     const seen = JSON.stringify(counts);
-    // input; turn/started + request-requested; the whole reply; turn/completed.
-    expect(counts.appends, seen).toBe(4);
+    // input + turn/started + request-requested; the whole reply + turn/completed.
+    expect(counts.appends, seen).toBe(2);
     expect(counts.deliveries, seen).toBe(0);
-    expect(counts.agentSql, seen).toBeLessThanOrEqual(36);
-    expect(counts.streamSql, seen).toBeLessThanOrEqual(45);
+    expect(counts.agentSql, seen).toBeLessThanOrEqual(32);
+    expect(counts.streamSql, seen).toBeLessThanOrEqual(32);
   });
 });

@@ -8,6 +8,7 @@
  * `failed` with `lastError` instead of retrying the delivery in silence.
  */
 import { DomainError, isFault } from "../../errors/domain";
+import type { StateOf } from "../../processors/contract";
 import type { BatchHookArgs, ProjectArgs, ReduceArgs } from "../../processors/processor";
 import { StreamProcessor } from "../../processors/processor";
 import { agentContract } from "../contracts";
@@ -37,8 +38,13 @@ export class AgentProcessor extends StreamProcessor<typeof agentContract> {
     return upgradeAgentState(stored);
   }
 
+  /** What the agent owes in `state` (obligations.ts); processBatch appends exactly these. */
+  override owed(state: StateOf<typeof agentContract>) {
+    return obligations(state, this.tools);
+  }
+
   override async processBatch({ state }: BatchHookArgs<typeof agentContract>) {
-    const owed = obligations(state, this.tools);
+    const owed = this.owed(state);
     if (owed.length === 0) return;
     await this.blockProcessorWhile(
       this.append(...owed).catch(async (error) => {
