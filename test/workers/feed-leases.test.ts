@@ -120,3 +120,24 @@ describe("self-feeding writers", () => {
     expect((await stream.head()).lastOffset).toBe(2);
   });
 });
+
+describe("onlyNew appends", () => {
+  it("land whole, or are refused (409) when any key is stored or repeated, changing nothing", async () => {
+    const { stream } = await caughtUpStream();
+    const keyed = (key: string): EventInput => ({ ...x(1), idempotencyKey: key });
+    const stored = await stream.appendBatch([keyed("a"), keyed("b")], { onlyNew: true });
+    expect(stored.map((e) => e.offset)).toEqual([3, 4]);
+    const before = await stream.head();
+    for (const batch of [
+      [keyed("c"), keyed("a")], // "a" is stored
+      [keyed("d"), keyed("d")], // repeated within the batch
+    ]) {
+      const error = await rpcError(stream.appendBatch(batch, { onlyNew: true }));
+      expect(error.code).toBe("conflict");
+    }
+    expect(await stream.head()).toEqual(before);
+    // Without it, a stored key answers its original as always.
+    const [again] = await stream.appendBatch([keyed("a")]);
+    expect(again!.offset).toBe(3);
+  });
+});
