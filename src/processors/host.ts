@@ -81,6 +81,8 @@ export class ProcessorHost {
   readonly #feeds = new LocalFeedState();
   /** Processors whose last batch failed: nothing is fused on their behalf until one succeeds. */
   readonly #failing = new Set<string>();
+  /** Per processor, the highest offset of an event it consumes seen committed by this host. */
+  readonly #latestConsumed = new Map<string, number>();
   /** Per processor, how many tasks are queued or running (absent: idle). */
   readonly #busy = new Map<string, number>();
   /** Streams with acknowledgements waiting for an append to carry them (ACK_IDLE_MS). */
@@ -223,7 +225,15 @@ export class ProcessorHost {
     };
     this.#feeds.knowPath(target);
     const feeds: Promise<unknown>[] = [];
-    for (const name of this.#processors.keys()) {
+    for (const [name, processor] of this.#processors) {
+      if (this.#store.boundTo(name) === target.streamName) {
+        const consumes = consumedTypeSet(processor.contract);
+        for (const event of committed) {
+          if (event.type === null || !consumes.has(event.type)) continue;
+          if (event.offset > (this.#latestConsumed.get(name) ?? 0))
+            this.#latestConsumed.set(name, event.offset);
+        }
+      }
       // Called right after a commit: nothing here may throw into the appender's call.
       const fed = this.#enqueue(name, () =>
         this.#store.boundTo(name) === target.streamName
@@ -485,6 +495,7 @@ export class ProcessorHost {
       blocking,
       background: (work) => this.#background(name, batch, sourceOffset, work),
       appendTo: (streamName, events) => this.#append(streamName, events),
+      newerCommitted: () => (this.#latestConsumed.get(name) ?? 0) > sourceOffset,
     });
     for (const effect of sideEffects) {
       if (!processor.processEvent) break;

@@ -43,6 +43,8 @@ export interface ProcessorRun {
   blocking: Promise<unknown>[];
   background(work: Promise<unknown>): void;
   appendTo(streamName: string, events: AppendRequest[]): Promise<StreamEvent[]>;
+  /** Whether an event this processor consumes, past `sourceOffset`, is known to be committed. */
+  newerCommitted(): boolean;
 }
 
 export interface AppendRequest {
@@ -168,6 +170,15 @@ export abstract class StreamProcessor<K extends AnyContract> {
 
   protected runInBackground(work: Promise<unknown>): void {
     run("runInBackground").background(work);
+  }
+
+  /**
+   * Whether an event this processor consumes, newer than the batch being handled, is already
+   * committed (to this host's knowledge): it will get a batch of its own, whose state is newer.
+   * A hook whose only effect is to mirror the latest state elsewhere may leave that to it.
+   */
+  protected newerEventCommitted(): boolean {
+    return run("newerEventCommitted").newerCommitted();
   }
 
   /** Appends events this processor emits to the stream it consumes. */

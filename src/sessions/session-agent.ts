@@ -259,10 +259,23 @@ export class SessionAgent extends DurableObject<Env> implements SessionAgentRpc 
       const stream = this.#stream();
       const head = await stream.head();
       if (!head.closed) {
-        await stream.appendBatch([
+        const [deleted] = await this.#fed().appendBatch([
           { type: "session/deleted", payload: {}, idempotencyKey: "session/deleted" },
         ]);
         await stream.close({ status: "ended", reason: "session deleted" });
+        // The index mirrors rows a moment late (index-mirror.ts): let it reach the deletion,
+        // so that no row write still pending can bring the session back into the list.
+        await this.host
+          .waitForCheckpoint("index", deleted!.offset, CATCH_UP_TIMEOUT_MS)
+          .catch((error: unknown) =>
+            console.warn(
+              JSON.stringify({
+                msg: "index did not reach the deletion",
+                session: sessionId,
+                error: String(error),
+              }),
+            ),
+          );
       }
       await deleteSessionRow(createDb(this.env.DB), tenant, sessionId);
     });

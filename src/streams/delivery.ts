@@ -157,8 +157,7 @@ export class Deliveries {
   }
 
   #acknowledged(acks: readonly FeedAck[], upTo: number): void {
-    for (const ack of acks)
-      this.table.acknowledged(ack.key, ack.anchorOffset, Math.min(ack.offset, upTo));
+    this.table.acknowledged(acks, upTo);
   }
 
   /**

@@ -180,18 +180,25 @@ export class SubscriptionTable {
   }
 
   /**
-   * A self-feeding subscriber's acknowledgement (feed-leases.ts): the cursor moves up to
-   * `offset` as on a delivery's answer, if the subscription still has the anchor the subscriber
-   * knows and is healthy (a failing or parked one is settled by its deliveries).
+   * A self-feeding subscriber's acknowledgements (feed-leases.ts), in one UPDATE: each cursor
+   * moves up to its `offset` (at most `upTo`) as on a delivery's answer, if the subscription
+   * still has the anchor the subscriber knows and is healthy (a failing or parked one is
+   * settled by its deliveries).
    */
-  acknowledged(key: string, anchorOffset: number, offset: number): void {
+  acknowledged(
+    acks: readonly { key: string; anchorOffset: number; offset: number }[],
+    upTo: number,
+  ): void {
+    if (acks.length === 0) return;
     this.sql.exec(
-      `UPDATE stream_subscriptions SET cursor = ? WHERE key = ? AND anchor_offset = ?
-         AND health = 'active' AND next_retry_at IS NULL AND cursor < ?`,
-      offset,
-      key,
-      anchorOffset,
-      offset,
+      `UPDATE stream_subscriptions AS s SET cursor = MIN(a.value ->> '$.offset', ?)
+       FROM json_each(?) AS a
+       WHERE s.key = a.value ->> '$.key' AND s.anchor_offset = a.value ->> '$.anchorOffset'
+         AND s.health = 'active' AND s.next_retry_at IS NULL
+         AND s.cursor < MIN(a.value ->> '$.offset', ?)`,
+      upTo,
+      JSON.stringify(acks),
+      upTo,
     );
   }
 

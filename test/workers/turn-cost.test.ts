@@ -7,7 +7,8 @@
  * reply goes out in the same commits (processors/fused-appends.ts). The bounds leave a little
  * headroom for harmless change (an alarm that happens to fire during the turn). At 81beec4 the
  * same turn took 5 commits, 9 deliveries back, and 101 (SessionAgent) + 81 (Stream DO)
- * statements; now 2, 0, 26 + 26.
+ * statements; now 2, 0, 22 + 29 to 32 (the Stream DO's count depends on whether the last
+ * acknowledgements ride on an append or go in a report of their own).
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
@@ -86,7 +87,7 @@ describe("the cost of a warm turn", () => {
     // input + turn/started + request-requested; the whole reply + turn/completed.
     expect(counts.appends, seen).toBe(2);
     expect(counts.deliveries, seen).toBe(0);
-    expect(counts.agentSql, seen).toBeLessThanOrEqual(32);
-    expect(counts.streamSql, seen).toBeLessThanOrEqual(32);
+    expect(counts.agentSql, seen).toBeLessThanOrEqual(28);
+    expect(counts.streamSql, seen).toBeLessThanOrEqual(40);
   });
 });

@@ -12,12 +12,28 @@
  * events say (the park stays in the stream as history). One gap is inherent: if the index's
  * own subscription is parked, it sees neither the event nor D1; the subscription's status
  * (`GET /v1/subscriptions`) and the stream's event still show it.
+ *
+ * Coalescing: a row is written a moment (MIRROR_SETTLE_MS) after its batch, and not at all
+ * when by then a newer event the index consumes is already committed (that one gets a batch,
+ * and a row, of its own; it is in the stream, so it is delivered even after a crash). A fast
+ * turn's `running` then `idle` is one D1 write, not two. While a session stays that busy, a
+ * row is still written at least every MIRROR_MAX_LAG_MS.
  */
 import type { TypedEvent } from "../../processors/contract";
 import { type BatchHookArgs, type ReduceArgs, StreamProcessor } from "../../processors/processor";
 import { indexContract, type ParkedSubscription } from "../contracts";
 import type { SessionStatus } from "../events";
 import { reduceSummary, type SessionEvent, type SessionSummary } from "../summary";
+
+/** How long a row waits for a newer event before it is written. */
+export const MIRROR_SETTLE_MS = 30;
+/** The longest the row is left behind while newer events keep coming. */
+export const MIRROR_MAX_LAG_MS = 1_000;
+
+/** Whether a batch's row may be left to a newer batch (pure; see the module comment). */
+export function supersededRow(newerCommitted: boolean, lastWriteAt: number, now: number): boolean {
+  return newerCommitted && now - lastWriteAt < MIRROR_MAX_LAG_MS;
+}
 
 export interface IndexRow {
   title: string;
@@ -32,6 +48,8 @@ export interface IndexRow {
 
 export class IndexProcessor extends StreamProcessor<typeof indexContract> {
   readonly contract = indexContract;
+  /** When this instance last wrote the row (a fresh instance writes at once). */
+  #lastWriteAt = 0;
 
   constructor(
     private readonly write: (row: IndexRow) => Promise<void>,
@@ -82,17 +100,26 @@ export class IndexProcessor extends StreamProcessor<typeof indexContract> {
     if (state.createdAt === null) return;
     const { summary } = state;
     const stuck = effectiveStatus(summary, state.parked);
+    const row: IndexRow = {
+      title: summary.title,
+      status: stuck.status,
+      model: summary.model,
+      createdAt: state.createdAt,
+      updatedAt: state.updatedAt ?? state.createdAt,
+      lastOffset: checkpoint,
+      pendingApprovalCount: summary.pendingApprovals.length,
+      lastError: stuck.lastError,
+    };
+    // Written before the checkpoint moves, unless a newer batch will write a newer row.
     await this.blockProcessorWhile(
-      this.write({
-        title: summary.title,
-        status: stuck.status,
-        model: summary.model,
-        createdAt: state.createdAt,
-        updatedAt: state.updatedAt ?? state.createdAt,
-        lastOffset: checkpoint,
-        pendingApprovalCount: summary.pendingApprovals.length,
-        lastError: stuck.lastError,
-      }),
+      (async () => {
+        // Already superseded (a backlog): no wait. Otherwise give a newer event a moment.
+        if (!this.newerEventCommitted())
+          await new Promise((resolve) => setTimeout(resolve, MIRROR_SETTLE_MS));
+        if (supersededRow(this.newerEventCommitted(), this.#lastWriteAt, Date.now())) return;
+        await this.write(row);
+        this.#lastWriteAt = Date.now();
+      })(),
     );
   }
 }
