@@ -7,6 +7,7 @@ import type { StartAt } from "../streams/system-events";
 import { trace } from "../trace";
 import { CheckpointWaiters } from "./checkpoint-waiters";
 import { type AnyContract, consumedTypeSet, consumedTypes, type StateOf } from "./contract";
+import { FeedReports } from "./feed-reports";
 import { owedAfter, predictedBatch } from "./fused-appends";
 import { processorOfKey, subscriptionKeyFor } from "./keys";
 import { type FeedTarget, LocalFeedState } from "./local-feed";
@@ -65,13 +66,6 @@ export interface FeedingOptions {
   onlyNew?: boolean;
 }
 
-/**
- * How long the host waits for an append to carry the acknowledgements its feeds owe before it
- * sends them on their own: a turn's appends follow each other closer than this, so most ride
- * along; the last of a burst costs one small call instead of a delivery per processor.
- */
-const ACK_IDLE_MS = 50;
-
 export class ProcessorHost {
   readonly #processors = new Map<string, StreamProcessor<AnyContract>>();
   readonly #queues = new Map<string, Promise<unknown>>();
@@ -81,12 +75,10 @@ export class ProcessorHost {
   readonly #feeds = new LocalFeedState();
   /** Processors whose last batch failed: nothing is fused on their behalf until one succeeds. */
   readonly #failing = new Set<string>();
-  /** Per processor, the highest offset of an event it consumes seen committed by this host. */
-  readonly #latestConsumed = new Map<string, number>();
   /** Per processor, how many tasks are queued or running (absent: idle). */
   readonly #busy = new Map<string, number>();
-  /** Streams with acknowledgements waiting for an append to carry them (ACK_IDLE_MS). */
-  readonly #ackTimers = new Map<string, ReturnType<typeof setTimeout>>();
+  /** Acknowledgements and released leases no append carries (./feed-reports.ts). */
+  readonly #reports: FeedReports;
 
   constructor(
     private readonly ctx: DurableObjectState,
@@ -94,6 +86,12 @@ export class ProcessorHost {
     private readonly identity: HostIdentity,
   ) {
     this.#store = new ProcessorStateStore(ctx.storage);
+    this.#reports = new FeedReports({
+      feeds: this.#feeds,
+      boundTo: (streamName) => this.#boundTo(streamName),
+      send: (streamName, report) => streams.acknowledgeFeeds(streamName, report),
+      background: (work) => ctx.waitUntil(work),
+    });
   }
 
   // biome-ignore lint/suspicious/noExplicitAny: a host holds processors of any contract
@@ -221,25 +219,14 @@ export class ProcessorHost {
           error: String((error as Error)?.message ?? error),
         }),
       );
-      this.#release(name, target.streamName);
+      this.#reports.release(name, target.streamName);
     };
     this.#feeds.knowPath(target);
     const feeds: Promise<unknown>[] = [];
-    for (const [name, processor] of this.#processors) {
-      if (this.#store.boundTo(name) === target.streamName) {
-        const consumes = consumedTypeSet(processor.contract);
-        for (const event of committed) {
-          if (event.type === null || !consumes.has(event.type)) continue;
-          if (event.offset > (this.#latestConsumed.get(name) ?? 0))
-            this.#latestConsumed.set(name, event.offset);
-        }
-      }
+    for (const name of this.#boundTo(target.streamName)) {
+      this.#feeds.committed(name, consumedTypeSet(this.#processor(name).contract), committed);
       // Called right after a commit: nothing here may throw into the appender's call.
-      const fed = this.#enqueue(name, () =>
-        this.#store.boundTo(name) === target.streamName
-          ? this.#feedOne(name, target, committed)
-          : Promise.resolve(null),
-      );
+      const fed = this.#enqueue(name, () => this.#feedOne(name, target, committed));
       feeds.push(fed.catch(failed(name)));
     }
     return Promise.all(feeds).then(() => undefined);
@@ -261,7 +248,7 @@ export class ProcessorHost {
         seen: plan.seen,
       }));
       // Events it cannot feed: the stream may be holding them for the feed, let them go.
-      if (plan.gap) this.#release(name, target.streamName);
+      if (plan.gap) this.#reports.release(name, target.streamName);
       return { ackOffset: checkpoint };
     }
     let ack = { ackOffset: checkpoint };
@@ -275,7 +262,7 @@ export class ProcessorHost {
       ack = await this.#process(name, plan.batch);
     }
     this.#feeds.advance(name, plan.through);
-    this.#owe(target.streamName);
+    this.#reports.owe(target.streamName);
     return ack;
   }
 
@@ -364,42 +351,6 @@ export class ProcessorHost {
       }
     }
     return owed.length === 0 ? null : { owed, expectedOffset: tail + 1 };
-  }
-
-  /** Acknowledgements are owed to a stream: sent with the next append, or alone if none comes soon. */
-  #owe(streamName: string): void {
-    if (this.#ackTimers.has(streamName)) return;
-    const timer = setTimeout(() => {
-      this.#ackTimers.delete(streamName);
-      this.ctx.waitUntil(this.#report(streamName, []));
-    }, ACK_IDLE_MS);
-    this.#ackTimers.set(streamName, timer);
-  }
-
-  /** A processor's feed fell short: the stream delivers to it again (with any acks owed). */
-  #release(name: string, streamName: string): void {
-    const key = this.#feeds.leaseKey(name);
-    if (key !== null) this.ctx.waitUntil(this.#report(streamName, [key]));
-  }
-
-  /** Sends what is owed to a stream without an append; a failure only means deliveries come. */
-  async #report(streamName: string, release: string[]): Promise<void> {
-    const names = this.#boundTo(streamName);
-    const acks = this.#feeds.takeAcks(names);
-    if (acks.length === 0 && release.length === 0) return;
-    trace("host.report", () => ({ stream: streamName, acks: acks.length, release }));
-    try {
-      await this.streams.acknowledgeFeeds(streamName, { acks, release });
-    } catch (error) {
-      this.#feeds.restore(names, acks);
-      console.warn(
-        JSON.stringify({
-          msg: "feed acknowledgement failed; the stream delivers instead",
-          stream: streamName,
-          error: String((error as Error)?.message ?? error),
-        }),
-      );
-    }
   }
 
   /** Runs `task` for a processor after everything already queued for it (batches, feeds). */
@@ -495,7 +446,7 @@ export class ProcessorHost {
       blocking,
       background: (work) => this.#background(name, batch, sourceOffset, work),
       appendTo: (streamName, events) => this.#append(streamName, events),
-      newerCommitted: () => (this.#latestConsumed.get(name) ?? 0) > sourceOffset,
+      newerCommitted: () => this.#feeds.committedAfter(name, sourceOffset),
     });
     for (const effect of sideEffects) {
       if (!processor.processEvent) break;

@@ -46,6 +46,8 @@ export class LocalFeedState {
   readonly #keys = new Map<string, string>();
   /** Per processor, what feeds brought it through that the stream has not been told yet. */
   readonly #acks = new Map<string, FeedAck>();
+  /** Per processor, the highest offset of an event it consumes seen committed by this host. */
+  readonly #latestConsumed = new Map<string, number>();
   /** Per stream name, the highest offset this host's appends were answered with. */
   readonly #tails = new Map<string, number>();
 
@@ -72,6 +74,23 @@ export class LocalFeedState {
     this.#seen.delete(name);
     this.#anchors.delete(name);
     this.#acks.delete(name);
+  }
+
+  /** `committed` (of the processor's stream) was answered to this host: note what it consumes. */
+  committed(name: string, consumes: ReadonlySet<string>, committed: readonly StreamEvent[]): void {
+    let latest = this.#latestConsumed.get(name) ?? 0;
+    for (const event of committed)
+      if (event.type !== null && consumes.has(event.type) && event.offset > latest)
+        latest = event.offset;
+    if (latest > 0) this.#latestConsumed.set(name, latest);
+  }
+
+  /**
+   * Whether an event the processor consumes, past `offset`, is known committed: it is in the
+   * stream, so it reaches the processor (fed or delivered) in a batch of its own.
+   */
+  committedAfter(name: string, offset: number): boolean {
+    return (this.#latestConsumed.get(name) ?? 0) > offset;
   }
 
   /** An append to the stream was answered with `committed`. */
